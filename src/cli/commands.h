@@ -1,0 +1,38 @@
+// The subcommands of ndo. Each returns a process exit code (exit_codes.h) and
+// prints its own errors; none throws.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/output_files.h"
+#include "cli/scan_options.h"
+
+namespace ndo {
+
+struct OutputChoice {
+  std::string format = "table";
+  std::string output_path;  // -o
+  std::string json_path, xml_path, csv_path;  // -oJ -oX -oC
+  std::string states;       // --state
+  bool show_filtered = false;
+  std::vector<OutputTarget> Targets() const;
+};
+
+struct ScanCommand {
+  ScanOptions options;
+  OutputChoice output;
+  std::string data_dir;
+  std::string resume_id;
+  bool dry_run = false;
+  bool no_progress = false;
+  bool quiet = false;
+  uint32_t threads = 0;
+  std::vector<std::string> arguments;  // the whole command line
+};
+
+int RunScanCommand(const ScanCommand& cmd);
+int RunScansCommand(const std::string& data_dir);
+int RunResultsCommand(const std::string& data_dir, const std::string& scan_id, const OutputChoice& output);
+
+}  // namespace ndo

@@ -1,0 +1,143 @@
+// The human format, modelled on Nmap's normal output: one block per host with
+// an aligned PORT STATE SERVICE RTT table. Results arrive sorted by address,
+// so one host is buffered at a time (its rows are needed to size the columns).
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/output/writers.h"
+#include "scan/port_list.h"
+
+namespace ndo {
+namespace {
+
+using Row = std::array<std::string, 4>;  // PORT STATE SERVICE RTT
+
+std::string FormatRtt(uint32_t rtt_us) {
+  if (rtt_us == 0) return "-";  // filtered: nothing answered
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fms", rtt_us / 1000.0);
+  return buf;
+}
+
+// A hostname fit for a terminal: control characters could move the cursor or
+// recolour the screen, so they are shown as '?'.
+std::string Printable(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
+// "3 filtered ports", "1 unreachable port".
+std::string CountPhrase(size_t n, std::string_view state) {
+  return std::to_string(n) + " " + std::string(state) + (n == 1 ? " port" : " ports");
+}
+
+class TableWriter : public ResultWriter {
+ public:
+  TableWriter(std::ostream& out, WriterOptions options) : out_(out), options_(options) {}
+
+  void Begin(const ScanRecord& scan) override {
+    names_ = HostnameIndex(scan.spec.targets);
+    store_all_ = scan.spec.store_all;
+    spec_ports_ = scan.spec.ports.size();
+  }
+
+  void Write(const ProbeResult& r) override {
+    if (host_ && *host_ != r.address) Flush();
+    host_ = r.address;
+    ++stored_;
+    if (Hidden(r.state)) {
+      ++(r.state == PortState::kFiltered ? hidden_filtered_ : hidden_unreachable_);
+      return;
+    }
+    rows_.push_back({std::to_string(r.port) + "/tcp", std::string(PortStateName(r.state)),
+                     std::string(ServiceName(r.port)), FormatRtt(r.rtt_us)});
+  }
+
+  void End(const ScanRecord&) override {
+    Flush();
+    out_.flush();
+  }
+
+ private:
+  // Filtered and unreachable both mean the port never answered; a large scan
+  // has thousands of them, which would bury the open ports.
+  bool Hidden(PortState s) const {
+    return !options_.table_show_filtered && (s == PortState::kFiltered || s == PortState::kUnreachable);
+  }
+
+  void Flush() {
+    if (!host_) return;
+    if (hosts_written_++ > 0) out_ << '\n';
+    out_ << "ndo scan report for " << host_->ToString();
+    if (std::string_view name = names_.First(*host_); !name.empty()) out_ << " (" << Printable(name) << ")";
+    out_ << '\n';
+    WriteNotShown();
+    if (!rows_.empty()) WriteRows();
+    host_.reset();
+    rows_.clear();
+    stored_ = hidden_filtered_ = hidden_unreachable_ = 0;
+  }
+
+  // Only with --store-all is the fate of every port known; otherwise just the
+  // open ports were kept and silence about the rest is the honest summary.
+  void WriteNotShown() {
+    if (!store_all_) return;
+    std::vector<std::string> parts;
+    if (hidden_filtered_) parts.push_back(CountPhrase(hidden_filtered_, "filtered"));
+    if (hidden_unreachable_) parts.push_back(CountPhrase(hidden_unreachable_, "unreachable"));
+    // An interrupted scan has not probed every port of every host yet.
+    if (spec_ports_ > stored_) parts.push_back(CountPhrase(spec_ports_ - stored_, "unscanned"));
+    if (parts.empty()) return;
+    out_ << "Not shown: ";
+    for (size_t i = 0; i < parts.size(); ++i) out_ << (i ? ", " : "") << parts[i];
+    out_ << '\n';
+  }
+
+  void WriteRows() {
+    const Row header = {"PORT", "STATE", "SERVICE", "RTT"};
+    std::array<size_t, 4> width{};
+    for (size_t c = 0; c < width.size(); ++c) {
+      width[c] = header[c].size();
+      for (const Row& row : rows_) width[c] = std::max(width[c], row[c].size());
+    }
+    WriteRow(header, width);
+    for (const Row& row : rows_) WriteRow(row, width);
+  }
+
+  void WriteRow(const Row& row, const std::array<size_t, 4>& width) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      line += row[c];
+      if (c + 1 < row.size()) line.append(width[c] - row[c].size() + 1, ' ');  // no trailing blanks
+    }
+    out_ << line << '\n';
+  }
+
+  std::ostream& out_;
+  WriterOptions options_;
+  HostnameIndex names_;
+  bool store_all_ = false;
+  size_t spec_ports_ = 0;
+
+  // The host being buffered.
+  std::optional<IpAddress> host_;
+  std::vector<Row> rows_;
+  size_t stored_ = 0;
+  size_t hidden_filtered_ = 0;
+  size_t hidden_unreachable_ = 0;
+  size_t hosts_written_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<ResultWriter> MakeTableWriter(std::ostream& out, WriterOptions options) {
+  return std::make_unique<TableWriter>(out, options);
+}
+
+}  // namespace ndo

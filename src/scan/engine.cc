@@ -1,0 +1,244 @@
+#include "scan/engine.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+namespace ndo {
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+int64_t WallMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+tcp::endpoint ToEndpoint(const ProbeTarget& t) {
+  if (t.address.is_v4()) return {asio::ip::address_v4(t.address.v4()), t.port};
+  asio::ip::address_v6::bytes_type b;
+  auto bytes = t.address.bytes();
+  std::copy(bytes.begin(), bytes.end(), b.begin());
+  return {asio::ip::address_v6(b), t.port};
+}
+
+enum class ConnectVerdict { kOutcome, kLocalFailure, kIgnore };
+
+// Maps what connect() said to what it means for the port.
+ConnectVerdict Classify(const boost::system::error_code& ec, ProbeOutcome& out) {
+  if (!ec) {
+    out = ProbeOutcome::kConnected;
+    return ConnectVerdict::kOutcome;
+  }
+  if (ec.category() != boost::system::system_category()) {
+    out = ProbeOutcome::kUnreachable;
+    return ConnectVerdict::kOutcome;
+  }
+  switch (ec.value()) {
+    case ECONNREFUSED: out = ProbeOutcome::kRefused; return ConnectVerdict::kOutcome;
+    case ECANCELED: return ConnectVerdict::kIgnore;
+    // The kernel gave up on its own SYN retries: let the scheduler's timeout decide.
+    case ETIMEDOUT: return ConnectVerdict::kIgnore;
+    // Our side ran out of something: not an answer from the target.
+    case EADDRNOTAVAIL: case ENOBUFS: case EMFILE: case ENFILE: case ENOMEM: case EAGAIN:
+      return ConnectVerdict::kLocalFailure;
+    default:  // EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, EACCES (local firewall) ...
+      out = ProbeOutcome::kUnreachable;
+      return ConnectVerdict::kOutcome;
+  }
+}
+
+}  // namespace
+
+class Engine::Worker {
+ public:
+  Worker(Engine& engine, const ScanPlan& plan, SchedulerConfig cfg, WorkSource* work, ResultSink& sink)
+      : engine_(engine),
+        sink_(sink),
+        timer_(io_),
+        sched_(plan, cfg, work, std::chrono::steady_clock::now(), WallMicros()) {
+    sockets_.reserve(cfg.concurrency);
+    for (uint32_t i = 0; i < cfg.concurrency; ++i) sockets_.emplace_back(io_);
+    generations_.assign(cfg.concurrency, 0);
+  }
+
+  void Run() {
+    OnTimer();
+    io_.run();
+    Flush();
+  }
+
+  const ProbeScheduler& scheduler() const { return sched_; }
+  const Status& status() const { return status_; }
+
+ private:
+  void OnTimer() {
+    auto now = std::chrono::steady_clock::now();
+    Drive(now);
+    if (done_) return;
+    if (now - last_flush_ > std::chrono::milliseconds(250)) Flush();
+    timer_.expires_at(sched_.NextWakeup(now));
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) OnTimer();
+    });
+  }
+
+  void Drive(std::chrono::steady_clock::time_point now) {
+    if (engine_.stop_requested_.load(std::memory_order_relaxed)) sched_.Stop();
+    starts_.clear();
+    aborts_.clear();
+    sched_.Poll(now, starts_, aborts_);
+    for (uint32_t slot : aborts_) {
+      ++generations_[slot];  // any late completion of the old probe is stale
+      boost::system::error_code ignored;
+      sockets_[slot].close(ignored);
+    }
+    for (const ProbeRequest& req : starts_) Start(req, now);
+    if (sched_.BatchReady()) Flush();
+    if (sched_.Finished() && !done_) {
+      done_ = true;
+      timer_.cancel();
+    }
+  }
+
+  void Start(const ProbeRequest& req, std::chrono::steady_clock::time_point now) {
+    const IntervalSet* scope = engine_.options_.scope;
+    if (scope && !scope->Contains(req.target.address.value())) {
+      // Unreachable by construction (specs are validated); kept as the last gate.
+      status_ = Status::OutOfScope("refused to probe " + req.target.address.ToString() + " outside --scope");
+      engine_.stop_requested_ = true;
+      sched_.OnLocalFailure(req.slot, now);
+      return;
+    }
+    tcp::socket& sock = sockets_[req.slot];
+    boost::system::error_code ec;
+    tcp::endpoint ep = ToEndpoint(req.target);
+    sock.open(ep.protocol(), ec);
+    if (!ec) sock.set_option(asio::socket_base::linger(true, 0), ec);
+    if (ec) {
+      boost::system::error_code ignored;
+      sock.close(ignored);
+      sched_.OnLocalFailure(req.slot, now);
+      return;
+    }
+    uint32_t slot = req.slot;
+    uint32_t gen = ++generations_[slot];
+    sock.async_connect(ep, [this, slot, gen](const boost::system::error_code& result) { OnConnect(slot, gen, result); });
+  }
+
+  void OnConnect(uint32_t slot, uint32_t gen, const boost::system::error_code& ec) {
+    if (generations_[slot] != gen) return;  // aborted by a timeout or a stop
+    ProbeOutcome outcome{};
+    ConnectVerdict verdict = Classify(ec, outcome);
+    if (verdict == ConnectVerdict::kIgnore) return;
+    ++generations_[slot];
+    boost::system::error_code ignored;
+    sockets_[slot].close(ignored);  // linger 0: a RST for an open port
+    auto now = std::chrono::steady_clock::now();
+    if (verdict == ConnectVerdict::kLocalFailure) sched_.OnLocalFailure(slot, now);
+    else sched_.OnOutcome(slot, outcome, now);
+    Drive(now);
+  }
+
+  void Flush() {
+    last_flush_ = std::chrono::steady_clock::now();
+    ResultBatch batch = sched_.TakeBatch();
+    if (batch.empty()) return;
+    Status s = sink_.Consume(std::move(batch));
+    if (!s.ok() && status_.ok()) {
+      status_ = s;
+      engine_.stop_requested_ = true;
+    }
+  }
+
+  Engine& engine_;
+  ResultSink& sink_;
+  asio::io_context io_{1};
+  asio::steady_timer timer_;
+  ProbeScheduler sched_;
+  std::vector<tcp::socket> sockets_;
+  std::vector<uint32_t> generations_;
+  std::vector<ProbeRequest> starts_;
+  std::vector<uint32_t> aborts_;
+  std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
+  bool done_ = false;
+  Status status_;
+};
+
+namespace {
+std::mutex g_workers_mu;  // guards Engine::workers_ between Run and Progress
+}
+
+Engine::Engine(const ScanPlan& plan, EngineOptions options) : plan_(plan), options_(options) {}
+Engine::~Engine() = default;
+
+void Engine::Stop() { stop_requested_ = true; }
+
+Status Engine::Run(std::vector<ShardWork> work, ResultSink& sink) {
+  if (running_.exchange(true)) return Status::InvalidArgument("Engine::Run called twice");
+  WorkSource source(std::move(work));
+  uint32_t threads = std::max<uint32_t>(1, options_.threads);
+  uint32_t concurrency = std::max<uint32_t>(threads, options_.concurrency);
+  {
+    std::lock_guard lock(g_workers_mu);
+    for (uint32_t i = 0; i < threads; ++i) {
+      SchedulerConfig cfg;
+      cfg.concurrency = concurrency / threads + (i < concurrency % threads ? 1 : 0);
+      cfg.rate = options_.rate / threads;
+      cfg.max_retries = options_.max_retries;
+      cfg.rtt = options_.rtt;
+      workers_.push_back(std::make_unique<Worker>(*this, plan_, cfg, &source, sink));
+    }
+  }
+  std::vector<std::thread> pool;
+  for (uint32_t i = 1; i < threads; ++i) pool.emplace_back([w = workers_[i].get()] { w->Run(); });
+  workers_[0]->Run();
+  for (auto& t : pool) t.join();
+  for (const auto& w : workers_)
+    if (!w->status().ok()) return w->status();
+  return Status::Ok();
+}
+
+EngineProgress Engine::Progress() const {
+  EngineProgress p;
+  std::lock_guard lock(g_workers_mu);
+  for (const auto& w : workers_) {
+    const SchedulerCounters& c = w->scheduler().counters();
+    p.positions_done += c.positions_done.load(std::memory_order_relaxed);
+    p.probes_sent += c.probes_sent.load(std::memory_order_relaxed);
+    p.open += c.open.load(std::memory_order_relaxed);
+    p.closed += c.closed.load(std::memory_order_relaxed);
+    p.filtered += c.filtered.load(std::memory_order_relaxed);
+    p.unreachable += c.unreachable.load(std::memory_order_relaxed);
+  }
+  return p;
+}
+
+uint64_t RaiseFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : rl.rlim_cur;
+}
+
+uint32_t AutoConcurrency(uint64_t file_limit) {
+  // Descriptors kept for RocksDB (its max_open_files is bounded), output files and stdio.
+  constexpr uint64_t kReserve = 512;
+  // Beyond this, more sockets in SYN_SENT only add kernel memory, not speed.
+  constexpr uint64_t kCap = 32768;
+  if (file_limit <= kReserve + 64) return 64;
+  return static_cast<uint32_t>(std::min(file_limit - kReserve, kCap));
+}
+
+}  // namespace ndo

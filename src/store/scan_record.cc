@@ -1,0 +1,216 @@
+#include "store/scan_record.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+#include <openssl/evp.h>
+
+#include <cstring>
+
+#include "store/records.capnp.h"
+
+namespace ndo {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void SetRange(schema::AddressRange::Builder b, const AddressRange& r) {
+  b.setFirstHi(static_cast<uint64_t>(r.first >> 64));
+  b.setFirstLo(static_cast<uint64_t>(r.first));
+  b.setLastHi(static_cast<uint64_t>(r.last >> 64));
+  b.setLastLo(static_cast<uint64_t>(r.last));
+}
+
+u128 Join(uint64_t hi, uint64_t lo) { return (static_cast<u128>(hi) << 64) | lo; }
+
+void BuildSpec(schema::ScanSpec::Builder b, const ScanSpec& spec) {
+  auto args = b.initArguments(static_cast<unsigned>(spec.arguments.size()));
+  for (unsigned i = 0; i < spec.arguments.size(); ++i) args.set(i, spec.arguments[i]);
+  const auto& ranges = spec.targets.addresses.ranges();
+  auto targets = b.initTargets(static_cast<unsigned>(ranges.size()));
+  for (unsigned i = 0; i < ranges.size(); ++i) SetRange(targets[i], ranges[i]);
+  auto names = b.initNames(static_cast<unsigned>(spec.targets.names.size()));
+  for (unsigned i = 0; i < spec.targets.names.size(); ++i) {
+    const auto& n = spec.targets.names[i];
+    names[i].setAddressHi(static_cast<uint64_t>(n.address.value() >> 64));
+    names[i].setAddressLo(static_cast<uint64_t>(n.address.value()));
+    names[i].setHostname(n.hostname);
+  }
+  auto ports = b.initPorts(static_cast<unsigned>(spec.ports.size()));
+  for (unsigned i = 0; i < spec.ports.size(); ++i) ports.set(i, spec.ports[i]);
+  b.setHasScope(spec.has_scope);
+  const auto& scope = spec.scope.ranges();
+  auto sc = b.initScope(static_cast<unsigned>(scope.size()));
+  for (unsigned i = 0; i < scope.size(); ++i) SetRange(sc[i], scope[i]);
+  b.setSeed(spec.seed);
+  b.setShardCount(spec.shard_count);
+  b.setStoreAll(spec.store_all);
+  auto p = b.initProbe();
+  p.setRate(spec.probe.rate);
+  p.setConcurrency(spec.probe.concurrency);
+  p.setMaxRetries(spec.probe.max_retries);
+  p.setTimeoutMs(spec.probe.timeout_ms);
+  p.setInitialRttMs(spec.probe.initial_rtt_ms);
+  p.setMinRttMs(spec.probe.min_rtt_ms);
+  p.setMaxRttMs(spec.probe.max_rtt_ms);
+}
+
+Status ReadRange(schema::AddressRange::Reader r, AddressRange& out) {
+  out = {Join(r.getFirstHi(), r.getFirstLo()), Join(r.getLastHi(), r.getLastLo())};
+  if (out.last < out.first) return Status::Corruption("address range ends before it starts");
+  return Status::Ok();
+}
+
+Status ReadSpec(schema::ScanSpec::Reader r, ScanSpec& spec) {
+  for (auto a : r.getArguments()) spec.arguments.emplace_back(a.cStr(), a.size());
+  for (auto t : r.getTargets()) {
+    AddressRange range;
+    if (Status s = ReadRange(t, range); !s.ok()) return s;
+    spec.targets.addresses.Add(range);
+  }
+  for (auto n : r.getNames())
+    spec.targets.names.push_back({IpAddress(Join(n.getAddressHi(), n.getAddressLo())), std::string(n.getHostname().cStr())});
+  for (auto p : r.getPorts()) {
+    if (p == 0) return Status::Corruption("port 0 in stored spec");
+    spec.ports.push_back(p);
+  }
+  spec.has_scope = r.getHasScope();
+  for (auto t : r.getScope()) {
+    AddressRange range;
+    if (Status s = ReadRange(t, range); !s.ok()) return s;
+    spec.scope.Add(range);
+  }
+  spec.seed = r.getSeed();
+  spec.shard_count = r.getShardCount();
+  spec.store_all = r.getStoreAll();
+  auto p = r.getProbe();
+  spec.probe.rate = p.getRate();
+  spec.probe.concurrency = p.getConcurrency();
+  spec.probe.max_retries = p.getMaxRetries();
+  spec.probe.timeout_ms = p.getTimeoutMs();
+  spec.probe.initial_rtt_ms = p.getInitialRttMs();
+  spec.probe.min_rtt_ms = p.getMinRttMs();
+  spec.probe.max_rtt_ms = p.getMaxRttMs();
+  return ValidateSpec(spec).ok() ? Status::Ok() : Status::Corruption("stored spec is not valid: " + ValidateSpec(spec).message());
+}
+
+std::string ToBytes(capnp::MessageBuilder& msg) {
+  auto words = capnp::messageToFlatArray(msg);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+}  // namespace
+
+std::string ScanIdToHex(const ScanId& id) {
+  std::string s;
+  for (uint8_t b : id) {
+    s.push_back(kHex[b >> 4]);
+    s.push_back(kHex[b & 15]);
+  }
+  return s;
+}
+
+Result<ScanId> ScanIdFromHex(std::string_view hex) {
+  if (hex.size() != 16) return Status::InvalidArgument("a scan id has 16 hex digits");
+  ScanId id{};
+  for (size_t i = 0; i < 16; ++i) {
+    const char* p = std::strchr(kHex, std::tolower(static_cast<unsigned char>(hex[i])));
+    if (!p || !*p) return Status::InvalidArgument("bad scan id '" + std::string(hex) + "'");
+    id[i / 2] = static_cast<uint8_t>((id[i / 2] << 4) | (p - kHex));
+  }
+  return id;
+}
+
+std::string_view ScanStateName(ScanState s) {
+  switch (s) {
+    case ScanState::kRunning: return "running";
+    case ScanState::kInterrupted: return "interrupted";
+    case ScanState::kDone: return "done";
+    case ScanState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+std::string EncodeScanSpec(const ScanSpec& spec) {
+  capnp::MallocMessageBuilder msg;
+  BuildSpec(msg.initRoot<schema::ScanSpec>(), spec);
+  return ToBytes(msg);
+}
+
+ScanId MakeScanId(const ScanSpec& spec, int64_t created_us) {
+  std::string data = EncodeScanSpec(spec);
+  data.append(reinterpret_cast<const char*>(&created_us), sizeof created_us);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  ScanId id{};
+  std::memcpy(id.data(), digest, id.size());
+  return id;
+}
+
+std::string EncodeScanRecord(const ScanRecord& rec) {
+  capnp::MallocMessageBuilder msg;
+  auto b = msg.initRoot<schema::ScanRecord>();
+  b.setId(kj::arrayPtr(rec.id.data(), rec.id.size()));
+  BuildSpec(b.initSpec(), rec.spec);
+  b.setCreatedUs(rec.created_us);
+  b.setUpdatedUs(rec.updated_us);
+  b.setFinishedUs(rec.finished_us);
+  b.setElapsedUs(rec.elapsed_us);
+  b.setState(static_cast<schema::ScanRecord::State>(rec.state));
+  b.setError(rec.error);
+  b.setProbesSent(rec.counters.probes_sent);
+  b.setPositionsDone(rec.counters.positions_done);
+  b.setOpenCount(rec.counters.open);
+  b.setClosedCount(rec.counters.closed);
+  b.setFilteredCount(rec.counters.filtered);
+  b.setUnreachableCount(rec.counters.unreachable);
+  return ToBytes(msg);
+}
+
+Result<ScanRecord> DecodeScanRecord(std::string_view bytes) {
+  if (bytes.size() % sizeof(capnp::word) != 0) return Status::Corruption("scan record is not word-aligned");
+  // RocksDB gives no alignment guarantee: copy into words before reading.
+  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  ScanRecord rec;
+  Status status;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+    capnp::ReaderOptions opts;
+    opts.traversalLimitInWords = 64 * 1024 * 1024;
+    opts.nestingLimit = 16;
+    capnp::FlatArrayMessageReader reader(words.asPtr(), opts);
+    auto r = reader.getRoot<schema::ScanRecord>();
+    auto id = r.getId();
+    if (id.size() != rec.id.size()) {
+      status = Status::Corruption("scan record id has " + std::to_string(id.size()) + " bytes");
+      return;
+    }
+    std::memcpy(rec.id.data(), id.begin(), id.size());
+    status = ReadSpec(r.getSpec(), rec.spec);
+    rec.created_us = r.getCreatedUs();
+    rec.updated_us = r.getUpdatedUs();
+    rec.finished_us = r.getFinishedUs();
+    rec.elapsed_us = r.getElapsedUs();
+    auto state = static_cast<uint16_t>(r.getState());
+    if (state > static_cast<uint16_t>(ScanState::kFailed)) {
+      status = Status::Corruption("unknown scan state");
+      return;
+    }
+    rec.state = static_cast<ScanState>(state);
+    rec.error = r.getError().cStr();
+    rec.counters.probes_sent = r.getProbesSent();
+    rec.counters.positions_done = r.getPositionsDone();
+    rec.counters.open = r.getOpenCount();
+    rec.counters.closed = r.getClosedCount();
+    rec.counters.filtered = r.getFilteredCount();
+    rec.counters.unreachable = r.getUnreachableCount();
+  })) {
+    return Status::Corruption(std::string("malformed scan record: ") + e->getDescription().cStr());
+  }
+  if (!status.ok()) return status;
+  return rec;
+}
+
+}  // namespace ndo

@@ -1,0 +1,50 @@
+// A stored scan: its immutable spec plus what is known of its run.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "scan/scan_spec.h"
+
+namespace ndo {
+
+// 8 bytes, shown as 16 hex digits; users may type any unique prefix.
+using ScanId = std::array<uint8_t, 8>;
+std::string ScanIdToHex(const ScanId& id);
+Result<ScanId> ScanIdFromHex(std::string_view hex);  // exactly 16 hex digits
+
+enum class ScanState : uint8_t { kRunning = 0, kInterrupted = 1, kDone = 2, kFailed = 3 };
+std::string_view ScanStateName(ScanState s);
+
+struct ScanCounters {
+  uint64_t probes_sent = 0;
+  uint64_t positions_done = 0;
+  uint64_t open = 0, closed = 0, filtered = 0, unreachable = 0;
+};
+
+struct ScanRecord {
+  ScanId id{};
+  ScanSpec spec;
+  int64_t created_us = 0;
+  int64_t updated_us = 0;
+  int64_t finished_us = 0;
+  int64_t elapsed_us = 0;  // scanning time over every run (resumes add up)
+  ScanState state = ScanState::kRunning;
+  std::string error;
+  ScanCounters counters;
+};
+
+// The id of a new scan: the first 8 bytes of SHA-256 over the encoded spec and
+// its creation time, so the same spec started twice gets two ids.
+ScanId MakeScanId(const ScanSpec& spec, int64_t created_us);
+
+// Cap'n Proto encoding of the record (records.capnp). Decode never throws:
+// malformed bytes give Corruption.
+std::string EncodeScanRecord(const ScanRecord& rec);
+Result<ScanRecord> DecodeScanRecord(std::string_view bytes);
+std::string EncodeScanSpec(const ScanSpec& spec);
+
+}  // namespace ndo

@@ -1,0 +1,159 @@
+#include "store/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "store/result_codec.h"
+
+namespace ndo {
+namespace {
+
+std::string ScanKey(const ScanId& id) {
+  std::string k(1, 's');
+  k.append(reinterpret_cast<const char*>(id.data()), id.size());
+  return k;
+}
+
+std::string ProgressPrefix(const ScanId& id) {
+  std::string k(1, 'p');
+  k.append(reinterpret_cast<const char*>(id.data()), id.size());
+  return k;
+}
+
+std::string ProgressKey(const ScanId& id, uint32_t shard) {
+  std::string k = ProgressPrefix(id);
+  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((shard >> (8 * i)) & 0xff));
+  return k;
+}
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsCorruption()) return Status::Corruption(what + ": " + s.ToString());
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos)
+    return Status::Unavailable(what + ": the data directory is in use by another ndo process (" + s.ToString() + ")");
+  return Status::IoError(what + ": " + s.ToString());
+}
+
+// Applies PreferredResultValue, so rewriting a probe (a resumed or re-leased
+// shard) never replaces an answer by silence.
+class ResultMergeOperator : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value, std::string* out,
+             rocksdb::Logger*) const override {
+    std::string_view v(value.data(), value.size());
+    if (!existing) {
+      out->assign(v);
+      return true;
+    }
+    out->assign(PreferredResultValue(std::string_view(existing->data(), existing->size()), v));
+    return true;
+  }
+  const char* Name() const override { return "ndo.PreferredResult.v1"; }
+};
+
+}  // namespace
+
+Store::Store(rocksdb::DB* db) : db_(db) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IoError("cannot create data directory '" + dir + "': " + ec.message());
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.merge_operator = std::make_shared<ResultMergeOperator>();
+  opts.max_open_files = 256;  // descriptors belong to probes
+  opts.keep_log_file_num = 4;
+  opts.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(opts, dir, &db);
+  if (!s.ok()) return FromRocks(s, "opening store '" + dir + "'");
+  return std::unique_ptr<Store>(new Store(db));
+}
+
+Status Store::PutScan(const ScanRecord& rec) {
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), ScanKey(rec.id), EncodeScanRecord(rec)), "writing scan");
+}
+
+Result<std::vector<ScanRecord>> Store::ListScans() {
+  std::vector<ScanRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("s"); it->Valid() && it->key().starts_with("s"); it->Next()) {
+    auto rec = DecodeScanRecord(std::string_view(it->value().data(), it->value().size()));
+    if (!rec.ok()) return rec.status();
+    out.push_back(std::move(*rec));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing scans");
+  return out;
+}
+
+Result<ScanRecord> Store::FindScan(std::string_view prefix) {
+  if (prefix.size() < 4) return Status::InvalidArgument("give at least 4 hex digits of the scan id");
+  auto all = ListScans();
+  if (!all.ok()) return all.status();
+  std::vector<ScanRecord*> hits;
+  for (auto& rec : *all)
+    if (ScanIdToHex(rec.id).starts_with(prefix)) hits.push_back(&rec);
+  if (hits.empty()) return Status::NotFound("no stored scan with id '" + std::string(prefix) + "' (see 'ndo scans')");
+  if (hits.size() > 1) return Status::InvalidArgument("scan id prefix '" + std::string(prefix) + "' is ambiguous");
+  return std::move(*hits.front());
+}
+
+Status Store::WriteBatch(const ScanId& scan, const ResultBatch& batch, bool store_all) {
+  rocksdb::WriteBatch wb;
+  for (const auto& r : batch.results) {
+    if (!store_all && r.state != PortState::kOpen) continue;
+    wb.Merge(ResultKey(scan, r.address, r.port), EncodeResultValue(r));
+  }
+  for (const auto& p : batch.progress) {
+    std::string v;
+    for (int i = 0; i < 8; ++i) v.push_back(static_cast<char>((p.next_position >> (8 * i)) & 0xff));
+    v.push_back(p.done ? 1 : 0);
+    wb.Put(ProgressKey(scan, p.shard), v);
+  }
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "writing results");
+}
+
+Result<std::vector<ShardProgress>> Store::LoadProgress(const ScanId& scan) {
+  std::vector<ShardProgress> out;
+  std::string prefix = ProgressPrefix(scan);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto k = it->key();
+    auto v = it->value();
+    if (k.size() != prefix.size() + 4 || v.size() != 9) return Status::Corruption("bad progress record");
+    ShardProgress p;
+    for (size_t i = 0; i < 4; ++i) p.shard = (p.shard << 8) | static_cast<uint8_t>(k[prefix.size() + i]);
+    for (int i = 7; i >= 0; --i) p.next_position = (p.next_position << 8) | static_cast<uint8_t>(v[i]);
+    p.done = v[8] != 0;
+    out.push_back(p);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading progress");
+  return out;
+}
+
+Status Store::ForEachResult(const ScanId& scan, const std::function<bool(const ProbeResult&)>& visit) {
+  std::string prefix = ResultPrefix(scan);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    ProbeResult r;
+    Status s = DecodeResult(std::string_view(it->key().data(), it->key().size()),
+                            std::string_view(it->value().data(), it->value().size()), r);
+    if (!s.ok()) return s;
+    if (!visit(r)) break;
+  }
+  return FromRocks(it->status(), "reading results");
+}
+
+std::string DefaultDataDir() {
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/ndo";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/share/ndo";
+  return ".ndo";
+}
+
+}  // namespace ndo

@@ -1,0 +1,54 @@
+// ndo's persistent state in RocksDB: scans, their shard progress, and results.
+//
+// Key space (one column family, prefixes keep kinds apart):
+//   's' | scan id                 -> ScanRecord (Cap'n Proto)
+//   'p' | scan id | shard (4, BE) -> next position (8, LE) | done (1)
+//   'r' | scan id | address | port -> result (see result_codec.h), merged
+// A batch of results and the progress it completes are written in one
+// WriteBatch, so after a crash the stored progress never claims a probe whose
+// result is missing.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "scan/probe_result.h"
+#include "store/scan_record.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace ndo {
+
+class Store {
+ public:
+  // Opens (creating if needed) the store in `dir`. Unavailable if another
+  // process holds it.
+  static Result<std::unique_ptr<Store>> Open(const std::string& dir);
+  ~Store();
+
+  Status PutScan(const ScanRecord& rec);
+  // By full id or unique hex prefix (at least 4 digits).
+  Result<ScanRecord> FindScan(std::string_view id_or_prefix);
+  Result<std::vector<ScanRecord>> ListScans();
+
+  // Stores results (all states if store_all, else open ports only) and the
+  // progress they complete, atomically.
+  Status WriteBatch(const ScanId& scan, const ResultBatch& batch, bool store_all);
+  Result<std::vector<ShardProgress>> LoadProgress(const ScanId& scan);
+
+  // Visits results in (address, port) order; stop early by returning false.
+  Status ForEachResult(const ScanId& scan, const std::function<bool(const ProbeResult&)>& visit);
+
+ private:
+  explicit Store(rocksdb::DB* db);
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+// $XDG_DATA_HOME/ndo, else $HOME/.local/share/ndo.
+std::string DefaultDataDir();
+
+}  // namespace ndo

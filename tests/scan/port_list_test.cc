@@ -1,0 +1,48 @@
+#include "scan/port_list.h"
+
+#include <gtest/gtest.h>
+
+namespace ndo {
+namespace {
+
+TEST(PortList, ListsAndRanges) {
+  auto p = ParsePortList("80,22,8000-8003,22");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(*p, (std::vector<uint16_t>{22, 80, 8000, 8001, 8002, 8003}));
+  EXPECT_EQ(ParsePortList("-")->size(), 65535u);
+  EXPECT_EQ(ParsePortList("-100")->size(), 100u);
+  EXPECT_EQ(ParsePortList("65530-")->size(), 6u);
+}
+
+TEST(PortList, BadInput) {
+  for (const char* bad : {"", "0", "65536", "80,", "a", "90-80", "1-2-3", "80,,81"}) {
+    auto p = ParsePortList(bad);
+    EXPECT_FALSE(p.ok()) << bad;
+    if (!p.ok()) EXPECT_NE(p.status().message().find("port"), std::string::npos) << p.status().message();
+  }
+}
+
+TEST(PortList, TopPortsFollowNmapFrequencies) {
+  auto top50 = TopPorts(50);
+  ASSERT_TRUE(top50.ok());
+  // Nmap 7.93: nmap --top-ports 50 scans exactly these.
+  EXPECT_EQ(FormatPortList(*top50),
+            "21-23,25-26,53,80-81,110-111,113,135,139,143,179,199,443,445,465,514-515,548,554,587,646,993,995,"
+            "1025-1027,1433,1720,1723,2000-2001,3306,3389,5060,5666,5900,6001,8000,8008,8080,8443,8888,10000,"
+            "32768,49152,49154");
+  EXPECT_EQ(TopPorts(1)->front(), 80);
+  EXPECT_EQ(TopPorts(1000)->size(), 1000u);
+  EXPECT_FALSE(TopPorts(0).ok());
+  EXPECT_FALSE(TopPorts(1001).ok());
+}
+
+TEST(PortList, ServiceNames) {
+  EXPECT_EQ(ServiceName(22), "ssh");
+  EXPECT_EQ(ServiceName(443), "https");
+  EXPECT_EQ(ServiceName(3389), "ms-wbt-server");
+  EXPECT_EQ(ServiceName(1), "tcpmux");
+  EXPECT_EQ(ServiceName(64999), "unknown");
+}
+
+}  // namespace
+}  // namespace ndo
