@@ -1,6 +1,8 @@
 #include "scan/engine.h"
 
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
@@ -92,20 +94,47 @@ class Engine::Worker {
 
   void Drive(std::chrono::steady_clock::time_point now) {
     if (engine_.stop_requested_.load(std::memory_order_relaxed)) sched_.Stop();
-    starts_.clear();
-    aborts_.clear();
-    sched_.Poll(now, starts_, aborts_);
-    for (uint32_t slot : aborts_) {
-      ++generations_[slot];  // any late completion of the old probe is stale
-      boost::system::error_code ignored;
-      sockets_[slot].close(ignored);
+    // Two rounds at most: verdicts on expired probes may queue retries that
+    // can start at once.
+    for (int round = 0; round < 2; ++round) {
+      starts_.clear();
+      expired_.clear();
+      sched_.Poll(now, starts_, expired_);
+      for (uint32_t slot : expired_) Expire(slot, now);
+      for (const ProbeRequest& req : starts_) Start(req, now);
+      if (expired_.empty() || sched_.Finished()) break;
     }
-    for (const ProbeRequest& req : starts_) Start(req, now);
     if (sched_.BatchReady()) Flush();
     if (sched_.Finished() && !done_) {
       done_ = true;
       timer_.cancel();
     }
+  }
+
+  // A probe's deadline passed. Before calling it a timeout, look once more:
+  // under load the answer may already sit in the kernel, not yet read by us,
+  // and our own lateness must not turn an open port into a filtered one.
+  void Expire(uint32_t slot, std::chrono::steady_clock::time_point now) {
+    tcp::socket& sock = sockets_[slot];
+    ++generations_[slot];  // the pending async_connect's handler is now stale
+    bool answered = false;
+    ProbeOutcome outcome{};
+    if (sock.is_open() && !sched_.stopping()) {
+      pollfd pfd{sock.native_handle(), POLLOUT, 0};
+      if (::poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLOUT | POLLERR | POLLHUP))) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(pfd.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+            Classify(boost::system::error_code(err, boost::system::system_category()), outcome) ==
+                ConnectVerdict::kOutcome)
+          answered = true;
+      }
+    }
+    boost::system::error_code ignored;
+    sock.close(ignored);
+    if (sched_.stopping()) return;  // the scheduler already let go of every slot
+    if (answered) sched_.OnOutcome(slot, outcome, now);
+    else sched_.OnTimeout(slot, now);
   }
 
   void Start(const ProbeRequest& req, std::chrono::steady_clock::time_point now) {
@@ -166,7 +195,7 @@ class Engine::Worker {
   std::vector<tcp::socket> sockets_;
   std::vector<uint32_t> generations_;
   std::vector<ProbeRequest> starts_;
-  std::vector<uint32_t> aborts_;
+  std::vector<uint32_t> expired_;
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
   bool done_ = false;
   Status status_;

@@ -121,32 +121,24 @@ void ProbeScheduler::Release(uint32_t slot) {
   --in_flight_;
 }
 
-void ProbeScheduler::Poll(SteadyTime now, std::vector<ProbeRequest>& start, std::vector<uint32_t>& abort) {
+void ProbeScheduler::Poll(SteadyTime now, std::vector<ProbeRequest>& start, std::vector<uint32_t>& expired) {
   if (stopping_) {
     for (uint32_t i = 0; i < slots_.size(); ++i) {
       if (slots_[i].active) {
-        abort.push_back(i);
+        expired.push_back(i);
         Release(i);
       }
     }
     retries_.clear();
     return;
   }
-  // Timeouts first: they free slots and may queue retries.
+  // Deadlines first: their verdicts free slots and may queue retries.
   while (!deadlines_.empty() && deadlines_.top().at <= now) {
     Deadline d = deadlines_.top();
     deadlines_.pop();
     Slot& s = slots_[d.slot];
     if (!s.active || s.seq != d.seq) continue;  // answered already
-    Pending p = s.probe;
-    abort.push_back(d.slot);
-    Release(d.slot);
-    if (p.attempt + 1 < AllowedTries()) {
-      ++p.attempt;
-      retries_.push_back(p);
-    } else {
-      Finish(p, PortState::kFiltered, 0, now);
-    }
+    expired.push_back(d.slot);
   }
   while (in_flight_ < limit_ && !free_slots_.empty()) {
     if (!bucket_.unlimited() && bucket_.TimeUntilToken(now) > SteadyTime::duration::zero()) break;
@@ -154,6 +146,18 @@ void ProbeScheduler::Poll(SteadyTime now, std::vector<ProbeRequest>& start, std:
     if (!p) break;
     bucket_.TryTake(now);
     Launch(*p, now, start);
+  }
+}
+
+void ProbeScheduler::OnTimeout(uint32_t slot, SteadyTime now) {
+  if (slot >= slots_.size() || !slots_[slot].active) return;
+  Pending p = slots_[slot].probe;
+  Release(slot);
+  if (p.attempt + 1 < AllowedTries()) {
+    ++p.attempt;
+    retries_.push_back(p);
+  } else {
+    Finish(p, PortState::kFiltered, 0, now);
   }
 }
 

@@ -83,11 +83,16 @@ class ProbeScheduler {
   // time in microseconds at `now`; result timestamps are derived from it.
   ProbeScheduler(const ScanPlan& plan, SchedulerConfig cfg, WorkSource* work, SteadyTime now, int64_t wall_us_at_now);
 
-  // Probes to start now go to `start`; slots whose probe timed out go to
-  // `abort` (the driver closes them before starting anything).
-  void Poll(SteadyTime now, std::vector<ProbeRequest>& start, std::vector<uint32_t>& abort);
+  // Slots whose deadline passed go to `expired`: the driver takes a last look
+  // at each (an answer may be waiting, unread, behind a busy event loop) and
+  // reports OnOutcome or OnTimeout for every one of them. Probes to start now
+  // go to `start`. After Stop(), `expired` holds every probe still in flight,
+  // and the driver only closes them.
+  void Poll(SteadyTime now, std::vector<ProbeRequest>& start, std::vector<uint32_t>& expired);
   // The probe in `slot` got an answer.
   void OnOutcome(uint32_t slot, ProbeOutcome outcome, SteadyTime now);
+  // The expired probe in `slot` had no answer: retry it or call it filtered.
+  void OnTimeout(uint32_t slot, SteadyTime now);
   // The driver could not send the probe in `slot` for a local reason (out of
   // descriptors or ports): it is queued again without counting an attempt,
   // and the concurrency limit backs off.
@@ -100,6 +105,7 @@ class ProbeScheduler {
   // Stop issuing; the next Poll aborts everything in flight. Unfinished
   // positions stay below no watermark, so a resume redoes exactly them.
   void Stop() { stopping_ = true; }
+  bool stopping() const { return stopping_; }
 
   bool BatchReady() const { return batch_.results.size() >= cfg_.batch_size; }
   // Results and progress since the last call.

@@ -156,7 +156,7 @@ Status AddTargetList(std::string_view list, const Resolver& resolve, TargetSet& 
 
 Status AddTargetFile(const std::string& path, const Resolver& resolve, TargetSet& out) {
   std::ifstream in(path);
-  if (!in) return Status::IoError("cannot open target file '" + path + "'");
+  if (!in) return Status::InvalidArgument("cannot open target file '" + path + "'");
   std::string line;
   size_t lineno = 0;
   while (std::getline(in, line)) {

@@ -165,7 +165,7 @@ TEST(TableWriterTest, ShowsFilteredOnRequest) {
   std::vector<ProbeResult> results = AllResults();
   WriterOptions options;
   options.table_show_filtered = true;
-  EXPECT_EQ(Render("table", MakeRecord(true), {results[0], results[1], results[2], results[4]}, options),
+  EXPECT_EQ(Render("table", MakeRecord(true), {results[0], results[1], results[2], results[3], results[4], results[5]}, options),
             "ndo scan report for 198.18.0.5 (web.example)\n"
             "PORT    STATE    SERVICE RTT\n"
             "22/tcp  open     ssh     0.12ms\n"
@@ -173,8 +173,10 @@ TEST(TableWriterTest, ShowsFilteredOnRequest) {
             "443/tcp filtered https   -\n"
             "\n"
             "ndo scan report for 198.18.0.9\n"
-            "PORT   STATE       SERVICE RTT\n"
-            "80/tcp unreachable http    0.80ms\n");
+            "PORT    STATE       SERVICE RTT\n"
+            "22/tcp  filtered    ssh     -\n"
+            "80/tcp  unreachable http    0.80ms\n"
+            "443/tcp filtered    https   -\n");
 }
 
 TEST(TableWriterTest, OpenOnlyScanSaysNothingOfTheRest) {
@@ -317,8 +319,8 @@ TEST_F(NmapToolsTest, NdiffReadsItAndSeesChanges) {
   EXPECT_EQ(ExitStatus("ndiff '" + a + "' '" + b + "' >'" + diff + "' 2>&1"), 1);
   std::string text = ReadFile(diff);
   EXPECT_NE(text.find("web.example (198.18.0.5)"), std::string::npos) << text;
-  EXPECT_NE(text.find("-80/tcp  closed"), std::string::npos) << text;
-  EXPECT_NE(text.find("+80/tcp  open"), std::string::npos) << text;
+  EXPECT_NE(text.find("-80/tcp closed http"), std::string::npos) << text;
+  EXPECT_NE(text.find("+80/tcp open   http"), std::string::npos) << text;
 
   // The open-only form, with extraports, reads too.
   std::string open = WriteXml("open.xml", MakeRecord(false), OpenOnly());

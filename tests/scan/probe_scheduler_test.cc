@@ -71,7 +71,10 @@ SimRun Simulate(const ScanPlan& plan, SchedulerConfig cfg, std::vector<ShardWork
     start.clear();
     abort.clear();
     sched.Poll(now, start, abort);
-    for (uint32_t s : abort) slot_generation[s] = ++generation;
+    for (uint32_t s : abort) {
+      slot_generation[s] = ++generation;
+      sched.OnTimeout(s, now);
+    }
     for (const auto& req : start) {
       ++run.attempts;
       slot_generation[req.slot] = ++generation;
@@ -240,6 +243,7 @@ TEST(ProbeScheduler, LocalFailuresRequeueWithoutCountingAnAttempt) {
   std::vector<uint32_t> abort;
   sched.Poll(now, start, abort);
   ASSERT_EQ(start.size(), 4u);
+  EXPECT_TRUE(abort.empty());
   ProbeTarget failed = start[0].target;
   sched.OnLocalFailure(start[0].slot, now);
   for (size_t i = 1; i < start.size(); ++i) sched.OnOutcome(start[i].slot, ProbeOutcome::kRefused, now);
