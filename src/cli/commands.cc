@@ -115,7 +115,7 @@ int RunScanCommand(const ScanCommand& cmd) {
   }
 
   WriterOptions wo;
-  wo.table_show_filtered = cmd.output.show_filtered;
+  wo.table_show_all = cmd.output.show_all;
   Status written = WriteOutputs(*store, rec, cmd.output.Targets(), *states, wo);
 
   const ScanCounters& c = rec.counters;
@@ -164,7 +164,7 @@ int RunResultsCommand(const std::string& data_dir, const std::string& scan_id, c
   auto rec = (*store)->FindScan(scan_id);
   if (!rec.ok()) return Fail(rec.status());
   WriterOptions wo;
-  wo.table_show_filtered = output.show_filtered;
+  wo.table_show_all = output.show_all;
   Status s = WriteOutputs(**store, *rec, output.Targets(), *states, wo);
   return s.ok() ? kExitOk : Fail(s);
 }

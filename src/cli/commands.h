@@ -15,7 +15,7 @@ struct OutputChoice {
   std::string output_path;  // -o
   std::string json_path, xml_path, csv_path;  // -oJ -oX -oC
   std::string states;       // --state
-  bool show_filtered = false;
+  bool show_all = false;
   std::vector<OutputTarget> Targets() const;
 };
 

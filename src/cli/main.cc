@@ -42,7 +42,7 @@ void AddOutputOptions(CLI::App* cmd, ndo::OutputChoice& o) {
   cmd->add_option("--output-xml", o.xml_path, "Also write Nmap XML to FILE (-oX FILE)");
   cmd->add_option("--output-csv", o.csv_path, "Also write CSV to FILE (-oC FILE)");
   cmd->add_option("--state", o.states, "Only results in these states: open,closed,filtered,unreachable or all");
-  cmd->add_flag("--show-filtered", o.show_filtered, "List filtered ports in the table too");
+  cmd->add_flag("--show-all", o.show_all, "List closed, filtered and unreachable ports in the table too");
 }
 
 }  // namespace

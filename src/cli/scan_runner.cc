@@ -93,6 +93,8 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
   out.file_limit = RaiseFileLimit();
   uint32_t concurrency = AutoConcurrency(out.file_limit);
   if (rec.spec.probe.concurrency > 0) concurrency = std::min(concurrency, rec.spec.probe.concurrency);
+  // No more slots (and sockets) than there are probes left.
+  concurrency = static_cast<uint32_t>(std::clamp<uint64_t>(positions_total, 1, concurrency));
   out.concurrency = concurrency;
 
   EngineOptions eo;

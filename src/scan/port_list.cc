@@ -18,6 +18,10 @@ constexpr PortEntry kTopPorts[] = {
 };
 static_assert(std::size(kTopPorts) == kTopPortsTableSize);
 
+constexpr PortEntry kServiceNames[] = {
+#include "scan/service_names_table.inc"
+};
+
 Result<uint16_t> ParsePort(std::string_view s, std::string_view whole) {
   unsigned v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -81,7 +85,7 @@ std::string_view ServiceName(uint16_t port) {
   static const auto* names = [] {
     auto* t = new std::array<const char*, 65536>();
     t->fill(nullptr);
-    for (const auto& e : kTopPorts) (*t)[e.port] = e.name;
+    for (const auto& e : kServiceNames) (*t)[e.port] = e.name;
     return t;
   }();
   const char* n = (*names)[port];

@@ -143,28 +143,24 @@ TEST(CsvWriterTest, QuotesFieldsThatNeedIt) {
             "0123456789abcdef,198.18.0.5,\"odd,\"\"name\"\"\",22,open,ssh,120,1,2026-11-25T10:08:37.123456Z\n");
 }
 
-TEST(TableWriterTest, GroupsByHostAndHidesFiltered) {
+TEST(TableWriterTest, ListsOpenPortsAndCountsTheRest) {
+  // 198.18.0.9 has nothing open: no block at all.
   EXPECT_EQ(Render("table", MakeRecord(true), AllResults()),
             "ndo scan report for 198.18.0.5 (web.example)\n"
-            "Not shown: 1 filtered port\n"
-            "PORT   STATE  SERVICE RTT\n"
-            "22/tcp open   ssh     0.12ms\n"
-            "80/tcp closed http    0.30ms\n"
-            "\n"
-            "ndo scan report for 198.18.0.9\n"
-            "Not shown: 2 filtered ports, 1 unreachable port\n"
+            "Not shown: 1 closed port, 1 filtered port\n"
+            "PORT   STATE SERVICE RTT\n"
+            "22/tcp open  ssh     0.12ms\n"
             "\n"
             "ndo scan report for 2001:db8::1\n"
-            "Not shown: 1 filtered port\n"
-            "PORT    STATE  SERVICE RTT\n"
-            "22/tcp  closed ssh     1.80ms\n"
-            "443/tcp open   https   2.50ms\n");
+            "Not shown: 1 closed port, 1 filtered port\n"
+            "PORT    STATE SERVICE RTT\n"
+            "443/tcp open  https   2.50ms\n");
 }
 
-TEST(TableWriterTest, ShowsFilteredOnRequest) {
+TEST(TableWriterTest, ShowsEveryStateOnRequest) {
   std::vector<ProbeResult> results = AllResults();
   WriterOptions options;
-  options.table_show_filtered = true;
+  options.table_show_all = true;
   EXPECT_EQ(Render("table", MakeRecord(true), {results[0], results[1], results[2], results[3], results[4], results[5]}, options),
             "ndo scan report for 198.18.0.5 (web.example)\n"
             "PORT    STATE    SERVICE RTT\n"

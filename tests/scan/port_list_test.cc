@@ -41,6 +41,7 @@ TEST(PortList, ServiceNames) {
   EXPECT_EQ(ServiceName(443), "https");
   EXPECT_EQ(ServiceName(3389), "ms-wbt-server");
   EXPECT_EQ(ServiceName(1), "tcpmux");
+  EXPECT_EQ(ServiceName(6379), "redis");
   EXPECT_EQ(ServiceName(64999), "unknown");
 }
 

@@ -17,8 +17,9 @@
 namespace ndo {
 
 struct WriterOptions {
-  // Which states the table shows; machine formats write every stored result.
-  bool table_show_filtered = false;
+  // The table lists open ports only unless this is set; machine formats
+  // always write every stored result.
+  bool table_show_all = false;
 };
 
 class ResultWriter {

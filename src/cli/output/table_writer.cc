@@ -52,7 +52,7 @@ class TableWriter : public ResultWriter {
     host_ = r.address;
     ++stored_;
     if (Hidden(r.state)) {
-      ++(r.state == PortState::kFiltered ? hidden_filtered_ : hidden_unreachable_);
+      ++hidden_[static_cast<size_t>(r.state)];
       return;
     }
     rows_.push_back({std::to_string(r.port) + "/tcp", std::string(PortStateName(r.state)),
@@ -65,23 +65,31 @@ class TableWriter : public ResultWriter {
   }
 
  private:
-  // Filtered and unreachable both mean the port never answered; a large scan
-  // has thousands of them, which would bury the open ports.
-  bool Hidden(PortState s) const {
-    return !options_.table_show_filtered && (s == PortState::kFiltered || s == PortState::kUnreachable);
-  }
+  // Like Nmap, the table is about what answers: closed, filtered and
+  // unreachable ports of a large scan number in the thousands and would bury
+  // the open ones. --show-all lists them too.
+  bool Hidden(PortState s) const { return !options_.table_show_all && s != PortState::kOpen; }
 
   void Flush() {
     if (!host_) return;
+    if (rows_.empty()) {  // nothing to list for this host: no block at all
+      Reset();
+      return;
+    }
     if (hosts_written_++ > 0) out_ << '\n';
     out_ << "ndo scan report for " << host_->ToString();
     if (std::string_view name = names_.First(*host_); !name.empty()) out_ << " (" << Printable(name) << ")";
     out_ << '\n';
     WriteNotShown();
-    if (!rows_.empty()) WriteRows();
+    WriteRows();
+    Reset();
+  }
+
+  void Reset() {
     host_.reset();
     rows_.clear();
-    stored_ = hidden_filtered_ = hidden_unreachable_ = 0;
+    stored_ = 0;
+    hidden_.fill(0);
   }
 
   // Only with --store-all is the fate of every port known; otherwise just the
@@ -89,8 +97,8 @@ class TableWriter : public ResultWriter {
   void WriteNotShown() {
     if (!store_all_) return;
     std::vector<std::string> parts;
-    if (hidden_filtered_) parts.push_back(CountPhrase(hidden_filtered_, "filtered"));
-    if (hidden_unreachable_) parts.push_back(CountPhrase(hidden_unreachable_, "unreachable"));
+    for (PortState st : {PortState::kClosed, PortState::kFiltered, PortState::kUnreachable})
+      if (size_t n = hidden_[static_cast<size_t>(st)]) parts.push_back(CountPhrase(n, PortStateName(st)));
     // An interrupted scan has not probed every port of every host yet.
     if (spec_ports_ > stored_) parts.push_back(CountPhrase(spec_ports_ - stored_, "unscanned"));
     if (parts.empty()) return;
@@ -129,8 +137,7 @@ class TableWriter : public ResultWriter {
   std::optional<IpAddress> host_;
   std::vector<Row> rows_;
   size_t stored_ = 0;
-  size_t hidden_filtered_ = 0;
-  size_t hidden_unreachable_ = 0;
+  std::array<size_t, 5> hidden_{};  // by PortState value
   size_t hosts_written_ = 0;
 };
 
