@@ -87,8 +87,12 @@ TEST(Engine, FindsExactOpenClosedAndFilteredSetsOnLoopback) {
     EXPECT_EQ(got[k], state) << k.first << ":" << k.second << " is " << PortStateName(got[k]);
   EXPECT_EQ(sink.done_shards.size(), 3u);
   for (const auto& r : sink.results) {
-    if (r.state == PortState::kFiltered) EXPECT_EQ(r.attempts, 2);  // first try + 1 retry
-    if (r.state == PortState::kOpen) EXPECT_GT(r.time_us, 1'600'000'000'000'000);
+    if (r.state == PortState::kFiltered) {
+      EXPECT_EQ(r.attempts, 2);  // first try + 1 retry
+    }
+    if (r.state == PortState::kOpen) {
+      EXPECT_GT(r.time_us, 1'600'000'000'000'000);
+    }
   }
   EngineProgress p = engine.Progress();
   EXPECT_EQ(p.open, 3u);

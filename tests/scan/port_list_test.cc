@@ -18,7 +18,9 @@ TEST(PortList, BadInput) {
   for (const char* bad : {"", "0", "65536", "80,", "a", "90-80", "1-2-3", "80,,81"}) {
     auto p = ParsePortList(bad);
     EXPECT_FALSE(p.ok()) << bad;
-    if (!p.ok()) EXPECT_NE(p.status().message().find("port"), std::string::npos) << p.status().message();
+    if (!p.ok()) {
+      EXPECT_NE(p.status().message().find("port"), std::string::npos) << p.status().message();
+    }
   }
 }
 
