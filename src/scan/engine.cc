@@ -116,27 +116,30 @@ class Engine::Worker {
   // and our own lateness must not turn an open port into a filtered one.
   void Expire(uint32_t slot, std::chrono::steady_clock::time_point now) {
     tcp::socket& sock = sockets_[slot];
-    ++generations_[slot];  // the pending async_connect's handler is now stale
-    bool answered = false;
-    ProbeOutcome outcome{};
-    if (sock.is_open() && !sched_.stopping()) {
-      pollfd pfd{sock.native_handle(), POLLOUT, 0};
+    ++generations_[slot];  // the pending wait's handler is now stale
+    if (!sock.is_open()) return;
+    int fd = sock.native_handle();
+    int err = -1;
+    if (!sched_.stopping()) {
+      pollfd pfd{fd, POLLOUT, 0};
       if (::poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLOUT | POLLERR | POLLHUP))) {
-        int err = 0;
         socklen_t len = sizeof err;
-        if (::getsockopt(pfd.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
-            Classify(boost::system::error_code(err, boost::system::system_category()), outcome) ==
-                ConnectVerdict::kOutcome)
-          answered = true;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = -1;
       }
     }
-    boost::system::error_code ignored;
-    sock.close(ignored);
+    ProbeOutcome outcome{};
+    bool answered = err >= 0 && Classify(boost::system::error_code(err, boost::system::system_category()), outcome) ==
+                                    ConnectVerdict::kOutcome;
+    CloseProbe(slot, fd, answered && outcome == ProbeOutcome::kConnected);
     if (sched_.stopping()) return;  // the scheduler already let go of every slot
     if (answered) sched_.OnOutcome(slot, outcome, now);
     else sched_.OnTimeout(slot, now);
   }
 
+  // One probe, in as few system calls as the kernel allows: socket() already
+  // non-blocking, connect(), and only if that is in progress, a wait for
+  // writability in the reactor. SO_LINGER 0 is set only on a connected
+  // socket (the one case where close() would otherwise leave TIME_WAIT).
   void Start(const ProbeRequest& req, std::chrono::steady_clock::time_point now) {
     const IntervalSet* scope = engine_.options_.scope;
     if (scope && !scope->Contains(req.target.address.value())) {
@@ -146,34 +149,80 @@ class Engine::Worker {
       sched_.OnLocalFailure(req.slot, now);
       return;
     }
-    tcp::socket& sock = sockets_[req.slot];
-    boost::system::error_code ec;
     tcp::endpoint ep = ToEndpoint(req.target);
-    sock.open(ep.protocol(), ec);
-    if (!ec) sock.set_option(asio::socket_base::linger(true, 0), ec);
-    if (ec) {
-      boost::system::error_code ignored;
-      sock.close(ignored);
+    int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
       sched_.OnLocalFailure(req.slot, now);
       return;
     }
-    uint32_t slot = req.slot;
-    uint32_t gen = ++generations_[slot];
-    sock.async_connect(ep, [this, slot, gen](const boost::system::error_code& result) { OnConnect(slot, gen, result); });
+    int rc = ::connect(fd, ep.data(), static_cast<socklen_t>(ep.size()));
+    int err = rc == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      tcp::socket& sock = sockets_[req.slot];
+      boost::system::error_code ec;
+      sock.assign(ep.protocol(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        sched_.OnLocalFailure(req.slot, now);
+        return;
+      }
+      uint32_t slot = req.slot;
+      uint32_t gen = ++generations_[slot];
+      sock.async_wait(tcp::socket::wait_write,
+                      [this, slot, gen](const boost::system::error_code& result) { OnWritable(slot, gen, result); });
+      return;
+    }
+    // Answered at once (loopback) or refused locally.
+    Conclude(req.slot, fd, err, now);
   }
 
-  void OnConnect(uint32_t slot, uint32_t gen, const boost::system::error_code& ec) {
-    if (generations_[slot] != gen) return;  // aborted by a timeout or a stop
-    ProbeOutcome outcome{};
-    ConnectVerdict verdict = Classify(ec, outcome);
-    if (verdict == ConnectVerdict::kIgnore) return;
+  // The reactor says the socket in `slot` is writable: read the verdict of
+  // its connect(). The wakeup may be spurious (Asio recycles descriptor
+  // state, so an event of a closed socket can reach the next socket in the
+  // same slot), and SO_ERROR 0 alone also means "still connecting": only a
+  // poll() that shows the socket writable or failed makes it an answer.
+  void OnWritable(uint32_t slot, uint32_t gen, const boost::system::error_code& ec) {
+    if (generations_[slot] != gen || ec == asio::error::operation_aborted) return;  // expired or stopped
+    tcp::socket& sock = sockets_[slot];
+    int fd = sock.native_handle();
+    pollfd pfd{fd, POLLOUT, 0};
+    if (::poll(&pfd, 1, 0) != 1 || !(pfd.revents & (POLLOUT | POLLERR | POLLHUP))) {
+      sock.async_wait(tcp::socket::wait_write,
+                      [this, slot, gen](const boost::system::error_code& result) { OnWritable(slot, gen, result); });
+      return;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err == ETIMEDOUT) return;  // the kernel gave up on its own: the scheduler's deadline decides
     ++generations_[slot];
-    boost::system::error_code ignored;
-    sockets_[slot].close(ignored);  // linger 0: a RST for an open port
     auto now = std::chrono::steady_clock::now();
-    if (verdict == ConnectVerdict::kLocalFailure) sched_.OnLocalFailure(slot, now);
-    else sched_.OnOutcome(slot, outcome, now);
+    Conclude(slot, fd, err, now);
     Drive(now);
+  }
+
+  // Reports the outcome of connect() for `slot` and closes its descriptor
+  // (through Asio when the reactor knows it, so it is deregistered).
+  void Conclude(uint32_t slot, int fd, int err, std::chrono::steady_clock::time_point now) {
+    ProbeOutcome outcome{};
+    ConnectVerdict verdict = Classify(boost::system::error_code(err, boost::system::system_category()), outcome);
+    CloseProbe(slot, fd, verdict == ConnectVerdict::kOutcome && outcome == ProbeOutcome::kConnected);
+    if (verdict == ConnectVerdict::kOutcome) sched_.OnOutcome(slot, outcome, now);
+    else sched_.OnLocalFailure(slot, now);
+  }
+
+  void CloseProbe(uint32_t slot, int fd, bool connected) {
+    if (connected) {
+      linger rst{1, 0};  // close with a RST: no TIME_WAIT on our side, no half-open on theirs
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst);
+    }
+    tcp::socket& sock = sockets_[slot];
+    if (sock.is_open() && sock.native_handle() == fd) {
+      boost::system::error_code ignored;
+      sock.close(ignored);
+    } else {
+      ::close(fd);
+    }
   }
 
   void Flush() {

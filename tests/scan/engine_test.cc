@@ -144,3 +144,59 @@ TEST(Engine, StopEndsAScanEarlyWithCheckpointsBelowTheUnfinished) {
 
 }  // namespace
 }  // namespace ndo
+
+namespace ndo {
+namespace {
+
+// Thousands of unanswered connects in flight while answered ones complete and
+// their sockets are recycled: a stale or spurious readiness event must never
+// make a still-connecting socket look open. (A saturated listener on the
+// wildcard address drops every SYN to its port on every 127.x address.)
+TEST(Engine, ManyUnansweredProbesNeverLookOpen) {
+  uint16_t dropped = ndo::testing::UnusedPort("127.0.0.1");
+  SaturatedListener saturated;
+  ASSERT_TRUE(saturated.Open("0.0.0.0", dropped));
+  AcceptingListeners accepting;
+  uint16_t open_port = ndo::testing::UnusedPort("127.91.0.1");
+  std::set<std::string> want_open;
+  for (int h = 0; h < 4096; h += 37) {
+    std::string ip = "127.91." + std::to_string(h / 256) + "." + std::to_string(h % 256);
+    ASSERT_TRUE(accepting.Add(ip, open_port));
+    want_open.insert(ip);
+  }
+  ScanSpec spec;
+  spec.targets.addresses.Add({IpAddress::Parse("127.91.0.0")->value(), IpAddress::Parse("127.91.15.255")->value()});
+  spec.ports = {dropped, open_port};
+  std::sort(spec.ports.begin(), spec.ports.end());
+  spec.shard_count = 8;
+  auto plan = ScanPlan::Create(spec);
+  ASSERT_TRUE(plan.ok());
+  EngineOptions eo;
+  eo.threads = 2;
+  eo.concurrency = 4096;
+  eo.max_retries = 0;
+  eo.rtt.fixed = std::chrono::milliseconds(150);
+  Engine engine(*plan, eo);
+  CollectingSink sink;
+  std::vector<ShardWork> work;
+  for (uint32_t k = 0; k < 8; ++k) work.push_back({k, plan->Shard(k).begin, plan->Shard(k).end});
+  ASSERT_TRUE(engine.Run(work, sink).ok());
+  ASSERT_EQ(sink.results.size(), 8192u);
+  std::set<std::string> got_open;
+  size_t filtered = 0;
+  for (const auto& r : sink.results) {
+    if (r.port == dropped) {
+      EXPECT_EQ(r.state, PortState::kFiltered) << r.address.ToString();
+      filtered += r.state == PortState::kFiltered;
+    } else if (r.state == PortState::kOpen) {
+      got_open.insert(r.address.ToString());
+    } else {
+      EXPECT_EQ(r.state, PortState::kClosed) << r.address.ToString();
+    }
+  }
+  EXPECT_EQ(filtered, 4096u);
+  EXPECT_EQ(got_open, want_open);
+}
+
+}  // namespace
+}  // namespace ndo
