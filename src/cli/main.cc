@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
                  "Most probes in flight (default: what the descriptor limit allows, up to 32768)");
   int32_t retries = 0;
   auto* retries_opt = sc->add_option("--max-retries", retries,
-                                     "Retries of a probe that timed out (default: adaptive, 2 to 6, as loss is observed)")
+                                     "Retries of a probe that timed out (default: adaptive, 1 to 6, raised when answers come only on retries)")
                           ->check(CLI::Range(0, 50));
   sc->add_option("--timeout", o.timeout_ms, "Fixed per-probe timeout in ms (default: adaptive to measured RTT)");
   sc->add_option("--initial-rtt-timeout", o.initial_rtt_ms, "Timeout before any RTT is measured, ms")->capture_default_str();

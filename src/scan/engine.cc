@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <mutex>
@@ -108,6 +109,14 @@ class Engine::Worker {
     if (sched_.Finished() && !done_) {
       done_ = true;
       timer_.cancel();
+    }
+    // Queued behind the answers the reactor has ready, so they are read first.
+    if (sched_.MoreToStart() && !continue_posted_ && !done_) {
+      continue_posted_ = true;
+      asio::post(io_, [this] {
+        continue_posted_ = false;
+        Drive(std::chrono::steady_clock::now());
+      });
     }
   }
 
@@ -247,6 +256,7 @@ class Engine::Worker {
   std::vector<uint32_t> expired_;
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
   bool done_ = false;
+  bool continue_posted_ = false;
   Status status_;
 };
 

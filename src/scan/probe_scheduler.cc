@@ -5,10 +5,11 @@
 namespace ndo {
 namespace {
 
-// Without an explicit --max-retries every probe gets at least this many tries,
-// and one more than the latest try that ever got an answer (Nmap's rule:
-// answers that only arrive on retries show the path drops packets).
-constexpr int kMinAdaptiveTries = 3;
+// Without an explicit --max-retries a probe gets one more try than the latest
+// try that ever got an answer, and at least two (Nmap's rule: answers that
+// only arrive on retries show that the path drops packets, so every probe
+// then deserves more tries; on a clean path one retry is enough).
+constexpr int kMinAdaptiveTries = 2;
 
 template <typename T>
 void Bump(std::atomic<T>& c, T by = 1) {
@@ -140,12 +141,19 @@ void ProbeScheduler::Poll(SteadyTime now, std::vector<ProbeRequest>& start, std:
     if (!s.active || s.seq != d.seq) continue;  // answered already
     expired.push_back(d.slot);
   }
+  more_to_start_ = false;
+  uint32_t started = 0;
   while (in_flight_ < limit_ && !free_slots_.empty()) {
     if (!bucket_.unlimited() && bucket_.TimeUntilToken(now) > SteadyTime::duration::zero()) break;
+    if (started == cfg_.max_starts_per_poll) {
+      more_to_start_ = true;
+      break;
+    }
     auto p = NextProbe();
     if (!p) break;
     bucket_.TryTake(now);
     Launch(*p, now, start);
+    ++started;
   }
 }
 
@@ -215,6 +223,7 @@ void ProbeScheduler::MarkFinished(uint32_t shard, uint64_t position) {
 }
 
 SteadyTime ProbeScheduler::NextWakeup(SteadyTime now) {
+  if (more_to_start_) return now;
   SteadyTime wake = now + std::chrono::milliseconds(50);
   // Stale heap entries (answered probes) only cause an early, harmless wakeup.
   if (!deadlines_.empty()) wake = std::min(wake, deadlines_.top().at);

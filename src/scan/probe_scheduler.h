@@ -56,6 +56,10 @@ struct SchedulerConfig {
   int32_t max_retries = -1;      // -1: adaptive (see AllowedTries)
   RttEstimator::Config rtt;
   size_t batch_size = 2048;      // results per batch handed to the sink
+  // Most probes one Poll starts. The driver reads answers between batches, so
+  // a burst of thousands of starts does not sit on answers already waiting
+  // (which would inflate measured round trips and provoke false timeouts).
+  uint32_t max_starts_per_poll = 1024;
 };
 
 enum class ProbeOutcome { kConnected, kRefused, kUnreachable };
@@ -100,6 +104,9 @@ class ProbeScheduler {
 
   // When Poll next has something to do (a timeout or a rate token).
   SteadyTime NextWakeup(SteadyTime now);
+  // Poll stopped at max_starts_per_poll with slots free and probes waiting:
+  // call it again soon, after reading what has arrived.
+  bool MoreToStart() const { return more_to_start_; }
   // All work issued and answered (or stopped and drained).
   bool Finished() const;
   // Stop issuing; the next Poll aborts everything in flight. Unfinished
@@ -170,6 +177,7 @@ class ProbeScheduler {
   uint32_t limit_;             // current concurrency limit (backs off on local failures)
   int max_answered_attempt_ = 0;
   bool stopping_ = false;
+  bool more_to_start_ = false;
   bool work_exhausted_ = false;
 
   ResultBatch batch_;
