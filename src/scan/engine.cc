@@ -126,10 +126,9 @@ class Engine::Worker {
   void Expire(uint32_t slot, std::chrono::steady_clock::time_point now) {
     tcp::socket& sock = sockets_[slot];
     ++generations_[slot];  // the pending wait's handler is now stale
-    if (!sock.is_open()) return;
-    int fd = sock.native_handle();
+    int fd = sock.is_open() ? sock.native_handle() : -1;
     int err = -1;
-    if (!sched_.stopping()) {
+    if (fd >= 0 && !sched_.stopping()) {
       pollfd pfd{fd, POLLOUT, 0};
       if (::poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLOUT | POLLERR | POLLHUP))) {
         socklen_t len = sizeof err;
@@ -139,7 +138,7 @@ class Engine::Worker {
     ProbeOutcome outcome{};
     bool answered = err >= 0 && Classify(boost::system::error_code(err, boost::system::system_category()), outcome) ==
                                     ConnectVerdict::kOutcome;
-    CloseProbe(slot, fd, answered && outcome == ProbeOutcome::kConnected);
+    if (fd >= 0) CloseProbe(slot, fd, answered && outcome == ProbeOutcome::kConnected);
     if (sched_.stopping()) return;  // the scheduler already let go of every slot
     if (answered) sched_.OnOutcome(slot, outcome, now);
     else sched_.OnTimeout(slot, now);

@@ -1,5 +1,5 @@
-// Runs the real ndo binary (path from $NDO_BINARY, set by ctest) for
-// multi-process tests, capturing exit code, stdout and stderr.
+// Runs the real ndo binary (the build's, or $NDO_BINARY) for multi-process
+// tests, capturing exit code, stdout and stderr.
 #pragma once
 
 #include <signal.h>
@@ -21,7 +21,7 @@ struct CommandResult {
 
 inline std::string NdoBinary() {
   const char* b = std::getenv("NDO_BINARY");
-  return b ? b : "ndo";
+  return b ? b : NDO_TEST_BINARY;
 }
 
 inline std::string Slurp(const std::string& path) {
