@@ -7,6 +7,7 @@
 
 #include "cli/exit_codes.h"
 #include "cli/progress_display.h"
+#include "cli/reports.h"
 #include "cli/scan_runner.h"
 #include "scan/port_list.h"
 
@@ -128,6 +129,9 @@ int RunScanCommand(const ScanCommand& cmd) {
                ScanIdToHex(rec.id).c_str(), std::string(ScanStateName(rec.state)).c_str(), Describe(rec.spec).c_str(),
                run.seconds, FormatCount(static_cast<uint64_t>(rate)).c_str(), run.concurrency,
                FormatCount(c.open).c_str(), others.c_str());
+  if (run.tls_handshakes || run.banners)
+    std::fprintf(stderr, "ndo: follow-ups: %s TLS handshakes, %s banners\n", FormatCount(run.tls_handshakes).c_str(),
+                 FormatCount(run.banners).c_str());
   if (!run.status.ok()) return Fail(run.status);
   if (!written.ok()) return Fail(written);
   if (run.interrupted) {
@@ -166,6 +170,31 @@ int RunResultsCommand(const std::string& data_dir, const std::string& scan_id, c
   WriterOptions wo;
   wo.table_show_all = output.show_all;
   Status s = WriteOutputs(**store, *rec, output.Targets(), *states, wo);
+  return s.ok() ? kExitOk : Fail(s);
+}
+
+}  // namespace ndo
+
+namespace ndo {
+
+int RunReportCommand(const std::string& data_dir, const ReportCommand& cmd) {
+  std::vector<IssuerGroup> groups;
+  for (const auto& g : cmd.groups) {
+    auto parsed = ParseIssuerGroup(g);
+    if (!parsed.ok()) return Fail(parsed.status());
+    groups.push_back(*parsed);
+  }
+  if (cmd.format != "table" && cmd.format != "json" && cmd.format != "csv")
+    return Fail(Status::InvalidArgument("reports come as table, json or csv, not '" + cmd.format + "'"));
+  auto store = Store::Open(StoreDir(data_dir));
+  if (!store.ok()) return Fail(store.status());
+  auto rec = (*store)->FindScan(cmd.scan_id);
+  if (!rec.ok()) return Fail(rec.status());
+  Result<ReportTable> table = cmd.kind == ReportKind::kServices     ? ServicesReport(**store, *rec)
+                              : cmd.kind == ReportKind::kTlsIssuers ? TlsIssuersReport(**store, *rec, groups)
+                                                                    : TlsExpiredReport(**store, *rec);
+  if (!table.ok()) return Fail(table.status());
+  Status s = PrintReport(*table, cmd.format, std::cout);
   return s.ok() ? kExitOk : Fail(s);
 }
 

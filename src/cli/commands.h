@@ -35,4 +35,14 @@ int RunScanCommand(const ScanCommand& cmd);
 int RunScansCommand(const std::string& data_dir);
 int RunResultsCommand(const std::string& data_dir, const std::string& scan_id, const OutputChoice& output);
 
+enum class ReportKind { kServices, kTlsIssuers, kTlsExpired };
+struct ReportCommand {
+  ReportKind kind = ReportKind::kServices;
+  std::string scan_id;
+  std::vector<std::string> groups;  // NAME=REGEX, for tls issuers
+  std::string format = "table";
+  bool by_vantage = false;  // one column per vantage point (a local scan has one)
+};
+int RunReportCommand(const std::string& data_dir, const ReportCommand& cmd);
+
 }  // namespace ndo

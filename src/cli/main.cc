@@ -88,6 +88,16 @@ int main(int argc, char** argv) {
   uint32_t shards = 0;
   auto* shards_opt = sc->add_option("--shards", shards, "Cut the probe order into N shards (default: about 8192 probes each)");
   sc->add_flag("--store-all", o.store_all, "Store closed, filtered and unreachable results too (default: open only)");
+  sc->add_flag("--banners", o.banners,
+               "Grab what each open port's service says (or answers to a minimal HTTP request) and guess the service");
+  sc->add_flag("--tls", o.tls,
+               "TLS handshake on open TLS ports: certificate chain, version, cipher, verdict against the trust store");
+  sc->add_option("--tls-ports", o.tls_ports, "Ports to try TLS on: a port list, or 'all' (default: the usual TLS ports)");
+  sc->add_option("--tls-ca-file", o.tls_ca_file, "Also trust the CA certificates in this PEM file (e.g. your own CA)");
+  sc->add_option("--service-timeout", o.service_timeout_ms, "Time bound of each banner or TLS follow-up, ms")
+      ->capture_default_str();
+  sc->add_option("--service-concurrency", o.service_concurrency, "Most banner/TLS follow-ups at once")
+      ->capture_default_str();
   sc->add_option("--threads", scan.threads, "Worker threads, one io_context each (default: cores, at most 4)");
   sc->add_option("--data-dir", data_dir, "Where scans are stored (default: $XDG_DATA_HOME/ndo)");
   sc->add_option("--resume", scan.resume_id, "Continue an interrupted scan with its stored settings");
@@ -105,6 +115,27 @@ int main(int argc, char** argv) {
   results_cmd->add_option("scan", results_id, "Scan id (or a unique prefix of it)")->required();
   results_cmd->add_option("--data-dir", data_dir, "Where scans are stored (default: $XDG_DATA_HOME/ndo)");
   AddOutputOptions(results_cmd, results_out);
+
+  ndo::ReportCommand report;
+  auto* report_cmd = app.add_subcommand("report", "Reports over a stored scan: services, tls issuers, tls expired");
+  report_cmd->require_subcommand(1);
+  auto add_report_options = [&](CLI::App* c) {
+    c->add_option("scan", report.scan_id, "Scan id (or a unique prefix of it)")->required();
+    c->add_option("--data-dir", data_dir, "Where scans are stored (default: $XDG_DATA_HOME/ndo)");
+    c->add_option("--format", report.format, "table, json or csv")->capture_default_str();
+    c->add_flag("--by-vantage", report.by_vantage, "One column per vantage point (a local scan has one: local)");
+  };
+  auto* services_cmd = report_cmd->add_subcommand("services", "Open ports counted by port and service");
+  add_report_options(services_cmd);
+  auto* tls_cmd = report_cmd->add_subcommand("tls", "TLS certificate reports");
+  tls_cmd->require_subcommand(1);
+  auto* issuers_cmd = tls_cmd->add_subcommand("issuers", "Leaf certificates counted by issuer group");
+  add_report_options(issuers_cmd);
+  issuers_cmd->add_option("--group", report.groups,
+                          "NAME=REGEX: an issuer group, matched case-insensitively against 'CN=..., O=..., OU=...' of "
+                          "the issuer; first match wins; the rest count as 'other CAs'");
+  auto* expired_cmd = tls_cmd->add_subcommand("expired", "Expired leaf certificates counted by the year they expired");
+  add_report_options(expired_cmd);
 
   std::vector<std::string> args = NmapCompatibleArgs(argc, argv);
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
@@ -127,5 +158,11 @@ int main(int argc, char** argv) {
   }
   if (scans_cmd->parsed()) return ndo::RunScansCommand(data_dir);
   if (results_cmd->parsed()) return ndo::RunResultsCommand(data_dir, results_id, results_out);
+  if (report_cmd->parsed()) {
+    report.kind = services_cmd->parsed()  ? ndo::ReportKind::kServices
+                  : issuers_cmd->parsed() ? ndo::ReportKind::kTlsIssuers
+                                          : ndo::ReportKind::kTlsExpired;
+    return ndo::RunReportCommand(data_dir, report);
+  }
   return ndo::kExitUsage;
 }

@@ -19,10 +19,23 @@ Status WriteOutputs(Store& store, const ScanRecord& rec, const std::vector<Outpu
     auto writer = MakeResultWriter(t.format, os, options);
     if (!writer) return Status::InvalidArgument("unknown output format '" + t.format + "'");
     writer->Begin(rec);
+    Status evidence_error;
     Status s = store.ForEachResult(rec.id, [&](const ProbeResult& r) {
-      if (states.empty() || std::find(states.begin(), states.end(), r.state) != states.end()) writer->Write(r);
+      if (!states.empty() && std::find(states.begin(), states.end(), r.state) == states.end()) return true;
+      if (r.state != PortState::kOpen) {
+        writer->Write(r, nullptr);
+        return true;
+      }
+      // Only open ports have evidence; a point lookup each keeps memory flat.
+      auto ev = store.GetEvidence(rec.id, r.address, r.port);
+      if (!ev.ok() && ev.status().code() != Status::Code::kNotFound) {
+        evidence_error = ev.status();
+        return false;
+      }
+      writer->Write(r, ev.ok() ? &*ev : nullptr);
       return true;
     });
+    if (s.ok()) s = evidence_error;
     if (!s.ok()) return s;
     writer->End(rec);
     os.flush();

@@ -1,5 +1,7 @@
 #include "cli/scan_options.h"
 
+#include <unistd.h>
+
 #include <random>
 
 #include "scan/port_list.h"
@@ -52,6 +54,25 @@ Result<ScanSpec> BuildScanSpec(const ScanOptions& o, const std::vector<std::stri
   if (o.min_rtt_ms == 0 || o.min_rtt_ms > o.max_rtt_ms)
     return Status::InvalidArgument("--min-rtt-timeout must be positive and at most --max-rtt-timeout");
   if (o.shards && *o.shards == 0) return Status::InvalidArgument("--shards must be at least 1");
+
+  spec.service.banners = o.banners;
+  spec.service.tls = o.tls;
+  if (o.tls_ports == "all") {
+    spec.service.tls_all_ports = true;
+  } else if (!o.tls_ports.empty()) {
+    auto tp = ParsePortList(o.tls_ports);
+    if (!tp.ok()) return tp.status().WithContext("--tls-ports");
+    spec.service.tls_ports = std::move(*tp);
+  } else {
+    spec.service.tls_ports = DefaultTlsPorts();
+  }
+  if (!o.tls_ca_file.empty() && access(o.tls_ca_file.c_str(), R_OK) != 0)
+    return Status::InvalidArgument("--tls-ca-file: cannot read '" + o.tls_ca_file + "'");
+  spec.service.tls_ca_file = o.tls_ca_file;
+  if (o.service_timeout_ms == 0 || o.service_concurrency == 0)
+    return Status::InvalidArgument("--service-timeout and --service-concurrency must be positive");
+  spec.service.timeout = std::chrono::milliseconds(o.service_timeout_ms);
+  spec.service.concurrency = o.service_concurrency;
 
   if (Status valid = ValidateSpec(spec); !valid.ok()) return valid;  // scope and size
   spec.shard_count = o.shards ? *o.shards : DefaultShardCount(spec.ProbeCount());

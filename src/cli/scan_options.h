@@ -25,6 +25,13 @@ struct ScanOptions {
   uint32_t initial_rtt_ms = 500, min_rtt_ms = 100, max_rtt_ms = 1250;
   std::optional<uint32_t> shards;
   bool store_all = false;
+  // Follow-ups on open ports.
+  bool banners = false;
+  bool tls = false;
+  std::string tls_ports;  // list, "all", or "" for DefaultTlsPorts()
+  std::string tls_ca_file;
+  uint32_t service_timeout_ms = 4000;
+  uint32_t service_concurrency = 512;
 };
 
 inline constexpr size_t kDefaultTopPorts = 1000;  // as Nmap

@@ -13,6 +13,7 @@
 
 #include "cli/progress_display.h"
 #include "scan/engine.h"
+#include "scan/service/service_prober.h"
 
 namespace ndo {
 namespace {
@@ -22,17 +23,46 @@ int64_t NowMicros() {
       .count();
 }
 
-// Writes each batch to the store; counts what it stored.
+// Writes each batch to the store, then hands its open ports to the
+// follow-up prober (banners, TLS), if there is one.
 class StoreSink : public ResultSink {
  public:
-  StoreSink(Store& store, const ScanId& id, bool store_all) : store_(store), id_(id), store_all_(store_all) {}
-  Status Consume(ResultBatch&& batch) override { return store_.WriteBatch(id_, batch, store_all_); }
+  StoreSink(Store& store, const ScanId& id, bool store_all, ServiceProber* prober)
+      : store_(store), id_(id), store_all_(store_all), prober_(prober) {}
+  Status Consume(ResultBatch&& batch) override {
+    Status s = store_.WriteBatch(id_, batch, store_all_);
+    if (s.ok() && prober_)
+      for (const auto& r : batch.results)
+        if (r.state == PortState::kOpen) prober_->Enqueue(r.address, r.port);
+    return s;
+  }
 
  private:
   Store& store_;
   ScanId id_;
   bool store_all_;
+  ServiceProber* prober_;
 };
+
+class StoreEvidenceSink : public EvidenceSink {
+ public:
+  StoreEvidenceSink(Store& store, const ScanId& id) : store_(store), id_(id) {}
+  Status Consume(std::vector<ServiceEvidence>&& batch) override { return store_.WriteEvidence(id_, batch); }
+
+ private:
+  Store& store_;
+  ScanId id_;
+};
+
+// A resumed scan follows up on the open ports an earlier run found but did
+// not get to (it was interrupted before their banners or handshakes).
+Status EnqueueMissingFollowUps(Store& store, const ScanId& id, ServiceProber& prober) {
+  return store.ForEachResult(id, [&](const ProbeResult& r) {
+    if (r.state == PortState::kOpen && store.GetEvidence(id, r.address, r.port).status().code() == Status::Code::kNotFound)
+      prober.Enqueue(r.address, r.port);
+    return true;
+  });
+}
 
 // The shards still to scan, each from its stored checkpoint.
 Result<std::vector<ShardWork>> PendingWork(Store& store, const ScanRecord& rec, const ScanPlan& plan) {
@@ -117,9 +147,24 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
     return out;
   }
 
+  StoreEvidenceSink evidence_sink(store, rec.id);
+  std::unique_ptr<ServiceProber> prober;
+  if (rec.spec.service.banners || rec.spec.service.tls) {
+    auto created = ServiceProber::Create(rec.spec.service, rec.spec.targets, eo.scope, evidence_sink);
+    if (!created.ok()) {
+      out.status = created.status();
+      return out;
+    }
+    prober = std::move(*created);
+    if (Status s = EnqueueMissingFollowUps(store, rec.id, *prober); !s.ok()) {
+      out.status = s;
+      return out;
+    }
+  }
+
   SignalWatch signals;
   Engine engine(*plan, eo);
-  StoreSink sink(store, rec.id, rec.spec.store_all);
+  StoreSink sink(store, rec.id, rec.spec.store_all, prober.get());
   const ScanCounters before = rec.counters;
   auto start = std::chrono::steady_clock::now();
   std::atomic<bool> finished{false};
@@ -161,6 +206,30 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
     }
   }
   runner.join();
+  // The follow-ups of the last open ports may still run: wait for them (a
+  // second signal abandons them), unless the scan itself was interrupted.
+  Status follow_ups;
+  if (prober) {
+    if (interrupted) prober->Stop();
+    std::atomic<bool> drained{false};
+    std::thread drainer([&] {
+      follow_ups = prober->Drain();
+      drained = true;
+    });
+    while (!drained) {
+      if (signals.Wait(100) && !interrupted.exchange(true)) prober->Stop();
+      if (settings.show_progress) {
+        const auto& c = prober->counters();
+        std::fprintf(stderr, "\r[follow-ups] %s of %s done\033[K",
+                     FormatCount(c.done.load(std::memory_order_relaxed)).c_str(),
+                     FormatCount(c.queued.load(std::memory_order_relaxed)).c_str());
+        drew = true;
+      }
+    }
+    drainer.join();
+    out.tls_handshakes = prober->counters().tls_handshakes.load();
+    out.banners = prober->counters().banners.load();
+  }
   if (drew) std::fprintf(stderr, "\r\033[K");
 
   snapshot();
@@ -179,7 +248,7 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
     rec.finished_us = rec.updated_us;
   }
   Status saved = store.PutScan(rec);
-  out.status = !engine_status.ok() ? engine_status : saved;
+  out.status = !engine_status.ok() ? engine_status : !follow_ups.ok() ? follow_ups : saved;
   return out;
 }
 

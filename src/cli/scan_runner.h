@@ -20,6 +20,8 @@ struct RunOutcome {
   double seconds = 0;        // wall time of this run
   uint32_t concurrency = 0;
   uint64_t file_limit = 0;
+  uint64_t tls_handshakes = 0;  // follow-ups done this run
+  uint64_t banners = 0;
 };
 
 // `rec` is updated (state, counters, timestamps) and stored as it goes.

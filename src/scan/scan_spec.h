@@ -8,6 +8,7 @@
 
 #include "scan/interval_set.h"
 #include "scan/permutation.h"
+#include "scan/service/service_prober.h"
 #include "scan/target_parser.h"
 
 namespace ndo {
@@ -35,6 +36,7 @@ struct ScanSpec {
   uint32_t shard_count = 1;
   bool store_all = false;
   ProbeOptions probe;
+  ServiceProbeOptions service;  // follow-ups on open ports (banners, TLS)
 
   // hosts x ports
   u128 ProbeCount() const { return targets.addresses.size() * ports.size(); }

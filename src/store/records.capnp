@@ -39,6 +39,7 @@ struct ScanSpec {
   shardCount @7 :UInt32;
   storeAll @8 :Bool;
   probe @9 :ProbeOptions;
+  service @10 :ServiceOptions;
 }
 
 struct ScanRecord {
@@ -63,4 +64,40 @@ struct ScanRecord {
   unreachableCount @12 :UInt64;
   elapsedUs @13 :Int64;
   # wall time spent scanning, over every run of a resumed scan
+}
+
+struct ServiceOptions {
+  banners @0 :Bool;
+  tls @1 :Bool;
+  tlsAllPorts @2 :Bool;
+  tlsPorts @3 :List(UInt16);
+  concurrency @4 :UInt32;
+  timeoutMs @5 :UInt32;
+  tlsCaFile @6 :Text;
+}
+
+struct TlsEvidence {
+  error @0 :Text;
+  version @1 :Text;
+  cipher @2 :Text;
+  sni @3 :Text;
+  verdict @4 :UInt8;
+  verifyDetail @5 :Text;
+  chain @6 :List(Data);
+  # SHA-256 fingerprints, leaf first; the certificates are stored once each under 'c' | fingerprint
+}
+
+struct BannerEvidence {
+  bytes @0 :Data;
+  truncated @1 :Bool;
+  request @2 :Data;
+  error @3 :Text;
+}
+
+struct ServiceEvidence {
+  service @0 :Text;
+  hasBanner @1 :Bool;
+  banner @2 :BannerEvidence;
+  hasTls @3 :Bool;
+  tls @4 :TlsEvidence;
 }

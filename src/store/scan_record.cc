@@ -53,6 +53,15 @@ void BuildSpec(schema::ScanSpec::Builder b, const ScanSpec& spec) {
   p.setInitialRttMs(spec.probe.initial_rtt_ms);
   p.setMinRttMs(spec.probe.min_rtt_ms);
   p.setMaxRttMs(spec.probe.max_rtt_ms);
+  auto sv = b.initService();
+  sv.setBanners(spec.service.banners);
+  sv.setTls(spec.service.tls);
+  sv.setTlsAllPorts(spec.service.tls_all_ports);
+  auto tp = sv.initTlsPorts(static_cast<unsigned>(spec.service.tls_ports.size()));
+  for (unsigned i = 0; i < spec.service.tls_ports.size(); ++i) tp.set(i, spec.service.tls_ports[i]);
+  sv.setConcurrency(spec.service.concurrency);
+  sv.setTimeoutMs(static_cast<uint32_t>(spec.service.timeout.count()));
+  sv.setTlsCaFile(spec.service.tls_ca_file);
 }
 
 Status ReadRange(schema::AddressRange::Reader r, AddressRange& out) {
@@ -91,6 +100,17 @@ Status ReadSpec(schema::ScanSpec::Reader r, ScanSpec& spec) {
   spec.probe.initial_rtt_ms = p.getInitialRttMs();
   spec.probe.min_rtt_ms = p.getMinRttMs();
   spec.probe.max_rtt_ms = p.getMaxRttMs();
+  if (r.hasService()) {
+    auto sv = r.getService();
+    spec.service.banners = sv.getBanners();
+    spec.service.tls = sv.getTls();
+    spec.service.tls_all_ports = sv.getTlsAllPorts();
+    spec.service.tls_ports.clear();
+    for (auto port : sv.getTlsPorts()) spec.service.tls_ports.push_back(port);
+    spec.service.concurrency = sv.getConcurrency();
+    spec.service.timeout = std::chrono::milliseconds(sv.getTimeoutMs());
+    spec.service.tls_ca_file = sv.getTlsCaFile().cStr();
+  }
   return ValidateSpec(spec).ok() ? Status::Ok() : Status::Corruption("stored spec is not valid: " + ValidateSpec(spec).message());
 }
 

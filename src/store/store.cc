@@ -6,7 +6,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
+#include "scan/service/tls_session.h"
+#include "store/evidence_codec.h"
 #include "store/result_codec.h"
 
 namespace ndo {
@@ -148,6 +151,65 @@ Status Store::ForEachResult(const ScanId& scan, const std::function<bool(const P
     if (!visit(r)) break;
   }
   return FromRocks(it->status(), "reading results");
+}
+
+Status Store::WriteEvidence(const ScanId& scan, const std::vector<ServiceEvidence>& evidence) {
+  rocksdb::WriteBatch wb;
+  for (const auto& ev : evidence) {
+    if (ev.tls)
+      for (const auto& cert : ev.tls->chain)
+        if (!cert.der.empty()) wb.Put(CertificateKey(cert.sha256), cert.der);
+    wb.Put(EvidenceKey(scan, ev.address, ev.port), EncodeEvidence(ev));
+  }
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "writing service evidence");
+}
+
+namespace {
+
+// Loads and parses certificates by fingerprint, each once per call site.
+class CertificateLoader {
+ public:
+  explicit CertificateLoader(rocksdb::DB* db) : db_(db) {}
+  Result<CertificateInfo> operator()(const std::array<uint8_t, 32>& fp) {
+    std::string key = CertificateKey(fp);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    std::string der;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &der);
+    if (s.IsNotFound()) return Status::Corruption("certificate " + FingerprintHex(fp) + " is missing");
+    if (!s.ok()) return FromRocks(s, "reading certificate");
+    auto cert = ParseCertificate(der);
+    if (!cert.ok()) return cert.status();
+    cache_.emplace(key, *cert);
+    return cert;
+  }
+
+ private:
+  rocksdb::DB* db_;
+  std::map<std::string, CertificateInfo> cache_;
+};
+
+}  // namespace
+
+Result<ServiceEvidence> Store::GetEvidence(const ScanId& scan, IpAddress address, uint16_t port) {
+  std::string key = EvidenceKey(scan, address, port), value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return Status::NotFound("no service evidence");
+  if (!s.ok()) return FromRocks(s, "reading service evidence");
+  CertificateLoader load(db_.get());
+  return DecodeEvidence(key, value, std::ref(load));
+}
+
+Status Store::ForEachEvidence(const ScanId& scan, const std::function<bool(const ServiceEvidence&)>& visit) {
+  std::string prefix = EvidencePrefix(scan);
+  CertificateLoader load(db_.get());
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto ev = DecodeEvidence(std::string_view(it->key().data(), it->key().size()),
+                             std::string_view(it->value().data(), it->value().size()), std::ref(load));
+    if (!ev.ok()) return ev.status();
+    if (!visit(*ev)) break;
+  }
+  return FromRocks(it->status(), "reading service evidence");
 }
 
 std::string DefaultDataDir() {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "scan/probe_result.h"
+#include "scan/service/evidence.h"
 #include "store/scan_record.h"
 
 namespace rocksdb {
@@ -42,6 +43,12 @@ class Store {
 
   // Visits results in (address, port) order; stop early by returning false.
   Status ForEachResult(const ScanId& scan, const std::function<bool(const ProbeResult&)>& visit);
+
+  // Service evidence of open ports; certificates are kept once per fingerprint.
+  Status WriteEvidence(const ScanId& scan, const std::vector<ServiceEvidence>& evidence);
+  // NotFound when the port has none.
+  Result<ServiceEvidence> GetEvidence(const ScanId& scan, IpAddress address, uint16_t port);
+  Status ForEachEvidence(const ScanId& scan, const std::function<bool(const ServiceEvidence&)>& visit);
 
  private:
   explicit Store(rocksdb::DB* db);

@@ -79,7 +79,7 @@ std::string Render(std::string_view format, const ScanRecord& rec, const std::ve
   EXPECT_NE(writer, nullptr) << format;
   if (!writer) return "";
   writer->Begin(rec);
-  for (const ProbeResult& r : results) writer->Write(r);
+  for (const ProbeResult& r : results) writer->Write(r, nullptr);
   writer->End(rec);
   return out.str();
 }
@@ -128,10 +128,10 @@ TEST(CsvWriterTest, HeaderAndRows) {
   std::vector<ProbeResult> results = AllResults();
   std::string text = Render("csv", MakeRecord(true), {results[0], results[2], results[8]});
   EXPECT_EQ(text,
-            "scan,address,hostname,port,state,service,rtt_us,attempts,time\n"
-            "0123456789abcdef,198.18.0.5,web.example,22,open,ssh,120,1,2026-11-25T10:08:37.123456Z\n"
-            "0123456789abcdef,198.18.0.5,web.example,443,filtered,https,0,3,2026-11-25T10:08:38.623456Z\n"
-            "0123456789abcdef,2001:db8::1,,443,open,https,2500,2,2026-11-25T10:08:37.523456Z\n");
+            "scan,address,hostname,port,state,service,rtt_us,attempts,time,banner,tls_verdict,cert_subject,cert_issuer,cert_not_after\n"
+            "0123456789abcdef,198.18.0.5,web.example,22,open,ssh,120,1,2026-11-25T10:08:37.123456Z,,,,,\n"
+            "0123456789abcdef,198.18.0.5,web.example,443,filtered,https,0,3,2026-11-25T10:08:38.623456Z,,,,,\n"
+            "0123456789abcdef,2001:db8::1,,443,open,https,2500,2,2026-11-25T10:08:37.523456Z,,,,,\n");
 }
 
 TEST(CsvWriterTest, QuotesFieldsThatNeedIt) {
@@ -139,8 +139,8 @@ TEST(CsvWriterTest, QuotesFieldsThatNeedIt) {
   rec.spec.targets.names = {{V4("198.18.0.5"), "odd,\"name\""}, {V4("198.18.0.5"), "second.example"}};
   std::string text = Render("csv", rec, {AllResults()[0]});
   EXPECT_EQ(text,
-            "scan,address,hostname,port,state,service,rtt_us,attempts,time\n"
-            "0123456789abcdef,198.18.0.5,\"odd,\"\"name\"\"\",22,open,ssh,120,1,2026-11-25T10:08:37.123456Z\n");
+            "scan,address,hostname,port,state,service,rtt_us,attempts,time,banner,tls_verdict,cert_subject,cert_issuer,cert_not_after\n"
+            "0123456789abcdef,198.18.0.5,\"odd,\"\"name\"\"\",22,open,ssh,120,1,2026-11-25T10:08:37.123456Z,,,,,\n");
 }
 
 TEST(TableWriterTest, ListsOpenPortsAndCountsTheRest) {

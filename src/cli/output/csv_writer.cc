@@ -4,6 +4,7 @@
 
 #include "cli/output/writers.h"
 #include "scan/port_list.h"
+#include "scan/service/banner_session.h"
 
 namespace ndo {
 namespace {
@@ -30,10 +31,10 @@ class CsvWriter : public ResultWriter {
   void Begin(const ScanRecord& scan) override {
     scan_id_ = ScanIdToHex(scan.id);
     names_ = HostnameIndex(scan.spec.targets);
-    out_ << "scan,address,hostname,port,state,service,rtt_us,attempts,time\n";
+    out_ << "scan,address,hostname,port,state,service,rtt_us,attempts,time,banner,tls_verdict,cert_subject,cert_issuer,cert_not_after\n";
   }
 
-  void Write(const ProbeResult& r) override {
+  void Write(const ProbeResult& r, const ServiceEvidence* ev) override {
     std::string row;
     row.reserve(128);
     const std::string address = r.address.ToString();
@@ -44,9 +45,21 @@ class CsvWriter : public ResultWriter {
     row += std::to_string(r.port) + ',';
     AppendCsvField(row, PortStateName(r.state));
     row += ',';
-    AppendCsvField(row, ServiceName(r.port));
+    AppendCsvField(row, ServiceLabel(r.port, ev));
     row += ',' + std::to_string(r.rtt_us) + ',' + std::to_string(r.attempts) + ',';
     AppendCsvField(row, FormatTimestamp(r.time_us));
+    // Evidence columns: the banner (escaped), and the TLS verdict and leaf certificate.
+    const BannerEvidence* b = ev && ev->banner ? &*ev->banner : nullptr;
+    const TlsEvidence* t = ev && ev->tls ? &*ev->tls : nullptr;
+    const CertificateInfo* leaf = t && !t->chain.empty() ? &t->chain.front() : nullptr;
+    for (const std::string& field :
+         {b ? EscapeBytes(b->bytes) : std::string(), t ? std::string(TlsVerdictName(t->verdict)) : std::string(),
+          leaf ? DistinguishedName(leaf->subject_cn, leaf->subject_o, leaf->subject_ou) : std::string(),
+          leaf ? DistinguishedName(leaf->issuer_cn, leaf->issuer_o, leaf->issuer_ou) : std::string(),
+          leaf ? FormatTimestamp(leaf->not_after * 1'000'000) : std::string()}) {
+      row += ',';
+      AppendCsvField(row, field);
+    }
     row += '\n';
     out_ << row;
   }

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "cli/output/writers.h"
+#include "scan/port_list.h"
 
 namespace ndo {
 namespace {
@@ -120,6 +121,25 @@ std::string ValidUtf8(std::string_view text) {
       out.append(text, i, len);
       i += len;
     }
+  }
+  return out;
+}
+
+}  // namespace ndo
+
+namespace ndo {
+
+std::string ServiceLabel(uint16_t port, const ServiceEvidence* evidence) {
+  if (evidence && !evidence->service.empty()) return evidence->service;
+  return std::string(ServiceName(port));
+}
+
+std::string DistinguishedName(const std::string& cn, const std::string& o, const std::string& ou) {
+  std::string out;
+  for (const auto& [key, value] : {std::pair{"CN", &cn}, std::pair{"O", &o}, std::pair{"OU", &ou}}) {
+    if (value->empty()) continue;
+    if (!out.empty()) out += ", ";
+    out += std::string(key) + "=" + *value;
   }
   return out;
 }

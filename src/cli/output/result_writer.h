@@ -2,7 +2,8 @@
 // modules): table, json (JSON Lines), csv, xml (Nmap-compatible).
 //
 // Contract: Begin once, then Write for each stored result in (address, port)
-// order, then End once. A writer only formats; it never touches the store.
+// order, with its service evidence (banner, TLS) when there is any, then End
+// once. A writer only formats; it never touches the store.
 #pragma once
 
 #include <memory>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "scan/probe_result.h"
+#include "scan/service/evidence.h"
 #include "store/scan_record.h"
 
 namespace ndo {
@@ -26,7 +28,7 @@ class ResultWriter {
  public:
   virtual ~ResultWriter() = default;
   virtual void Begin(const ScanRecord& scan) = 0;
-  virtual void Write(const ProbeResult& result) = 0;
+  virtual void Write(const ProbeResult& result, const ServiceEvidence* evidence) = 0;
   virtual void End(const ScanRecord& scan) = 0;
 };
 
@@ -37,5 +39,11 @@ const std::vector<std::string>& ResultFormats();
 
 // Formats Unix microseconds as RFC 3339 UTC ("2026-11-25T10:08:36.123456Z").
 std::string FormatTimestamp(int64_t unix_us);
+
+// The service of a port: what its banner or handshake revealed, else Nmap's
+// name for the port number.
+std::string ServiceLabel(uint16_t port, const ServiceEvidence* evidence);
+// "CN=www.example.org, O=Example, OU=Web" (empty parts left out).
+std::string DistinguishedName(const std::string& cn, const std::string& o, const std::string& ou);
 
 }  // namespace ndo

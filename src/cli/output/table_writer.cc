@@ -10,6 +10,7 @@
 
 #include "cli/output/writers.h"
 #include "scan/port_list.h"
+#include "scan/service/banner_session.h"
 
 namespace ndo {
 namespace {
@@ -37,6 +38,31 @@ std::string CountPhrase(size_t n, std::string_view state) {
   return std::to_string(n) + " " + std::string(state) + (n == 1 ? " port" : " ports");
 }
 
+std::string Day(int64_t unix_seconds) { return FormatTimestamp(unix_seconds * 1'000'000).substr(0, 10); }
+
+// One line for the banner, one for the handshake and one per certificate.
+std::vector<std::string> EvidenceNotes(const ServiceEvidence& ev) {
+  std::vector<std::string> notes;
+  if (ev.tls) {
+    const TlsEvidence& t = *ev.tls;
+    if (t.error.empty() || !t.chain.empty())
+      notes.push_back("tls: " + t.version + " " + t.cipher + ", " + std::string(TlsVerdictName(t.verdict)));
+    else
+      notes.push_back("tls: " + Printable(t.error));
+    for (const CertificateInfo& c : t.chain)
+      notes.push_back("  cert: " + Printable(DistinguishedName(c.subject_cn, c.subject_o, c.subject_ou)) +
+                      "; issuer " + Printable(DistinguishedName(c.issuer_cn, c.issuer_o, c.issuer_ou)) + "; " +
+                      Day(c.not_before) + " to " + Day(c.not_after) + "; " + c.key_type + " " +
+                      std::to_string(c.key_bits) + (c.self_signed ? "; self-signed" : ""));
+  }
+  if (ev.banner && (!ev.banner->bytes.empty() || !ev.banner->error.empty())) {
+    std::string text = EscapeBytes(ev.banner->bytes.substr(0, 160));
+    if (ev.banner->bytes.size() > 160 || ev.banner->truncated) text += "...";
+    notes.push_back("banner: " + (text.empty() ? "(" + ev.banner->error + ")" : text));
+  }
+  return notes;
+}
+
 class TableWriter : public ResultWriter {
  public:
   TableWriter(std::ostream& out, WriterOptions options) : out_(out), options_(options) {}
@@ -47,7 +73,7 @@ class TableWriter : public ResultWriter {
     spec_ports_ = scan.spec.ports.size();
   }
 
-  void Write(const ProbeResult& r) override {
+  void Write(const ProbeResult& r, const ServiceEvidence* ev) override {
     if (host_ && *host_ != r.address) Flush();
     host_ = r.address;
     ++stored_;
@@ -56,7 +82,8 @@ class TableWriter : public ResultWriter {
       return;
     }
     rows_.push_back({std::to_string(r.port) + "/tcp", std::string(PortStateName(r.state)),
-                     std::string(ServiceName(r.port)), FormatRtt(r.rtt_us)});
+                     Printable(ServiceLabel(r.port, ev)), FormatRtt(r.rtt_us)});
+    notes_.push_back(ev ? EvidenceNotes(*ev) : std::vector<std::string>{});
   }
 
   void End(const ScanRecord&) override {
@@ -88,6 +115,7 @@ class TableWriter : public ResultWriter {
   void Reset() {
     host_.reset();
     rows_.clear();
+    notes_.clear();
     stored_ = 0;
     hidden_.fill(0);
   }
@@ -115,7 +143,12 @@ class TableWriter : public ResultWriter {
       for (const Row& row : rows_) width[c] = std::max(width[c], row[c].size());
     }
     WriteRow(header, width);
-    for (const Row& row : rows_) WriteRow(row, width);
+    for (size_t i = 0; i < rows_.size(); ++i) {
+      WriteRow(rows_[i], width);
+      // Nmap's script-output style under the port's row.
+      for (size_t n = 0; n < notes_[i].size(); ++n)
+        out_ << (n + 1 == notes_[i].size() ? "|_ " : "|  ") << notes_[i][n] << '\n';
+    }
   }
 
   void WriteRow(const Row& row, const std::array<size_t, 4>& width) {
@@ -136,6 +169,7 @@ class TableWriter : public ResultWriter {
   // The host being buffered.
   std::optional<IpAddress> host_;
   std::vector<Row> rows_;
+  std::vector<std::vector<std::string>> notes_;  // evidence lines per row
   size_t stored_ = 0;
   std::array<size_t, 5> hidden_{};  // by PortState value
   size_t hosts_written_ = 0;

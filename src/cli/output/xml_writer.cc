@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/output/writers.h"
 #include "scan/port_list.h"
+#include "scan/service/banner_session.h"
 #include "scan/rtt_estimator.h"
 
 namespace ndo {
@@ -122,9 +124,10 @@ class XmlWriter : public ResultWriter {
          << "<debugging level=\"0\"/>\n";
   }
 
-  void Write(const ProbeResult& r) override {
+  void Write(const ProbeResult& r, const ServiceEvidence* ev) override {
     if (!host_.empty() && host_.front().address != r.address) FlushHost();
     host_.push_back(r);
+    evidence_.push_back(ev ? std::optional<ServiceEvidence>(*ev) : std::nullopt);
   }
 
   void End(const ScanRecord& scan) override {
@@ -150,6 +153,7 @@ class XmlWriter : public ResultWriter {
     out_ << "</host>\n";
     ++hosts_up_;
     host_.clear();
+    evidence_.clear();
   }
 
   void WriteHostnames(IpAddress address) {
@@ -171,12 +175,72 @@ class XmlWriter : public ResultWriter {
       out_ << "<extraports state=\"" << (store_all_ ? "filtered" : "closed|filtered") << "\" count=\""
            << spec_ports_ - stored << "\">\n</extraports>\n";
     }
-    for (const ProbeResult& r : host_) {
+    for (size_t i = 0; i < host_.size(); ++i) {
+      const ProbeResult& r = host_[i];
+      const ServiceEvidence* ev = evidence_[i] ? &*evidence_[i] : nullptr;
+      bool probed = ev && !ev->service.empty();
       out_ << "<port protocol=\"tcp\" portid=\"" << r.port << "\"><state state=\"" << NmapState(r.state)
            << "\" reason=\"" << Reason(r.state) << "\" reason_ttl=\"0\"/><service name=\""
-           << XmlAttr(ServiceName(r.port)) << "\" method=\"table\" conf=\"3\"/></port>\n";
+           << XmlAttr(ServiceLabel(r.port, ev)) << "\" method=\"" << (probed ? "probed" : "table") << "\" conf=\""
+           << (probed ? 10 : 3) << "\"/>";
+      if (ev) WriteScripts(*ev);
+      out_ << "</port>\n";
     }
     out_ << "</ports>\n";
+  }
+
+  // Evidence as NSE script output, shaped like Nmap's banner and ssl-cert
+  // scripts so that tools reading Nmap XML find it where they look.
+  void WriteScripts(const ServiceEvidence& ev) {
+    if (ev.banner && !ev.banner->bytes.empty())
+      out_ << "<script id=\"banner\" output=\"" << XmlAttr(EscapeBytes(ev.banner->bytes)) << "\"/>";
+    if (!ev.tls) return;
+    const TlsEvidence& t = *ev.tls;
+    out_ << "<script id=\"ndo-tls\" output=\""
+         << XmlAttr(t.chain.empty() ? "handshake failed: " + t.error
+                                    : t.version + " " + t.cipher + "; verdict: " + std::string(TlsVerdictName(t.verdict)))
+         << "\"><elem key=\"version\">" << XmlAttr(t.version) << "</elem><elem key=\"cipher\">" << XmlAttr(t.cipher)
+         << "</elem><elem key=\"verdict\">" << TlsVerdictName(t.verdict) << "</elem></script>";
+    if (t.chain.empty()) return;
+    const CertificateInfo& c = t.chain.front();
+    auto name_text = [](const std::string& cn, const std::string& o, const std::string& ou) {
+      std::string out;
+      for (const auto& [k, v] : {std::pair{"commonName", &cn}, std::pair{"organizationName", &o},
+                                 std::pair{"organizationalUnitName", &ou}})
+        if (!v->empty()) out += (out.empty() ? "" : "/") + std::string(k) + "=" + *v;
+      return out;
+    };
+    auto name_table = [&](const char* key, const std::string& cn, const std::string& o, const std::string& ou) {
+      out_ << "<table key=\"" << key << "\">";
+      if (!cn.empty()) out_ << "<elem key=\"commonName\">" << XmlAttr(cn) << "</elem>";
+      if (!o.empty()) out_ << "<elem key=\"organizationName\">" << XmlAttr(o) << "</elem>";
+      if (!ou.empty()) out_ << "<elem key=\"organizationalUnitName\">" << XmlAttr(ou) << "</elem>";
+      out_ << "</table>";
+    };
+    std::string not_before = FormatTimestamp(c.not_before * 1'000'000).substr(0, 19);
+    std::string not_after = FormatTimestamp(c.not_after * 1'000'000).substr(0, 19);
+    std::string sans;
+    for (const auto& san : c.sans) sans += (sans.empty() ? "" : ", ") + san;
+    std::string output = "Subject: " + name_text(c.subject_cn, c.subject_o, c.subject_ou) + "\n";
+    if (!sans.empty()) output += "Subject Alternative Name: " + sans + "\n";
+    output += "Issuer: " + name_text(c.issuer_cn, c.issuer_o, c.issuer_ou) + "\nPublic Key type: " + c.key_type +
+              "\nPublic Key bits: " + std::to_string(c.key_bits) + "\nSignature Algorithm: " + c.signature_algorithm +
+              "\nNot valid before: " + not_before + "\nNot valid after:  " + not_after +
+              "\nSHA-256: " + FingerprintHex(c.sha256);
+    out_ << "<script id=\"ssl-cert\" output=\"" << XmlAttr(output) << "\">";
+    name_table("subject", c.subject_cn, c.subject_o, c.subject_ou);
+    name_table("issuer", c.issuer_cn, c.issuer_o, c.issuer_ou);
+    out_ << "<table key=\"pubkey\"><elem key=\"type\">" << XmlAttr(c.key_type) << "</elem><elem key=\"bits\">"
+         << c.key_bits << "</elem></table>";
+    if (!c.sans.empty()) {
+      out_ << "<table key=\"extensions\"><table><elem key=\"name\">X509v3 Subject Alternative Name</elem>"
+           << "<elem key=\"value\">" << XmlAttr(sans) << "</elem></table></table>";
+    }
+    out_ << "<elem key=\"sig_algo\">" << XmlAttr(c.signature_algorithm) << "</elem>"
+         << "<table key=\"validity\"><elem key=\"notBefore\">" << not_before << "</elem><elem key=\"notAfter\">"
+         << not_after << "</elem></table><elem key=\"sha256\">" << FingerprintHex(c.sha256) << "</elem>"
+         << "<elem key=\"serial\">" << XmlAttr(c.serial_hex) << "</elem><elem key=\"self_signed\">"
+         << (c.self_signed ? "true" : "false") << "</elem></script>";
   }
 
   // Nmap's per-host timing: RFC 6298 smoothing over the answers, and the
@@ -221,6 +285,7 @@ class XmlWriter : public ResultWriter {
   bool store_all_ = false;
   ProbeOptions probe_;
   std::vector<ProbeResult> host_;   // the results of the host being buffered
+  std::vector<std::optional<ServiceEvidence>> evidence_;  // parallel to host_
   size_t hosts_up_ = 0;
 };
 
