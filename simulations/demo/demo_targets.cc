@@ -34,14 +34,6 @@ bool SplitEndpoint(const std::string& s, std::string& ip, uint16_t& port) {
   return true;
 }
 
-int64_t Utc(int y, int m, int d) {
-  tm t{};
-  t.tm_year = y - 1900;
-  t.tm_mon = m - 1;
-  t.tm_mday = d;
-  return timegm(&t);
-}
-
 // The demo's private PKI: two issuing CAs of different organisations.
 struct DemoPki {
   ndo::testing::PkeyPtr campus_key = ndo::testing::MakeKey(ndo::testing::KeyType::kEcP256);
@@ -56,8 +48,8 @@ struct DemoPki {
     s.cn = cn;
     s.o = o;
     s.key = key;
-    s.not_before = Utc(2015, 1, 1);
-    s.not_after = Utc(2045, 1, 1);
+    s.not_before = ndo::testing::UnixTime(2015, 1, 1);
+    s.not_after = ndo::testing::UnixTime(2045, 1, 1);
     s.is_ca = true;
     s.serial_hex = serial;
     return ndo::testing::MakeCert(s);
@@ -69,8 +61,8 @@ struct DemoPki {
     s.cn = "host-" + ip + ".demo";
     s.o = "Demo Department";
     s.sans = {"DNS:" + s.cn};
-    s.not_before = Utc(2025, 1, 1);
-    s.not_after = Utc(2030, 1, 1);
+    s.not_before = ndo::testing::UnixTime(2025, 1, 1);
+    s.not_after = ndo::testing::UnixTime(2030, 1, 1);
     s.serial_hex = std::to_string(100 + certs.size());
     EVP_PKEY* issuer_key = campus_key.get();
     const X509* issuer = campus.get();
@@ -79,8 +71,8 @@ struct DemoPki {
       issuer = le.get();
     } else if (kind == "expired-2016" || kind == "expired-2019") {
       int year = kind == "expired-2016" ? 2016 : 2019;
-      s.not_before = Utc(year - 2, 3, 1);
-      s.not_after = Utc(year, 3, 1);
+      s.not_before = ndo::testing::UnixTime(year - 2, 3, 1);
+      s.not_after = ndo::testing::UnixTime(year, 3, 1);
     } else if (kind == "self-signed") {
       issuer_key = nullptr;
       issuer = nullptr;

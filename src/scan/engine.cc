@@ -13,6 +13,8 @@
 #include <mutex>
 #include <thread>
 
+#include "scan/asio_endpoint.h"
+
 namespace ndo {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -22,14 +24,6 @@ namespace {
 int64_t WallMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-tcp::endpoint ToEndpoint(const ProbeTarget& t) {
-  if (t.address.is_v4()) return {asio::ip::address_v4(t.address.v4()), t.port};
-  asio::ip::address_v6::bytes_type b;
-  auto bytes = t.address.bytes();
-  std::copy(bytes.begin(), bytes.end(), b.begin());
-  return {asio::ip::address_v6(b), t.port};
 }
 
 enum class ConnectVerdict { kOutcome, kLocalFailure, kIgnore };
@@ -157,7 +151,7 @@ class Engine::Worker {
       sched_.OnLocalFailure(req.slot, now);
       return;
     }
-    tcp::endpoint ep = ToEndpoint(req.target);
+    tcp::endpoint ep = ToAsioEndpoint(req.target.address, req.target.port);
     int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       sched_.OnLocalFailure(req.slot, now);

@@ -23,14 +23,6 @@ using namespace ndo::testing;
 constexpr int64_t kJan2025 = 1735689600;
 constexpr int64_t kDec2027 = 1830211200;
 
-int64_t Utc(int y, int m, int d) {
-  tm t{};
-  t.tm_year = y - 1900;
-  t.tm_mon = m - 1;
-  t.tm_mday = d;
-  return timegm(&t);
-}
-
 std::string Sha256Hex(const std::string& der) {
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(der.data()), der.size(), md);
@@ -55,8 +47,8 @@ Ca MakeCa(const std::string& cn, const std::string& o, int serial) {
   s.cn = cn;
   s.o = o;
   s.key = ca.key.get();
-  s.not_before = Utc(2010, 1, 1);
-  s.not_after = Utc(2040, 1, 1);
+  s.not_before = ndo::testing::UnixTime(2010, 1, 1);
+  s.not_after = ndo::testing::UnixTime(2040, 1, 1);
   s.is_ca = true;
   s.serial_hex = std::to_string(serial);
   ca.cert = MakeCert(s);
@@ -120,12 +112,12 @@ TEST_F(ServiceEvidence, CertificatesBannersVerdictsAndTheSeedsReports) {
   std::vector<Leaf> leaves;
   leaves.push_back(MakeLeaf(&dfn, "www1.test", kJan2025, kDec2027, "DNS:www1.test", 101));          // .1 trusted
   leaves.push_back(MakeLeaf(&dfn, "www2.test", kJan2025, kDec2027, "DNS:www2.test", 102));          // .2 trusted
-  leaves.push_back(MakeLeaf(&dfn, "old.test", Utc(2014, 1, 1), Utc(2016, 6, 30), "DNS:old.test", 103));  // .3 expired 2016
+  leaves.push_back(MakeLeaf(&dfn, "old.test", ndo::testing::UnixTime(2014, 1, 1), ndo::testing::UnixTime(2016, 6, 30), "DNS:old.test", 103));  // .3 expired 2016
   leaves.push_back(MakeLeaf(&le, "le.test", kJan2025, kDec2027, "DNS:le.test", 104));               // .4 trusted
-  leaves.push_back(MakeLeaf(&le, "le-old.test", Utc(2018, 12, 1), Utc(2019, 3, 1), "DNS:le-old.test", 105));  // .5 expired 2019
+  leaves.push_back(MakeLeaf(&le, "le-old.test", ndo::testing::UnixTime(2018, 12, 1), ndo::testing::UnixTime(2019, 3, 1), "DNS:le-old.test", 105));  // .5 expired 2019
   leaves.push_back(MakeLeaf(&unusual, "odd.test", kJan2025, kDec2027, "DNS:odd.test", 106));        // .6 trusted
   leaves.push_back(MakeLeaf(nullptr, "self.test", kJan2025, kDec2027, "DNS:self.test", 107));       // .7 self-signed
-  leaves.push_back(MakeLeaf(&dfn, "future.test", Utc(2030, 1, 1), Utc(2031, 1, 1), "DNS:future.test", 108));  // .8 not yet valid
+  leaves.push_back(MakeLeaf(&dfn, "future.test", ndo::testing::UnixTime(2030, 1, 1), ndo::testing::UnixTime(2031, 1, 1), "DNS:future.test", 108));  // .8 not yet valid
   leaves.push_back(MakeLeaf(&hidden, "hidden.test", kJan2025, kDec2027, "DNS:hidden.test", 109));   // .9 untrusted issuer
   for (const auto& l : leaves) ASSERT_TRUE(l.cert) << OpenSslErrors();
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/loopback_listeners.h"
+#include "support/test_certs.h"
 
 namespace ndo::testing {
 
@@ -24,7 +25,6 @@ class ServiceServers {
     stop_ = true;
     for (auto& t : threads_) t.join();
     for (int fd : fds_) close(fd);
-    for (SSL_CTX* c : ctxs_) SSL_CTX_free(c);
   }
 
   // Sends `banner` on connect (after reading a request when `wait_for_request`), then waits for the peer to close.
@@ -54,14 +54,10 @@ class ServiceServers {
 
   // A TLS server with `key` and `chain` (leaf first).
   bool Tls(const std::string& ip, uint16_t port, EVP_PKEY* key, const std::vector<X509*>& chain) {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_set_security_level(ctx, 0);
-    if (SSL_CTX_use_certificate(ctx, chain.front()) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) return false;
-    for (size_t i = 1; i < chain.size(); ++i) {
-      X509_up_ref(chain[i]);
-      SSL_CTX_add_extra_chain_cert(ctx, chain[i]);
-    }
-    ctxs_.push_back(ctx);
+    SslCtxPtr owned = MakeServerCtx(key, chain);
+    if (!owned) return false;
+    SSL_CTX* ctx = owned.get();
+    ctxs_.push_back(std::move(owned));
     return Serve(ip, port, [ctx, this](int c) {
       SSL* ssl = SSL_new(ctx);
       SSL_set_fd(ssl, c);
@@ -118,7 +114,7 @@ class ServiceServers {
 
   std::atomic<bool> stop_{false};
   std::vector<int> fds_;
-  std::vector<SSL_CTX*> ctxs_;
+  std::vector<SslCtxPtr> ctxs_;  // outlive the serving threads (joined first)
   std::vector<std::thread> threads_;
 };
 

@@ -65,6 +65,15 @@ inline std::string OpenSslErrors() {
   return out;
 }
 
+// Unix seconds of a UTC date (certificate validity in tests and the demo).
+inline int64_t UnixTime(int year, int month, int day) {
+  tm t{};
+  t.tm_year = year - 1900;
+  t.tm_mon = month - 1;
+  t.tm_mday = day;
+  return timegm(&t);
+}
+
 // ---------------------------------------------------------------------------
 // Keys
 

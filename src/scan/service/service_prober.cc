@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "scan/asio_endpoint.h"
 #include "scan/port_list.h"
 #include "scan/service/banner_session.h"
 #include "scan/service/tls_session.h"
@@ -39,14 +40,6 @@ namespace {
 int64_t UnixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-tcp::endpoint ToEndpoint(IpAddress a, uint16_t port) {
-  if (a.is_v4()) return {asio::ip::address_v4(a.v4()), port};
-  asio::ip::address_v6::bytes_type b;
-  auto bytes = a.bytes();
-  std::copy(bytes.begin(), bytes.end(), b.begin());
-  return {asio::ip::address_v6(b), port};
 }
 
 template <typename T>
@@ -179,7 +172,7 @@ class ServiceProber::Impl {
         if (!ec && gen == self->gen_) self->EndPhase("timeout");
       });
       boost::system::error_code ec;
-      tcp::endpoint ep = ToEndpoint(evidence_.address, evidence_.port);
+      tcp::endpoint ep = ToAsioEndpoint(evidence_.address, evidence_.port);
       socket_.open(ep.protocol(), ec);
       if (!ec) socket_.set_option(asio::socket_base::linger(true, 0), ec);
       if (ec) return EndPhase("socket: " + ec.message());
