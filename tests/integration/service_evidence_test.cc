@@ -251,3 +251,44 @@ TEST_F(ServiceEvidence, ResumeFollowsUpOnOpenPortsThatHadNoEvidenceYet) {
 
 }  // namespace
 }  // namespace ndo
+
+namespace ndo {
+namespace {
+
+// An enormous certificate (thousands of SANs, beyond OpenSSL's 100 KiB bound
+// on a peer's certificate list) is refused with an error, and a well-behaved
+// server beside it is still recorded in full.
+TEST_F(ServiceEvidence, EnormousCertificateIsAnErrorNotACrash) {
+  Ca ca = MakeCa("Big CA", "Big Org", 31);
+  ASSERT_TRUE(WriteCaFile(tmp_ + "/ca.pem", {ca.cert.get()}));
+  PkeyPtr big_key = MakeKey(KeyType::kEcP256);
+  CertSpec s;
+  s.cn = "huge.test";
+  s.key = big_key.get();
+  s.issuer = ca.cert.get();
+  s.issuer_key = ca.key.get();
+  s.not_before = kJan2025;
+  s.not_after = kDec2027;
+  for (int i = 0; i < 6000; ++i) s.sans.push_back("DNS:host-" + std::to_string(i) + ".a-rather-long-name.example.test");
+  X509Ptr huge = MakeCert(s);
+  ASSERT_TRUE(huge) << OpenSslErrors();
+  ASSERT_GT(ToDer(huge.get()).size(), 200'000u);
+  Leaf normal = MakeLeaf(&ca, "normal.test", kJan2025, kDec2027, "DNS:normal.test", 301);
+
+  uint16_t port = UnusedPort("127.95.0.1");
+  ServiceServers servers;
+  ASSERT_TRUE(servers.Tls("127.95.0.1", port, big_key.get(), {huge.get(), ca.cert.get()}));
+  ASSERT_TRUE(servers.Tls("127.95.0.2", port, normal.key.get(), {normal.cert.get(), ca.cert.get()}));
+  auto r = RunNdo({"scan", "127.95.0.1-2", "-p", std::to_string(port), "--scope", "127.0.0.0/8", "--data-dir", data_,
+                   "--tls", "--tls-ports", std::to_string(port), "--tls-ca-file", tmp_ + "/ca.pem",
+                   "--service-timeout", "3000", "--format", "json", "--no-progress"},
+                  tmp_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string big_line = Line(r.out, "127.95.0.1", port);
+  EXPECT_TRUE(Has(big_line, "\"verdict\":\"no_certificate\"")) << big_line.substr(0, 500);
+  EXPECT_TRUE(Has(big_line, "\"error\":")) << big_line.substr(0, 500);
+  EXPECT_TRUE(Has(Line(r.out, "127.95.0.2", port), "\"verdict\":\"trusted\""));
+}
+
+}  // namespace
+}  // namespace ndo
