@@ -206,8 +206,9 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
     }
   }
   runner.join();
-  // The follow-ups of the last open ports may still run: wait for them (a
-  // second signal abandons them), unless the scan itself was interrupted.
+  // The follow-ups of the last open ports may still run: wait for them, unless
+  // the scan was interrupted; a signal while waiting abandons them (a resume
+  // redoes the unfinished ones).
   Status follow_ups;
   if (prober) {
     if (interrupted) prober->Stop();
