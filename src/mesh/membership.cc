@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "scan/permutation.h"
+
 namespace ndo::mesh {
 
 std::string NodeId::Hex() const {
@@ -42,13 +44,8 @@ Membership::Membership(MemberInfo self, MembershipConfig config, uint64_t seed, 
   UpdateCoordinator(now);
 }
 
-uint64_t Membership::NextRandom() {
-  // splitmix64: deterministic for a given seed, on every platform.
-  uint64_t z = (rng_ += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+// Deterministic for a given seed, on every platform (the scan's generator).
+uint64_t Membership::NextRandom() { return SplitMix64(rng_); }
 
 size_t Membership::AliveCount() const {
   size_t n = left_ ? 0 : 1;
