@@ -173,9 +173,13 @@ TEST_F(ScanCli, ResumeAfterKillDashNine) {
 
 TEST_F(ScanCli, InterruptSavesProgressAndExits130) {
   std::vector<std::string> args = {"scan", "127.85.0.0/22", "-p", "1,2", "--scope", "127.0.0.0/8", "--data-dir",
-                                   data_, "--rate", "1000", "-q"};
+                                   data_, "--rate", "1000", "--no-progress"};
   pid_t pid = ndo::testing::SpawnNdo(args, tmp_ + "/run.log");
-  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  // Interrupt only once the scan has started (its first line is out), however
+  // slowly a loaded machine starts the process.
+  for (int i = 0; i < 500 && ndo::testing::Slurp(tmp_ + "/run.log").find("ndo: scan ") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);
