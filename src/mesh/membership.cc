@@ -40,7 +40,6 @@ Membership::Membership(MemberInfo self, MembershipConfig config, uint64_t seed, 
   self_.state_since = self_.alive_since = now;
   next_probe_ = now + cfg_.probe_interval;
   next_reconnect_ = now + cfg_.reconnect_interval;
-  next_gossip_ = now + cfg_.gossip_interval;
   Enqueue(AliveUpdate(self_));
   UpdateCoordinator(now);
 }
@@ -150,21 +149,6 @@ void Membership::Probe(Time now) {
   }
 }
 
-void Membership::Gossip(Time now) {
-  if (broadcasts_.empty()) return;
-  // Suspects too: they are the ones that most need to hear an accusation.
-  std::vector<NodeId> candidates;
-  for (const auto& [id, m] : members_)
-    if (!Gone(m.state)) candidates.push_back(id);
-  for (int i = 0; i < cfg_.gossip_nodes && !candidates.empty() && !broadcasts_.empty(); ++i) {
-    size_t pick = NextRandom() % candidates.size();
-    Message g;
-    g.type = Message::Type::kGossip;
-    Send(members_[candidates[pick]].info.address, std::move(g));
-    candidates.erase(candidates.begin() + static_cast<long>(pick));
-  }
-}
-
 void Membership::ExpireProbe(Time now) {
   if (!pending_) return;
   PendingProbe& p = *pending_;
@@ -214,11 +198,6 @@ void Membership::Tick(Time now) {
       continue;
     }
     ++it;
-  }
-
-  if (now >= next_gossip_) {
-    next_gossip_ = now + cfg_.gossip_interval;
-    Gossip(now);
   }
 
   if (now >= next_probe_ && !pending_) {
@@ -302,8 +281,6 @@ void Membership::OnMessage(const std::string& from, const Message& msg, Time now
       Send(msg.target_address, std::move(ping));
       break;
     }
-    case Message::Type::kGossip:
-      break;  // its updates were applied above
   }
   UpdateCoordinator(now);
 }
@@ -423,7 +400,6 @@ Time Membership::NextWakeup() const {
   // While a probe is out, the next one waits for its verdict.
   Time t = pending_ ? (pending_->indirect_sent ? pending_->period_end : pending_->ack_deadline) : next_probe_;
   t = std::min(t, next_reconnect_);
-  if (!broadcasts_.empty()) t = std::min(t, next_gossip_);
   for (const auto& [id, s] : suspicions_) t = std::min(t, s.started + SuspicionTimeout(s.confirmations.size()));
   return t;
 }

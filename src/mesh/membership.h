@@ -13,11 +13,8 @@
 // * a node that misses acks itself raises its local health multiplier and
 //   slows its probing and widens its timeouts (Lifeguard), so a node stalled
 //   by CPU load does not accuse healthy ones;
-// * updates ride piggybacked on pings and acks, and on gossip messages sent
-//   to a few random members every gossip interval while any are queued (as
-//   memberlist does: piggybacking on one probe a second alone spreads a
-//   refutation too slowly to beat a suspicion timeout); each update goes out
-//   about retransmit_mult * log10(N+1) times;
+// * updates ride piggybacked on pings and acks, each retransmitted about
+//   retransmit_mult * log10(N+1) times;
 // * a node that hears it is considered dead refutes; a node pinged by one it
 //   considers dead tells it so, which is how a healed partition merges; dead
 //   members are pinged now and then for the same reason;
@@ -58,8 +55,6 @@ struct MembershipConfig {
   double suspicion_mult = 4;         // min suspicion = mult * log10(N+1) * interval
   double suspicion_max_mult = 6;     // max suspicion = max_mult * min
   int retransmit_mult = 4;
-  Duration gossip_interval = std::chrono::milliseconds(200);
-  int gossip_nodes = 3;
   int max_local_health = 8;          // Lifeguard's LHM ceiling
   size_t max_updates_per_message = 16;
   Duration reconnect_interval = std::chrono::seconds(10);  // ping a dead member
@@ -119,7 +114,6 @@ class Membership {
   };
 
   void Probe(Time now);
-  void Gossip(Time now);
   void ExpireProbe(Time now);
   void Send(const std::string& address, Message msg);
   void Enqueue(Update u);
@@ -151,7 +145,6 @@ class Membership {
   int local_health_ = 0;
   Time next_probe_{};
   Time next_reconnect_{};
-  Time next_gossip_{};
   bool left_ = false;
   std::optional<NodeId> coordinator_;
   uint64_t epoch_ = 0;

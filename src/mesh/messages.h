@@ -35,7 +35,7 @@ struct Update {
 };
 
 struct Message {
-  enum class Type : uint8_t { kPing, kAck, kPingReq, kGossip };  // gossip: updates only, no reply
+  enum class Type : uint8_t { kPing, kAck, kPingReq };
   Type type = Type::kPing;
   NodeId sender;
   uint32_t seq = 0;
