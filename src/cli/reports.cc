@@ -7,34 +7,12 @@
 #include <regex>
 #include <set>
 
-#include "cli/output/result_writer.h"
+#include "cli/output/writers.h"
 
 namespace ndo {
 namespace {
 
 const std::vector<std::string> kLocalColumn = {"local"};
-
-std::string JsonEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
 
 int YearOf(int64_t unix_seconds) {
   time_t t = static_cast<time_t>(unix_seconds);
@@ -158,25 +136,34 @@ Status PrintReport(const ReportTable& t, const std::string& format, std::ostream
     line(header);
     for (const auto& r : t.rows) line(cells(r));
   } else if (format == "csv") {
-    for (size_t i = 0; i < header.size(); ++i) out << (i ? "," : "") << CsvField(header[i]);
-    out << '\n';
-    for (const auto& r : t.rows) {
-      auto c = cells(r);
-      for (size_t i = 0; i < c.size(); ++i) out << (i ? "," : "") << CsvField(c[i]);
-      out << '\n';
-    }
+    auto csv_line = [&](const std::vector<std::string>& c) {
+      std::string line;
+      for (size_t i = 0; i < c.size(); ++i) {
+        if (i) line += ',';
+        AppendCsvField(line, c[i]);
+      }
+      out << line << '\n';
+    };
+    csv_line(header);
+    for (const auto& r : t.rows) csv_line(cells(r));
   } else if (format == "json") {
     for (const auto& r : t.rows) {
-      out << '{';
+      std::string line = "{";
       for (size_t i = 0; i < t.key_columns.size(); ++i) {
         std::string key = t.key_columns[i];
         std::transform(key.begin(), key.end(), key.begin(), ::tolower);
-        out << (i ? "," : "") << '"' << key << "\":\"" << JsonEscape(r.keys[i]) << '"';
+        if (i) line += ',';
+        AppendJsonString(line, key);
+        line += ':';
+        AppendJsonString(line, r.keys[i]);
       }
-      out << ",\"counts\":{";
-      for (size_t i = 0; i < t.count_columns.size(); ++i)
-        out << (i ? "," : "") << '"' << JsonEscape(t.count_columns[i]) << "\":" << r.counts[i];
-      out << "}}\n";
+      line += ",\"counts\":{";
+      for (size_t i = 0; i < t.count_columns.size(); ++i) {
+        if (i) line += ',';
+        AppendJsonString(line, t.count_columns[i]);
+        line += ':' + std::to_string(r.counts[i]);
+      }
+      out << line << "}}\n";
     }
   } else {
     return Status::InvalidArgument("reports come as table, json or csv, not '" + format + "'");

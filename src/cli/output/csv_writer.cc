@@ -7,7 +7,6 @@
 #include "scan/service/banner_session.h"
 
 namespace ndo {
-namespace {
 
 // RFC 4180: a field holding a comma, quote or line break is quoted, and its
 // quotes doubled; anything else is written as is.
@@ -23,6 +22,8 @@ void AppendCsvField(std::string& out, std::string_view field) {
   }
   out += '"';
 }
+
+namespace {
 
 class CsvWriter : public ResultWriter {
  public:

@@ -7,7 +7,6 @@
 #include "scan/service/banner_session.h"
 
 namespace ndo {
-namespace {
 
 // RFC 8259 string escaping; invalid UTF-8 becomes U+FFFD so the line parses.
 void AppendJsonString(std::string& out, std::string_view raw) {
@@ -34,6 +33,8 @@ void AppendJsonString(std::string& out, std::string_view raw) {
   }
   out += '"';
 }
+
+namespace {
 
 void AppendField(std::string& out, std::string_view key, std::string_view value) {
   out += ",\"";

@@ -34,6 +34,11 @@ class HostnameIndex {
   std::vector<std::pair<IpAddress, std::string>> entries_;  // sorted by address, stable
 };
 
+// A JSON string literal (RFC 8259 escaping, invalid UTF-8 as U+FFFD), appended to `out`.
+void AppendJsonString(std::string& out, std::string_view raw);
+// One CSV field (RFC 4180 quoting where needed), appended to `out`.
+void AppendCsvField(std::string& out, std::string_view field);
+
 // The text with every byte sequence that is not valid UTF-8 replaced by U+FFFD:
 // JSON and XML readers reject invalid UTF-8, and arguments may hold any bytes.
 std::string ValidUtf8(std::string_view text);
