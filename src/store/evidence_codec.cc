@@ -72,18 +72,7 @@ Result<ServiceEvidence> DecodeEvidence(
     std::string_view key, std::string_view value,
     const std::function<Result<CertificateInfo>(const std::array<uint8_t, 32>&)>& load_cert) {
   ServiceEvidence ev;
-  {
-    // The key has the result key's layout; reuse its decoder for address and port.
-    std::string rkey(key);
-    if (!rkey.empty()) rkey[0] = 'r';
-    ProbeResult r;
-    std::string dummy_value(kResultValueSize, '\0');
-    dummy_value[0] = 1;
-    dummy_value[1] = static_cast<char>(PortState::kOpen);
-    if (Status s = DecodeResult(rkey, dummy_value, r); !s.ok()) return Status::Corruption("bad evidence key");
-    ev.address = r.address;
-    ev.port = r.port;
-  }
+  if (!DecodeResultKey(key, 'e', ev.address, ev.port).ok()) return Status::Corruption("bad evidence key");
   if (value.size() % sizeof(capnp::word) != 0) return Status::Corruption("evidence record is not word-aligned");
   auto words = kj::heapArray<capnp::word>(value.size() / sizeof(capnp::word));
   std::memcpy(words.begin(), value.data(), value.size());

@@ -46,14 +46,19 @@ std::string EncodeResultValue(const ProbeResult& r) {
   return v;
 }
 
-Status DecodeResult(std::string_view key, std::string_view value, ProbeResult& out) {
-  if (key.size() != kResultKeySize || key[0] != 'r') return Status::Corruption("bad result key");
-  if (value.size() != kResultValueSize || static_cast<uint8_t>(value[0]) != kValueVersion)
-    return Status::Corruption("bad result value");
+Status DecodeResultKey(std::string_view key, char kind, IpAddress& address, uint16_t& port) {
+  if (key.size() != kResultKeySize || key[0] != kind) return Status::Corruption("bad result key");
   std::array<uint8_t, 16> addr{};
   std::memcpy(addr.data(), key.data() + 9, 16);
-  out.address = IpAddress::FromBytes(addr);
-  out.port = static_cast<uint16_t>((static_cast<uint8_t>(key[25]) << 8) | static_cast<uint8_t>(key[26]));
+  address = IpAddress::FromBytes(addr);
+  port = static_cast<uint16_t>((static_cast<uint8_t>(key[25]) << 8) | static_cast<uint8_t>(key[26]));
+  return Status::Ok();
+}
+
+Status DecodeResult(std::string_view key, std::string_view value, ProbeResult& out) {
+  if (Status s = DecodeResultKey(key, 'r', out.address, out.port); !s.ok()) return s;
+  if (value.size() != kResultValueSize || static_cast<uint8_t>(value[0]) != kValueVersion)
+    return Status::Corruption("bad result value");
   uint8_t state = static_cast<uint8_t>(value[1]);
   if (state < 1 || state > 4) return Status::Corruption("bad port state in stored result");
   out.state = static_cast<PortState>(state);

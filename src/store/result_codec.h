@@ -18,6 +18,9 @@ inline constexpr size_t kResultValueSize = 16;
 std::string ResultKey(const ScanId& scan, IpAddress address, uint16_t port);
 std::string ResultPrefix(const ScanId& scan);
 std::string EncodeResultValue(const ProbeResult& r);
+// Decodes the address and port of a result-shaped key (results and service
+// evidence share the layout, each with its own first byte `kind`).
+Status DecodeResultKey(std::string_view key, char kind, IpAddress& address, uint16_t& port);
 // Decodes key and value into `out`; Corruption on malformed bytes.
 Status DecodeResult(std::string_view key, std::string_view value, ProbeResult& out);
 // The merge rule for two records of the same probe: the more informative state
