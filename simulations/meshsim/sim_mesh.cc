@@ -1,0 +1,271 @@
+#include "sim_mesh.h"
+
+#include <cmath>
+
+#include "mesh/codec.h"
+#include "scan/permutation.h"
+
+namespace ndo::mesh::sim {
+
+SimMesh::SimMesh(SimConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {
+  // A fixed, arbitrary start: steady_clock's epoch is meaningless anyway.
+  now_ = Time{} + std::chrono::hours(1);
+  for (int i = 0; i < cfg_.nodes; ++i) AddNode();
+}
+
+double SimMesh::Uniform() { return static_cast<double>(SplitMix64(rng_) >> 11) * 0x1.0p-53; }
+
+Duration SimMesh::Latency() {
+  // Log-normal around the median (Box-Muller), clipped to something sane.
+  double u1 = std::max(Uniform(), 1e-12), u2 = Uniform();
+  double z = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
+  double median = std::chrono::duration<double>(cfg_.latency_median).count();
+  double s = std::clamp(median * std::exp(cfg_.latency_sigma * z), median / 20, median * 40);
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
+}
+
+int SimMesh::AddNode() {
+  int i = static_cast<int>(nodes_.size());
+  MemberInfo info;
+  info.id = {SplitMix64(rng_), SplitMix64(rng_)};
+  info.name = "node" + std::to_string(i);
+  info.vantage = i % 2 ? "dmz" : "internet";
+  if (cfg_.long_names) {
+    info.name.resize(kMaxNameBytes, 'x');
+    info.vantage.resize(kMaxVantageBytes, 'v');
+  }
+  info.address = Address(i);
+  index_[info.id] = i;
+  nodes_.push_back(std::make_unique<Membership>(info, cfg_.membership, SplitMix64(rng_), now_));
+  up_.push_back(true);
+  side_.push_back(0);
+  stalled_until_.push_back(Time{});
+  scheduled_.push_back(Time::max());
+  traffic_.emplace_back();
+  Reschedule(i);
+  return i;
+}
+
+int SimMesh::IndexOf(const NodeId& id) const {
+  auto it = index_.find(id);
+  return it == index_.end() ? -1 : it->second;
+}
+
+int SimMesh::ParseAddress(const std::string& a) const {
+  if (a.size() < 2 || a[0] != 'n') return -1;
+  int i = 0;
+  for (size_t k = 1; k < a.size(); ++k) {
+    if (a[k] < '0' || a[k] > '9') return -1;
+    i = i * 10 + (a[k] - '0');
+    if (i >= size()) return -1;
+  }
+  return i;
+}
+
+void SimMesh::JoinAllThrough(int seed_node) {
+  for (int i = 0; i < size(); ++i) {
+    if (i == seed_node) continue;
+    nodes_[i]->Join({Address(seed_node)}, now_);
+    Flush(i);
+  }
+}
+
+void SimMesh::Bootstrap() {
+  std::vector<std::pair<MemberInfoPtr, uint64_t>> all;
+  all.reserve(nodes_.size());
+  for (auto& n : nodes_) all.emplace_back(std::make_shared<const MemberInfo>(n->self()), n->incarnation());
+  for (int i = 0; i < size(); ++i) {
+    nodes_[i]->Bootstrap(all, now_);
+    Flush(i);
+  }
+}
+
+void SimMesh::Crash(int i) { up_[i] = false; }
+
+void SimMesh::Restart(int i, int seed_node) {
+  const Membership& old = *nodes_[i];
+  MemberInfo info = old.self();
+  uint64_t incarnation = old.incarnation() + 1;
+  uint64_t epoch = old.max_epoch_seen();
+  nodes_[i] = std::make_unique<Membership>(info, cfg_.membership, SplitMix64(rng_), now_, incarnation);
+  nodes_[i]->set_max_epoch_seen(epoch);
+  up_[i] = true;
+  stalled_until_[i] = Time{};
+  nodes_[i]->Join({Address(seed_node)}, now_);
+  Flush(i);
+}
+
+void SimMesh::Partition(std::vector<int> side) {
+  for (int i : side) side_[i] = 1;
+}
+
+void SimMesh::Heal() { std::fill(side_.begin(), side_.end(), 0); }
+
+void SimMesh::Stall(int i, Time until) { stalled_until_[i] = std::max(stalled_until_[i], until); }
+
+bool SimMesh::Reachable(int a, int b) const { return up_[a] && up_[b] && side_[a] == side_[b]; }
+
+size_t SimMesh::Store(Payload p) {
+  if (!free_slots_.empty()) {
+    size_t s = free_slots_.back();
+    free_slots_.pop_back();
+    slots_[s] = std::move(p);
+    return s;
+  }
+  slots_.push_back(std::move(p));
+  return slots_.size() - 1;
+}
+
+SimMesh::Payload SimMesh::Take(size_t slot) {
+  Payload p = std::move(slots_[slot]);
+  slots_[slot] = Payload{};
+  free_slots_.push_back(slot);
+  return p;
+}
+
+void SimMesh::Push(Time at, Kind kind, int from, int to, size_t slot) { queue_.push({at, kind, seq_++, from, to, slot}); }
+
+void SimMesh::Flush(int i) {
+  Membership& n = *nodes_[i];
+  for (auto& o : n.TakeOutgoing()) {
+    int to = ParseAddress(o.address);
+    if (cfg_.count_bytes) {
+      auto bytes = EncodeMessage(o.message);
+      if (bytes.ok()) {
+        traffic_[i].datagram_bytes += bytes.value().size();
+        traffic_[i].largest_datagram = std::max<uint64_t>(traffic_[i].largest_datagram, bytes.value().size());
+      } else {
+        ++traffic_[i].encode_errors;
+      }
+    }
+    ++traffic_[i].datagrams;
+    if (to < 0 || !Reachable(i, to) || Uniform() < cfg_.loss) {
+      ++traffic_[i].dropped;
+      continue;
+    }
+    Push(now_ + Latency(), Kind::kDatagram, i, to, Store({std::move(o.message), {}, {}}));
+  }
+  for (auto& s : n.TakeStreamRequests()) {
+    int to = ParseAddress(s.address);
+    if (cfg_.count_bytes) {
+      auto bytes = EncodePushPull(s.request);
+      traffic_[i].stream_bytes += bytes.ok() ? bytes.value().size() : 0;
+    }
+    size_t slot = Store({{}, std::move(s.request), s.address});
+    if (to < 0 || !Reachable(i, to)) {
+      Push(now_ + cfg_.stream_timeout, Kind::kStreamFailed, to, i, slot);
+      continue;
+    }
+    // A stream costs a handshake and the transfer: a few round trips.
+    Push(now_ + Latency() * 3, Kind::kStreamRequest, i, to, slot);
+  }
+  for (auto& e : n.TakeEvents())
+    if (observer_) observer_({i, e});
+  Reschedule(i);
+}
+
+void SimMesh::Reschedule(int i) {
+  Time w = nodes_[i]->NextWakeup();
+  if (w == Time::max()) return;
+  w = std::max(w, now_);
+  if (w < scheduled_[i]) {
+    scheduled_[i] = w;
+    Push(w, Kind::kTick, i, i, 0);
+  }
+}
+
+void SimMesh::Handle(const Event& e) {
+  const int to = e.to;
+  // A stalled node handles its mail and timers when it wakes.
+  if (up_[to] && now_ < stalled_until_[to]) {
+    if (e.kind == Kind::kTick) {
+      if (e.at == scheduled_[to]) {
+        scheduled_[to] = stalled_until_[to];
+        Push(stalled_until_[to], Kind::kTick, to, to, 0);
+      }
+    } else {
+      Push(stalled_until_[to], e.kind, e.from, to, e.slot);
+    }
+    return;
+  }
+  switch (e.kind) {
+    case Kind::kTick: {
+      if (e.at != scheduled_[to]) return;  // superseded by an earlier one
+      scheduled_[to] = Time::max();
+      if (!up_[to]) return;
+      nodes_[to]->Tick(now_);
+      Flush(to);
+      return;
+    }
+    case Kind::kDatagram: {
+      Payload p = Take(e.slot);
+      if (!up_[to]) return;
+      nodes_[to]->OnMessage(Address(e.from), p.message, now_);
+      Flush(to);
+      return;
+    }
+    case Kind::kStreamRequest: {
+      Payload p = Take(e.slot);
+      if (!Reachable(e.from, to)) {
+        Push(now_ + cfg_.stream_timeout, Kind::kStreamFailed, to, e.from, Store(std::move(p)));
+        return;
+      }
+      PushPull reply = nodes_[to]->OnPushPullRequest(p.state, now_);
+      if (cfg_.count_bytes) {
+        auto bytes = EncodePushPull(reply);
+        traffic_[to].stream_bytes += bytes.ok() ? bytes.value().size() : 0;
+      }
+      Flush(to);
+      Push(now_ + Latency(), Kind::kStreamReply, to, e.from, Store({{}, std::move(reply), p.address}));
+      return;
+    }
+    case Kind::kStreamReply: {
+      Payload p = Take(e.slot);
+      if (!up_[to]) return;
+      nodes_[to]->OnPushPullReply(p.address, p.state, now_);
+      Flush(to);
+      return;
+    }
+    case Kind::kStreamFailed: {
+      Payload p = Take(e.slot);
+      if (!up_[to]) return;
+      nodes_[to]->OnPushPullFailed(p.address, now_);
+      Flush(to);
+      return;
+    }
+  }
+}
+
+void SimMesh::RunUntil(Time until, const std::function<void()>& step) {
+  while (!queue_.empty() && queue_.top().at <= until) {
+    Time at = queue_.top().at;
+    now_ = at;
+    while (!queue_.empty() && queue_.top().at == at) {
+      Event e = queue_.top();
+      queue_.pop();
+      ++processed_;
+      Handle(e);
+    }
+    if (step) step();
+  }
+  now_ = until;
+}
+
+bool SimMesh::AllSee(int target, MemberState s) const { return CountSeeing(target, s) == [&] {
+  int n = 0;
+  for (int i = 0; i < size(); ++i) n += up_[i] && i != target;
+  return n;
+}(); }
+
+int SimMesh::CountSeeing(int target, MemberState s) const {
+  int n = 0;
+  const NodeId id = nodes_[target]->self().id;
+  for (int i = 0; i < size(); ++i) {
+    if (!up_[i] || i == target) continue;
+    const Member* m = nodes_[i]->Find(id);
+    n += m != nullptr && m->state == s;
+  }
+  return n;
+}
+
+}  // namespace ndo::mesh::sim
