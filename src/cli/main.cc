@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/mesh_commands.h"
 #include "cli/output/result_writer.h"
 
 namespace {
@@ -48,7 +49,7 @@ void AddOutputOptions(CLI::App* cmd, ndo::OutputChoice& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"ndo: network discovery orchestration -- a fast, unprivileged TCP connect scanner"};
+  CLI::App app{"ndo: network discovery orchestration -- a fast, unprivileged TCP connect scanner, and a mesh of them"};
   app.footer(kExitCodesHelp);
   app.require_subcommand(1);
   app.set_version_flag("--version", "ndo 0.1.0");
@@ -137,6 +138,8 @@ int main(int argc, char** argv) {
   auto* expired_cmd = tls_cmd->add_subcommand("expired", "Expired leaf certificates counted by the year they expired");
   add_report_options(expired_cmd);
 
+  ndo::MeshCli mesh(app);  // agent, join, members, leave
+
   std::vector<std::string> args = NmapCompatibleArgs(argc, argv);
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
   try {
@@ -164,5 +167,6 @@ int main(int argc, char** argv) {
                                           : ndo::ReportKind::kTlsExpired;
     return ndo::RunReportCommand(data_dir, report);
   }
+  if (int rc = mesh.Dispatch(); rc >= 0) return rc;
   return ndo::kExitUsage;
 }

@@ -33,6 +33,12 @@ std::string ProgressKey(const ScanId& id, uint32_t shard) {
   return k;
 }
 
+std::string MetaKey(std::string_view key) {
+  std::string k(1, 'm');
+  k.append(key);
+  return k;
+}
+
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();
   if (s.IsCorruption()) return Status::Corruption(what + ": " + s.ToString());
@@ -210,6 +216,24 @@ Status Store::ForEachEvidence(const ScanId& scan, const std::function<bool(const
     if (!visit(*ev)) break;
   }
   return FromRocks(it->status(), "reading service evidence");
+}
+
+Status Store::PutMeta(std::string_view key, std::string_view value) {
+  if (key.empty()) return Status::InvalidArgument("empty metadata key");
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), MetaKey(key), rocksdb::Slice(value.data(), value.size())),
+                   "writing metadata '" + std::string(key) + "'");
+}
+
+Result<std::string> Store::GetMeta(std::string_view key) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), MetaKey(key), &value);
+  if (s.IsNotFound()) return Status::NotFound("no metadata '" + std::string(key) + "'");
+  if (!s.ok()) return FromRocks(s, "reading metadata '" + std::string(key) + "'");
+  return value;
+}
+
+Status Store::DeleteMeta(std::string_view key) {
+  return FromRocks(db_->Delete(rocksdb::WriteOptions(), MetaKey(key)), "deleting metadata '" + std::string(key) + "'");
 }
 
 std::string DefaultDataDir() {

@@ -4,6 +4,10 @@
 //   's' | scan id                 -> ScanRecord (Cap'n Proto)
 //   'p' | scan id | shard (4, BE) -> next position (8, LE) | done (1)
 //   'r' | scan id | address | port -> result (see result_codec.h), merged
+//   'e' | scan id | address | port -> service evidence (see evidence_codec.h)
+//   'c' | SHA-256 fingerprint     -> certificate DER, stored once
+//   'm' | name                    -> metadata of other modules, opaque here
+//                                    (the mesh node's identity and members)
 // A batch of results and the progress it completes are written in one
 // WriteBatch, so after a crash the stored progress never claims a probe whose
 // result is missing.
@@ -12,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "scan/probe_result.h"
@@ -49,6 +54,13 @@ class Store {
   // NotFound when the port has none.
   Result<ServiceEvidence> GetEvidence(const ScanId& scan, IpAddress address, uint16_t port);
   Status ForEachEvidence(const ScanId& scan, const std::function<bool(const ServiceEvidence&)>& visit);
+
+  // Small named values other modules keep here (the mesh node's state), so
+  // that a data directory is one database. The store does not interpret
+  // them. GetMeta is NotFound when the key was never written.
+  Status PutMeta(std::string_view key, std::string_view value);
+  Result<std::string> GetMeta(std::string_view key);
+  Status DeleteMeta(std::string_view key);
 
  private:
   explicit Store(rocksdb::DB* db);

@@ -2,11 +2,16 @@
 // tests, capturing exit code, stdout and stderr.
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cerrno>
 #include <cstdlib>
+#include <thread>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -69,6 +74,76 @@ inline pid_t SpawnNdo(const std::vector<std::string>& args, const std::string& l
     _exit(127);
   }
   return pid;
+}
+
+// Starts ARGV (no shell; argv[0] a path) in the background with stdout and
+// stderr appended to `log`. The child is killed if the test process dies, so
+// a crashed test leaves no daemons behind.
+inline pid_t SpawnArgv(const std::vector<std::string>& argv_in, const std::string& log) {
+  // Everything is allocated before fork(): the child only calls
+  // async-signal-safe functions.
+  std::vector<std::string> all = argv_in;
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    int null = open("/dev/null", O_RDONLY);
+    if (null >= 0) dup2(null, 0);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits up to `timeout` for `pid` to exit: its exit code (128 + signal when
+// killed), or -1 if it still runs.
+inline int WaitForExit(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (r < 0) return -1;
+    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// Runs ARGV (no shell) to completion, capturing its output in files under
+// `tmp` (named by `tag`, so concurrent callers can use distinct tags).
+inline CommandResult RunArgv(const std::vector<std::string>& argv, const std::string& tmp,
+                             const std::string& tag = "cmd") {
+  std::string out = tmp + "/" + tag + ".stdout", err = tmp + "/" + tag + ".stderr";
+  std::vector<std::string> all = argv;
+  std::vector<char*> args;
+  for (auto& a : all) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int null = open("/dev/null", O_RDONLY);
+    if (o >= 0) dup2(o, 1);
+    if (e >= 0) dup2(e, 2);
+    if (null >= 0) dup2(null, 0);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  CommandResult r;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = Slurp(out);
+  r.err = Slurp(err);
+  return r;
 }
 
 }  // namespace ndo::testing

@@ -1,0 +1,45 @@
+// The mesh subcommands: `ndo agent` and `ndo join` run a node in the
+// foreground; `ndo members` and `ndo leave` talk to it over its control
+// socket. Each returns a process exit code (exit_codes.h) and prints its own
+// errors; none throws.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ndo {
+
+struct AgentCommand {
+  std::vector<std::string> seeds;  // `join` only
+  std::string listen, advertise, data_dir, vantage, name;
+  std::optional<uint32_t> priority;
+  std::string log_level = "info";
+};
+
+// The subcommands, registered on `app`; Dispatch runs the one parsed (or
+// returns -1 when none of them was).
+class MeshCli {
+ public:
+  explicit MeshCli(CLI::App& app);
+  int Dispatch();
+
+ private:
+  CLI::App* agent_ = nullptr;
+  CLI::App* join_ = nullptr;
+  CLI::App* members_ = nullptr;
+  CLI::App* leave_ = nullptr;
+  AgentCommand agent_cmd_;
+  uint32_t priority_ = 0;
+  CLI::Option* priority_opt_ = nullptr;
+  CLI::Option* join_priority_opt_ = nullptr;
+  std::string data_dir_;
+  bool json_ = false;
+};
+
+int RunAgentCommand(const AgentCommand& cmd);
+int RunMembersCommand(const std::string& data_dir, bool json);
+int RunLeaveCommand(const std::string& data_dir);
+
+}  // namespace ndo

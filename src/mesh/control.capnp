@@ -1,0 +1,39 @@
+# The control socket's messages (DATA_DIR/control.sock): `ndo members`,
+# `ndo leave`, and status queries of the local agent. Framed like the mesh
+# streams (4-byte big-endian length, then the message). Fields are only ever
+# added, never renumbered.
+@0xfbfb48a68d64bca2;
+
+$import "/capnp/c++.capnp".namespace("ndo::mesh::schema");
+
+struct ControlRequest {
+  union {
+    members @0 :Void;
+    leave @1 :Void;
+    status @2 :Void;
+  }
+}
+
+struct ControlMember {
+  idHi @0 :UInt64;
+  idLo @1 :UInt64;
+  name @2 :Text;
+  vantage @3 :Text;
+  address @4 :Text;
+  state @5 :UInt8;       # MemberState: 0 alive, 1 suspect, 2 dead, 3 left
+  incarnation @6 :UInt64;
+  priority @7 :UInt32;
+}
+
+struct ControlResponse {
+  error @0 :Text;        # empty on success
+  self @1 :ControlMember;
+  members @2 :List(ControlMember);   # without self; empty for status and leave
+  coordinatorHi @3 :UInt64;          # both 0: no coordinator
+  coordinatorLo @4 :UInt64;
+  epoch @5 :UInt64;
+  joined @6 :Bool;
+  localHealth @7 :UInt32;
+  aliveCount @8 :UInt64;
+  leaving @9 :Bool;                  # the agent is leaving and will exit
+}

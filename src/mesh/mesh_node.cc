@@ -1,0 +1,856 @@
+// The Asio driver of a mesh node: the only translation unit of ndo_mesh that
+// includes Asio (it is slow to compile). It holds the TCP StreamTransport,
+// the frame streams (TCP and the Unix control socket share one template),
+// and the node itself. The node's decisions live in the sans-IO core; this
+// file only moves bytes, keeps time, and logs.
+#include "mesh/mesh_node.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <random>
+
+#include "mesh/codec.h"
+#include "mesh/control.h"
+#include "mesh/log.h"
+#include "store/store.h"
+
+namespace ndo::mesh {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using udp = asio::ip::udp;
+using local_stream = asio::local::stream_protocol;
+using boost::system::error_code;
+using SteadyDuration = std::chrono::steady_clock::duration;
+
+asio::ip::address ToAsio(IpAddress a) {
+  if (a.is_v4()) return asio::ip::address_v4(a.v4());
+  asio::ip::address_v6::bytes_type b;
+  auto bytes = a.bytes();
+  std::copy(bytes.begin(), bytes.end(), b.begin());
+  return asio::ip::address_v6(b);
+}
+
+// IPv4-mapped IPv6 (a dual-stack socket's view of an IPv4 peer) becomes IPv4,
+// so a peer has one spelling.
+HostPort FromAsio(const asio::ip::address& a, uint16_t port) {
+  if (a.is_v4()) return {IpAddress::FromV4(a.to_v4().to_uint()), port};
+  auto b = a.to_v6().to_bytes();
+  std::array<uint8_t, 16> bytes;
+  std::copy(b.begin(), b.end(), bytes.begin());
+  return {IpAddress::FromBytes(bytes), port};
+}
+
+double Seconds(SteadyDuration d) { return std::chrono::duration<double>(d).count(); }
+
+// ---------------------------------------------------------------------------
+// Frame streams over any Asio stream socket.
+
+template <typename Socket>
+class AsioFrameStream final : public FrameStream, public std::enable_shared_from_this<AsioFrameStream<Socket>> {
+ public:
+  AsioFrameStream(Socket socket, std::string peer, SteadyDuration deadline, std::function<void()> on_destroy)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        peer_(std::move(peer)),
+        deadline_(deadline),
+        on_destroy_(std::move(on_destroy)) {}
+  ~AsioFrameStream() override {
+    if (on_destroy_) on_destroy_();
+  }
+
+  Socket& socket() { return socket_; }
+  void set_peer(std::string peer) { peer_ = std::move(peer); }
+
+  // Starts the deadline; the timer holds no reference, so an abandoned
+  // stream still goes away.
+  void StartDeadline() {
+    timer_.expires_after(deadline_);
+    std::weak_ptr<AsioFrameStream> weak = this->shared_from_this();
+    timer_.async_wait([weak](const error_code& ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        self->timed_out_ = true;
+        self->Close();
+      }
+    });
+  }
+
+  void ReadFrame(size_t max_body, ReadHandler done) override {
+    auto self = this->shared_from_this();
+    asio::async_read(socket_, asio::buffer(header_), [self, max_body, done = std::move(done)](const error_code& ec, size_t) {
+      if (ec) return done(self->Failure(ec, "reading a frame header"));
+      auto len = ReadFrameLength(std::string_view(self->header_.data(), self->header_.size()));
+      if (!len.ok()) return done(len.status());
+      if (*len > max_body)
+        return done(Status::InvalidArgument("frame of " + std::to_string(*len) + " bytes exceeds the limit of " +
+                                            std::to_string(max_body)));
+      self->body_.clear();
+      self->ReadBody(*len, std::move(done));
+    });
+  }
+
+  void WriteFrame(std::string body, WriteHandler done) override {
+    auto self = this->shared_from_this();
+    out_ = FrameHeader(body.size());
+    out_ += body;
+    asio::async_write(socket_, asio::buffer(out_), [self, done = std::move(done)](const error_code& ec, size_t) {
+      if (ec) return done(self->Failure(ec, "writing a frame"));
+      done(Status::Ok());
+    });
+  }
+
+  void Close() override {
+    if (closed_) return;
+    closed_ = true;
+    timer_.cancel();
+    error_code ignored;
+    socket_.close(ignored);
+  }
+
+  const std::string& peer() const override { return peer_; }
+
+  Status Failure(const error_code& ec, const char* doing) const {
+    if (timed_out_)
+      return Status::Unavailable(std::string("timed out ") + doing + " (stream deadline " +
+                                 std::to_string(Seconds(deadline_)).substr(0, 4) + " s)");
+    if (ec == asio::error::eof) return Status::IoError(std::string("connection closed by the peer while ") + doing);
+    return Status::IoError(std::string(doing) + ": " + ec.message());
+  }
+
+ private:
+  // Memory grows with the bytes that arrive, 64 KiB at a time, not with what
+  // the header announced.
+  void ReadBody(size_t length, ReadHandler done) {
+    if (body_.size() == length) return done(std::move(body_));
+    size_t chunk = std::min(length - body_.size(), chunk_.size());
+    auto self = this->shared_from_this();
+    asio::async_read(socket_, asio::buffer(chunk_.data(), chunk),
+                     [self, length, done = std::move(done)](const error_code& ec, size_t n) mutable {
+                       if (ec) return done(self->Failure(ec, "reading a frame body"));
+                       self->body_.append(self->chunk_.data(), n);
+                       self->ReadBody(length, std::move(done));
+                     });
+  }
+
+  Socket socket_;
+  asio::steady_timer timer_;
+  std::string peer_;
+  SteadyDuration deadline_;
+  std::function<void()> on_destroy_;
+  std::array<char, kFrameHeaderBytes> header_{};
+  std::array<char, 65536> chunk_{};
+  std::string body_, out_;
+  bool closed_ = false, timed_out_ = false;
+};
+
+using TcpStream = AsioFrameStream<tcp::socket>;
+using LocalStream = AsioFrameStream<local_stream::socket>;
+
+// Accepts on `acceptor` forever, handing streams to `on_stream` while fewer
+// than `max` are open and closing the rest at once. Accept errors (out of
+// descriptors) back off for 100 ms instead of spinning.
+template <typename Protocol>
+class StreamAcceptLoop {
+ public:
+  using Stream = AsioFrameStream<typename Protocol::socket>;
+  StreamAcceptLoop(asio::io_context& io, std::string what, StreamLimits limits,
+                   std::function<void(std::shared_ptr<Stream>)> on_stream)
+      : acceptor_(io), retry_(io), what_(std::move(what)), limits_(limits), on_stream_(std::move(on_stream)) {}
+
+  typename Protocol::acceptor& acceptor() { return acceptor_; }
+
+  void Start() { Next(); }
+  void Close() {
+    closed_ = true;
+    error_code ignored;
+    acceptor_.close(ignored);
+    retry_.cancel();
+  }
+
+ private:
+  void Next() {
+    if (closed_) return;
+    acceptor_.async_accept([this](const error_code& ec, typename Protocol::socket socket) {
+      if (closed_ || ec == asio::error::operation_aborted) return;
+      auto now = std::chrono::steady_clock::now();
+      if (ec) {
+        uint64_t suppressed = 0;
+        if (limiter_.Allow(now, suppressed))
+          Log(LogLevel::kWarn, "accept failed", {{"listener", what_}, {"error", ec.message()}, {"suppressed", suppressed}});
+        retry_.expires_after(std::chrono::milliseconds(100));
+        retry_.async_wait([this](const error_code& e) {
+          if (!e) Next();
+        });
+        return;
+      }
+      std::string peer = Peer(socket);
+      if (*open_ >= limits_.max_inbound) {
+        uint64_t suppressed = 0;
+        if (limiter_.Allow(now, suppressed))
+          Log(LogLevel::kWarn, "refused stream",
+              {{"listener", what_}, {"from", peer}, {"reason", "too many open streams"},
+               {"limit", static_cast<uint64_t>(limits_.max_inbound)}, {"suppressed", suppressed}});
+        error_code ignored;
+        socket.close(ignored);
+      } else {
+        ++*open_;
+        auto open = open_;
+        auto stream = std::make_shared<Stream>(std::move(socket), std::move(peer), limits_.deadline, [open] { --*open; });
+        stream->StartDeadline();
+        on_stream_(std::move(stream));
+      }
+      Next();
+    });
+  }
+
+  static std::string Peer(tcp::socket& s) {
+    error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    return ec ? "unknown" : FromAsio(ep.address(), ep.port()).ToString();
+  }
+  static std::string Peer(local_stream::socket&) { return "local"; }
+
+  typename Protocol::acceptor acceptor_;
+  asio::steady_timer retry_;
+  std::string what_;
+  StreamLimits limits_;
+  std::function<void(std::shared_ptr<Stream>)> on_stream_;
+  std::shared_ptr<size_t> open_ = std::make_shared<size_t>(0);  // outlives the loop: streams decrement it
+  LogLimiter limiter_{10, std::chrono::seconds(10)};
+  bool closed_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// Plain TCP.
+
+class TcpTransport final : public StreamTransport {
+ public:
+  TcpTransport(asio::io_context& io, const StreamLimits& limits) : io_(io), limits_(limits) {}
+  ~TcpTransport() override { Close(); }
+
+  void Connect(const HostPort& to, ConnectHandler done) override {
+    auto stream = std::make_shared<TcpStream>(tcp::socket(io_), to.ToString(), limits_.deadline, nullptr);
+    stream->StartDeadline();
+    tcp::endpoint ep(ToAsio(to.ip), to.port);
+    stream->socket().async_connect(ep, [stream, done = std::move(done)](const error_code& ec) {
+      if (ec) return done(stream->Failure(ec, ("connecting to " + stream->peer()).c_str()));
+      error_code ignored;
+      stream->socket().set_option(tcp::no_delay(true), ignored);
+      done(FrameStreamPtr(stream));
+    });
+  }
+
+  Status Listen(const HostPort& at, AcceptHandler on_stream) override {
+    loop_ = std::make_unique<StreamAcceptLoop<tcp>>(io_, "tcp " + at.ToString(), limits_,
+                                                     [on_stream](std::shared_ptr<TcpStream> s) { on_stream(std::move(s)); });
+    auto& acc = loop_->acceptor();
+    tcp::endpoint ep(ToAsio(at.ip), at.port);
+    error_code ec;
+    acc.open(ep.protocol(), ec);
+    if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acc.bind(ep, ec);
+    if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return Status::IoError("cannot listen on TCP " + at.ToString() + ": " + ec.message());
+    loop_->Start();
+    return Status::Ok();
+  }
+
+  void Close() override {
+    if (loop_) loop_->Close();
+  }
+
+  std::string_view name() const override { return "tcp"; }
+
+ private:
+  asio::io_context& io_;
+  StreamLimits limits_;
+  std::unique_ptr<StreamAcceptLoop<tcp>> loop_;
+};
+
+// ---------------------------------------------------------------------------
+// The node.
+
+constexpr size_t kMaxOutstandingSends = 1024;
+constexpr size_t kMaxOutboundStreams = 32;
+constexpr size_t kMaxControlRequestBytes = 1024;
+constexpr size_t kMaxControlStreams = 8;
+
+std::string_view StateMessage(MemberState s) {
+  switch (s) {
+    case MemberState::kAlive: return "member alive";
+    case MemberState::kSuspect: return "member suspect";
+    case MemberState::kDead: return "member dead";
+    case MemberState::kLeft: return "member left";
+  }
+  return "member changed";
+}
+
+class Node {
+ public:
+  explicit Node(const MeshNodeOptions& opts)
+      : opts_(opts),
+        udp_(io_),
+        timer_(io_),
+        signals_(io_),
+        seal_(opts.seal ? opts.seal : std::make_shared<PlaintextSeal>()) {}
+
+  ~Node() {
+    // Listeners stop before the members go; the io_context (declared
+    // before every socket) is destroyed after them.
+    if (streams_) streams_->Close();
+    if (control_) control_->Close();
+    if (control_bound_) ::unlink(control_path_.c_str());
+  }
+
+  Status Start();
+  Status Run();
+
+ private:
+  Time Now() const { return Clock::now(); }
+
+  Status OpenState();
+  Status BindControlSocket();
+  Status BindGossip();
+
+  void ReceiveNext();
+  void OnDatagram(size_t n);
+  void Drop(const std::string& from, size_t bytes, const std::string& reason);
+  void AfterInput();
+  void Send(const Outgoing& o);
+  void StartPushPull(StreamRequest req);
+  void PushPullFailed(const std::string& address, const std::string& reason);
+  void OnInboundStream(const FrameStreamPtr& stream);
+  void DropStream(const FrameStreamPtr& stream, const std::string& reason);
+  void OnControlStream(const std::shared_ptr<LocalStream>& stream);
+  void LogEvent(const MemberEvent& e);
+  void ArmTimer();
+  void OnTimer();
+  void MaybeSave(bool force);
+  std::vector<std::string> JoinSample();
+  void BeginLeave(const std::string& why);
+  void Finish();
+
+  MeshNodeOptions opts_;
+  asio::io_context io_;  // before every socket and timer: destroyed after them
+  udp::socket udp_;
+  asio::steady_timer timer_;
+  asio::signal_set signals_;
+  std::shared_ptr<DatagramSeal> seal_;
+  std::unique_ptr<StreamTransport> streams_;
+  std::unique_ptr<StreamAcceptLoop<local_stream>> control_;
+  std::unique_ptr<Store> store_;
+  std::optional<Membership> core_;
+  NodeState state_;
+  HostPort listen_;
+  std::string control_path_;
+  bool control_bound_ = false;
+  bool udp_v6_ = false;
+
+  std::array<char, 65536> rx_{};
+  udp::endpoint rx_from_;
+  size_t sends_outstanding_ = 0;
+  size_t outbound_streams_ = 0;
+  uint64_t timer_generation_ = 0;
+
+  // Joining: retried with backoff until the core confirms it.
+  std::vector<std::string> join_addresses_;  // seeds first, then known members
+  size_t join_seed_count_ = 0;
+  std::mt19937_64 rng_{0};
+  bool join_pending_ = false;
+  Time next_join_{};
+  SteadyDuration join_backoff_{};
+  int join_attempts_ = 0;
+
+  // Persistence.
+  bool dirty_ = false;
+  Time next_save_{};
+  uint64_t saved_incarnation_ = 0, saved_epoch_ = 0;
+
+  bool leaving_ = false, finished_ = false;
+  Time leave_done_{};
+
+  LogLimiter datagram_drops_{10, std::chrono::seconds(10)};
+  LogLimiter stream_drops_{10, std::chrono::seconds(10)};
+  LogLimiter send_drops_{10, std::chrono::seconds(10)};
+};
+
+Status Node::OpenState() {
+  auto store = Store::Open(opts_.data_dir + "/db");
+  if (!store.ok()) {
+    if (store.status().code() == Status::Code::kUnavailable)
+      return Status::Unavailable("another ndo process (an agent?) is using data dir " + opts_.data_dir);
+    return store.status();
+  }
+  store_ = std::move(*store);
+  std::optional<NodeState> saved;
+  auto loaded = LoadNodeState(*store_);
+  if (loaded.ok()) {
+    saved = std::move(*loaded);
+  } else if (loaded.status().code() != Status::Code::kNotFound) {
+    return loaded.status().WithContext("data dir " + opts_.data_dir);
+  }
+  auto resolved = ResolveIdentity(saved, opts_.identity);
+  if (!resolved.ok()) return resolved.status();
+  state_ = std::move(*resolved);
+  auto listen = ParseHostPort(state_.listen);
+  if (!listen.ok()) return listen.status();
+  listen_ = *listen;
+  // Saved before any traffic: a node that crashes now still never reuses
+  // this incarnation.
+  if (Status s = SaveNodeState(*store_, state_); !s.ok()) return s;
+  saved_incarnation_ = state_.incarnation;
+  saved_epoch_ = state_.max_epoch_seen;
+  std::vector<std::string> seeds;
+  for (const auto& s : opts_.seeds) seeds.push_back(s.ToString());
+  join_addresses_ = RejoinAddresses(state_, seeds);
+  join_seed_count_ = std::min(seeds.size(), join_addresses_.size());
+  if (saved)
+    Log(LogLevel::kInfo, "restarting with saved identity",
+        {{"id", state_.self.id.Hex()}, {"incarnation", state_.incarnation},
+         {"known_members", static_cast<uint64_t>(state_.members.size())}});
+  return Status::Ok();
+}
+
+Status Node::BindControlSocket() {
+  control_path_ = ControlSocketPath(opts_.data_dir);
+  std::error_code fec;
+  if (std::filesystem::exists(std::filesystem::symlink_status(control_path_, fec))) {
+    if (ControlSocketAnswers(control_path_))
+      return Status::Unavailable("an ndo agent is already running for data dir " + opts_.data_dir + " (it answers on " +
+                                 control_path_ + ")");
+    if (::unlink(control_path_.c_str()) != 0 && errno != ENOENT)
+      return Status::IoError("cannot remove stale control socket " + control_path_ + ": " + std::strerror(errno));
+    Log(LogLevel::kInfo, "removed stale control socket", {{"path", control_path_}});
+  }
+  StreamLimits limits{std::chrono::seconds(5), kMaxControlStreams};
+  control_ = std::make_unique<StreamAcceptLoop<local_stream>>(
+      io_, "control " + control_path_, limits, [this](std::shared_ptr<LocalStream> s) { OnControlStream(s); });
+  auto& acc = control_->acceptor();
+  local_stream::endpoint ep(control_path_);
+  error_code ec;
+  acc.open(ep.protocol(), ec);
+  if (!ec) {
+    // The socket file is created by bind(): with this umask it is never
+    // accessible to others, not even for an instant. (Threads that create
+    // files meanwhile, RocksDB's, only get stricter modes.)
+    mode_t old = ::umask(0177);
+    acc.bind(ep, ec);
+    ::umask(old);
+  }
+  if (!ec && ::chmod(control_path_.c_str(), 0600) != 0) ec = error_code(errno, boost::system::system_category());
+  if (!ec) acc.listen(16, ec);
+  if (ec) return Status::IoError("cannot create control socket " + control_path_ + ": " + ec.message());
+  control_bound_ = true;
+  control_->Start();
+  return Status::Ok();
+}
+
+Status Node::BindGossip() {
+  udp::endpoint ep(ToAsio(listen_.ip), listen_.port);
+  error_code ec;
+  udp_.open(ep.protocol(), ec);
+  // No SO_REUSEADDR on UDP: it would let a second node share the port.
+  if (!ec) udp_.bind(ep, ec);
+  if (ec) return Status::IoError("cannot bind UDP " + listen_.ToString() + ": " + ec.message());
+  udp_v6_ = ep.protocol() == udp::v6();
+  StreamTransportFactory factory = opts_.stream_transport ? opts_.stream_transport : MakeTcpTransport;
+  auto transport = factory(io_, opts_.streams);
+  if (!transport.ok()) return transport.status();
+  streams_ = std::move(*transport);
+  return streams_->Listen(listen_, [this](FrameStreamPtr s) { OnInboundStream(s); });
+}
+
+Status Node::Start() {
+  if (Status s = CheckDataDir(opts_.data_dir); !s.ok()) return s;
+  if (::mkdir(opts_.data_dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return Status::IoError("cannot create data dir " + opts_.data_dir + ": " + std::strerror(errno));
+  if (Status s = OpenState(); !s.ok()) return s;
+  if (Status s = BindGossip(); !s.ok()) return s;
+  if (Status s = BindControlSocket(); !s.ok()) return s;
+
+  auto seed = RandomSeed();
+  if (!seed.ok()) return seed.status();
+  Time now = Now();
+  core_.emplace(state_.self, opts_.membership, *seed, now, state_.incarnation);
+  core_->set_max_epoch_seen(state_.max_epoch_seen);
+  rng_.seed(*seed ^ 0x5bd1e995);
+  Log(LogLevel::kInfo, "node started",
+      {{"id", state_.self.id.Hex()}, {"name", state_.self.name}, {"vantage", state_.self.vantage},
+       {"addr", state_.self.address}, {"listen", listen_.ToString()}, {"priority", state_.self.priority},
+       {"incarnation", state_.incarnation}, {"streams", std::string(streams_->name())},
+       {"data_dir", opts_.data_dir}});
+  if (!join_addresses_.empty()) {
+    join_pending_ = true;
+    join_backoff_ = opts_.join_retry_first;
+    next_join_ = now;  // at once, from the first timer
+  }
+
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
+  signals_.async_wait([this](const error_code& ec, int sig) {
+    if (ec) return;
+    BeginLeave(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    signals_.async_wait([this](const error_code& ec2, int sig2) {
+      if (ec2) return;
+      Log(LogLevel::kWarn, "second signal: exiting without waiting", {{"signal", sig2}});
+      Finish();
+    });
+  });
+  ReceiveNext();
+  AfterInput();
+  return Status::Ok();
+}
+
+Status Node::Run() {
+  io_.run();
+  return Status::Ok();
+}
+
+void Node::ReceiveNext() {
+  udp_.async_receive_from(asio::buffer(rx_), rx_from_, [this](const error_code& ec, size_t n) {
+    if (ec == asio::error::operation_aborted || finished_) return;
+    if (ec) {
+      // ICMP errors from earlier sends surface here on Linux (connection
+      // refused): nothing to do but read on.
+      Log(LogLevel::kDebug, "udp receive error", {{"error", ec.message()}});
+    } else {
+      OnDatagram(n);
+    }
+    ReceiveNext();
+  });
+}
+
+void Node::Drop(const std::string& from, size_t bytes, const std::string& reason) {
+  uint64_t suppressed = 0;
+  if (datagram_drops_.Allow(std::chrono::steady_clock::now(), suppressed))
+    Log(LogLevel::kWarn, "dropped datagram",
+        {{"from", from}, {"bytes", static_cast<uint64_t>(bytes)}, {"reason", reason}, {"suppressed", suppressed}});
+}
+
+void Node::OnDatagram(size_t n) {
+  std::string from = FromAsio(rx_from_.address(), rx_from_.port()).ToString();
+  if (n > kMaxDatagramBytes + seal_->Overhead()) return Drop(from, n, "oversized");
+  if (n == 0) return Drop(from, n, "empty");
+  auto plain = seal_->Open(std::string_view(rx_.data(), n));
+  if (!plain.ok()) return Drop(from, n, plain.status().message());
+  auto msg = DecodeMessage(*plain);
+  if (!msg.ok()) return Drop(from, n, msg.status().message());
+  core_->OnMessage(from, *msg, Now());
+  AfterInput();
+}
+
+void Node::Send(const Outgoing& o) {
+  auto fail = [&](const std::string& reason) {
+    uint64_t suppressed = 0;
+    if (send_drops_.Allow(std::chrono::steady_clock::now(), suppressed))
+      Log(LogLevel::kWarn, "datagram not sent", {{"to", o.address}, {"reason", reason}, {"suppressed", suppressed}});
+  };
+  auto to = ParseHostPort(o.address);
+  if (!to.ok()) return fail(to.status().message());
+  auto bytes = EncodeMessage(o.message);
+  if (!bytes.ok()) return fail(bytes.status().message());
+  auto sealed = seal_->Seal(*bytes);
+  if (!sealed.ok()) return fail(sealed.status().message());
+  if (sends_outstanding_ >= kMaxOutstandingSends) return fail("send queue full");
+  udp::endpoint ep(ToAsio(to->ip), to->port);
+  if ((ep.protocol() == udp::v6()) != udp_v6_) {
+    // An IPv4 socket cannot reach IPv6 members: the mesh must share a
+    // family (a dual-stack [::] listener reaches both).
+    if (udp_v6_) {
+      ep = udp::endpoint(asio::ip::make_address_v6(asio::ip::v4_mapped, ep.address().to_v4()), ep.port());
+    } else {
+      return fail("IPv6 member unreachable from an IPv4 socket");
+    }
+  }
+  auto buf = std::make_shared<std::string>(std::move(*sealed));
+  ++sends_outstanding_;
+  udp_.async_send_to(asio::buffer(*buf), ep, [this, buf](const error_code& ec, size_t) {
+    --sends_outstanding_;
+    if (ec && ec != asio::error::operation_aborted) Log(LogLevel::kDebug, "udp send error", {{"error", ec.message()}});
+  });
+}
+
+void Node::PushPullFailed(const std::string& address, const std::string& reason) {
+  Log(LogLevel::kDebug, "push-pull failed", {{"addr", address}, {"reason", reason}});
+  core_->OnPushPullFailed(address, Now());
+  AfterInput();
+}
+
+void Node::StartPushPull(StreamRequest req) {
+  std::string address = req.address;
+  auto fail_later = [this, address](std::string reason) {
+    // Posted, so the core is never re-entered from inside AfterInput.
+    asio::post(io_, [this, address, reason] { PushPullFailed(address, reason); });
+  };
+  auto to = ParseHostPort(address);
+  if (!to.ok()) return fail_later(to.status().message());
+  if (outbound_streams_ >= kMaxOutboundStreams) return fail_later("too many push-pulls in flight");
+  auto body = EncodePushPull(req.request);
+  if (!body.ok()) return fail_later(body.status().message());
+  ++outbound_streams_;
+  auto done = [this](const FrameStreamPtr& s) {
+    --outbound_streams_;
+    if (s) s->Close();
+  };
+  streams_->Connect(*to, [this, address, body = std::move(*body), done](Result<FrameStreamPtr> connected) mutable {
+    if (!connected.ok()) {
+      done(nullptr);
+      return PushPullFailed(address, connected.status().message());
+    }
+    FrameStreamPtr s = *connected;
+    s->WriteFrame(std::move(body), [this, s, address, done](Status written) {
+      if (!written.ok()) {
+        done(s);
+        return PushPullFailed(address, written.message());
+      }
+      s->ReadFrame(kMaxStreamBytes, [this, s, address, done](Result<std::string> frame) {
+        done(s);
+        if (!frame.ok()) return PushPullFailed(address, frame.status().message());
+        auto reply = DecodePushPull(*frame);
+        if (!reply.ok()) return PushPullFailed(address, "bad reply: " + reply.status().message());
+        core_->OnPushPullReply(address, *reply, Now());
+        AfterInput();
+      });
+    });
+  });
+}
+
+void Node::DropStream(const FrameStreamPtr& stream, const std::string& reason) {
+  uint64_t suppressed = 0;
+  if (stream_drops_.Allow(std::chrono::steady_clock::now(), suppressed))
+    Log(LogLevel::kWarn, "dropped stream", {{"from", stream->peer()}, {"reason", reason}, {"suppressed", suppressed}});
+  stream->Close();
+}
+
+void Node::OnInboundStream(const FrameStreamPtr& stream) {
+  stream->ReadFrame(kMaxStreamBytes, [this, stream](Result<std::string> frame) {
+    if (!frame.ok()) return DropStream(stream, frame.status().message());
+    auto request = DecodePushPull(*frame);
+    if (!request.ok()) return DropStream(stream, request.status().message());
+    PushPull reply = core_->OnPushPullRequest(*request, Now());
+    AfterInput();
+    auto body = EncodePushPull(reply);
+    if (!body.ok()) {
+      Log(LogLevel::kError, "cannot encode push-pull reply", {{"reason", body.status().message()}});
+      return stream->Close();
+    }
+    stream->WriteFrame(std::move(*body), [stream](Status) { stream->Close(); });
+  });
+}
+
+void Node::OnControlStream(const std::shared_ptr<LocalStream>& stream) {
+  stream->ReadFrame(kMaxControlRequestBytes, [this, stream](Result<std::string> frame) {
+    if (!frame.ok()) return DropStream(stream, "control: " + frame.status().message());
+    auto command = DecodeControlRequest(*frame);
+    ControlResponse response;
+    if (!command.ok()) {
+      response.error = command.status().message();
+    } else {
+      response = DescribeMembership(*core_, *command);
+      if (*command == ControlCommand::kLeave) response.leaving = true;
+    }
+    auto body = EncodeControlResponse(response);
+    if (!body.ok()) {
+      ControlResponse err;
+      err.error = body.status().message();
+      body = EncodeControlResponse(err);
+      if (!body.ok()) return stream->Close();
+    }
+    bool leave = command.ok() && *command == ControlCommand::kLeave;
+    stream->WriteFrame(std::move(*body), [this, stream, leave](Status) {
+      stream->Close();
+      if (leave) BeginLeave("control request");
+    });
+  });
+}
+
+void Node::LogEvent(const MemberEvent& e) {
+  if (e.kind == MemberEvent::Kind::kCoordinator) {
+    if (e.id.empty()) {
+      Log(LogLevel::kWarn, "no coordinator", {{"epoch", e.incarnation}});
+      return;
+    }
+    const MemberInfo* info = nullptr;
+    if (e.id == state_.self.id) {
+      info = &core_->self();
+    } else if (const Member* m = core_->Find(e.id); m && m->info) {
+      info = m->info.get();
+    }
+    Log(LogLevel::kInfo, "coordinator changed",
+        {{"id", e.id.Hex()}, {"name", info ? info->name : ""}, {"addr", info ? info->address : ""},
+         {"epoch", e.incarnation}, {"self", e.id == state_.self.id}});
+    return;
+  }
+  const Member* m = core_->Find(e.id);
+  const MemberInfo* info = m && m->info ? m->info.get() : (e.id == state_.self.id ? &core_->self() : nullptr);
+  Log(e.state == MemberState::kDead ? LogLevel::kWarn : LogLevel::kInfo, StateMessage(e.state),
+      {{"id", e.id.Hex()}, {"name", info ? info->name : ""}, {"vantage", info ? info->vantage : ""},
+       {"addr", info ? info->address : ""}, {"incarnation", e.incarnation}});
+}
+
+void Node::AfterInput() {
+  if (finished_) return;
+  for (const auto& o : core_->TakeOutgoing()) Send(o);
+  for (auto& r : core_->TakeStreamRequests()) StartPushPull(std::move(r));
+  for (const auto& e : core_->TakeEvents()) {
+    LogEvent(e);
+    dirty_ = true;
+  }
+  if (core_->incarnation() != saved_incarnation_ || core_->max_epoch_seen() != saved_epoch_) dirty_ = true;
+  if (join_pending_ && core_->joined()) {
+    join_pending_ = false;
+    Log(LogLevel::kInfo, "joined", {{"attempts", join_attempts_}, {"alive", static_cast<uint64_t>(core_->AliveCount())}});
+    dirty_ = true;
+  }
+  ArmTimer();
+}
+
+void Node::ArmTimer() {
+  Time now = Now();
+  Time wake = core_->NextWakeup();
+  if (join_pending_) wake = std::min(wake, next_join_);
+  if (dirty_) wake = std::min(wake, std::max(next_save_, now));
+  if (leaving_) wake = std::min(wake, leave_done_);
+  wake = std::min(wake, now + std::chrono::seconds(60));  // never arm "forever"
+  // A wake-up in the past fires after 1 ms, not at once: should the core
+  // ever keep asking for "now", the node idles instead of spinning.
+  if (wake <= now) wake = now + std::chrono::milliseconds(1);
+  uint64_t generation = ++timer_generation_;
+  timer_.expires_at(wake);
+  timer_.async_wait([this, generation](const error_code& ec) {
+    // A wait that completed just before being re-armed is stale: the newer
+    // one stands.
+    if (ec || generation != timer_generation_ || finished_) return;
+    OnTimer();
+  });
+}
+
+void Node::OnTimer() {
+  Time now = Now();
+  if (leaving_ && now >= leave_done_) return Finish();
+  core_->Tick(now);
+  if (join_pending_ && now >= next_join_ && !leaving_) {
+    if (join_attempts_ > 0)
+      Log(join_attempts_ >= 3 ? LogLevel::kWarn : LogLevel::kInfo, "not joined yet, trying again",
+          {{"attempt", join_attempts_ + 1}, {"addresses", static_cast<uint64_t>(join_addresses_.size())}});
+    ++join_attempts_;
+    core_->Join(JoinSample(), now);
+    next_join_ = now + join_backoff_;
+    join_backoff_ = std::min(join_backoff_ * 2, opts_.join_retry_max);
+  }
+  MaybeSave(false);
+  AfterInput();
+}
+
+// Every seed, and at most kMaxRejoinContacts known members, a different
+// sample each attempt: a restarted node of a large mesh does not push-pull
+// with thousands at once.
+std::vector<std::string> Node::JoinSample() {
+  constexpr size_t kMaxRejoinContacts = 8;
+  std::vector<std::string> out(join_addresses_.begin(), join_addresses_.begin() + join_seed_count_);
+  std::vector<std::string> known(join_addresses_.begin() + join_seed_count_, join_addresses_.end());
+  std::shuffle(known.begin(), known.end(), rng_);
+  if (known.size() > kMaxRejoinContacts) known.resize(kMaxRejoinContacts);
+  out.insert(out.end(), known.begin(), known.end());
+  return out;
+}
+
+void Node::MaybeSave(bool force) {
+  if (!core_ || (!dirty_ && !force)) return;
+  Time now = Now();
+  if (!force && now < next_save_) return;
+  NodeState st = SnapshotNodeState(*core_, state_.listen);
+  if (Status s = SaveNodeState(*store_, st); !s.ok()) {
+    Log(LogLevel::kError, "cannot save node state", {{"reason", s.message()}});
+  } else {
+    saved_incarnation_ = st.incarnation;
+    saved_epoch_ = st.max_epoch_seen;
+    Log(LogLevel::kDebug, "saved node state", {{"members", static_cast<uint64_t>(st.members.size())}});
+  }
+  dirty_ = false;
+  next_save_ = now + opts_.save_interval;
+}
+
+void Node::BeginLeave(const std::string& why) {
+  if (leaving_ || finished_) return;
+  leaving_ = true;
+  Log(LogLevel::kInfo, "leaving", {{"reason", why}, {"grace_s", Seconds(opts_.leave_grace)}});
+  Time now = Now();
+  core_->Leave(now);
+  leave_done_ = now + opts_.leave_grace;
+  AfterInput();
+}
+
+void Node::Finish() {
+  if (finished_) return;
+  MaybeSave(true);
+  finished_ = true;
+  error_code ignored;
+  udp_.close(ignored);
+  timer_.cancel();
+  signals_.cancel(ignored);
+  if (streams_) streams_->Close();
+  if (control_) control_->Close();
+  if (control_bound_) ::unlink(control_path_.c_str());
+  control_bound_ = false;
+  Log(LogLevel::kInfo, "node stopped", {{"id", state_.self.id.Hex()}, {"incarnation", core_->incarnation()}});
+  io_.stop();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<StreamTransport>> MakeTcpTransport(boost::asio::io_context& io, const StreamLimits& limits) {
+  return std::unique_ptr<StreamTransport>(new TcpTransport(io, limits));
+}
+
+Status CheckDataDir(const std::string& data_dir) {
+  if (data_dir.empty()) return Status::InvalidArgument("empty data dir");
+  std::filesystem::path p(data_dir);
+  std::filesystem::path parent = p.has_relative_path() && !p.has_filename() ? p.parent_path().parent_path()
+                                                                             : p.parent_path();
+  if (parent.empty()) parent = ".";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(parent, ec))
+    return Status::InvalidArgument("the parent of data dir " + data_dir + " (" + parent.string() +
+                                   ") does not exist or is not a directory");
+  if (std::filesystem::exists(p, ec) && !std::filesystem::is_directory(p, ec))
+    return Status::InvalidArgument("data dir " + data_dir + " exists and is not a directory");
+  std::string sock = ControlSocketPath(data_dir);
+  if (sock.size() >= 108)  // sizeof(sockaddr_un::sun_path)
+    return Status::InvalidArgument("data dir path too long for its control socket (" + sock + " is " +
+                                   std::to_string(sock.size()) + " bytes, at most 107): use a shorter --data-dir");
+  return Status::Ok();
+}
+
+Status RunMeshNode(const MeshNodeOptions& options) {
+  // Asio and the standard library throw on resource exhaustion; nothing of
+  // that crosses this boundary.
+  try {
+    auto node = std::make_unique<Node>(options);
+    if (Status s = node->Start(); !s.ok()) return s;
+    return node->Run();
+  } catch (const std::exception& e) {
+    return Status::IoError(std::string("mesh node: ") + e.what());
+  }
+}
+
+}  // namespace ndo::mesh

@@ -1,0 +1,62 @@
+// A mesh node in production: the membership core (mesh/membership.h) driven
+// by real sockets on one Asio thread, with its identity and members kept in
+// the data directory's store, logs on standard error, and a control socket
+// for `ndo members` and `ndo leave`.
+//
+// * One UDP socket and one stream listener, both bound to the listen
+//   address (one port). Datagrams are size-checked, opened by the
+//   DatagramSeal, decoded, and handed to the core; anything malformed is
+//   dropped with its reason logged (rate-limited) and changes nothing.
+// * Push-pull exchanges run over streams from the StreamTransport (plain TCP
+//   by default), one request frame and one reply frame per stream, each
+//   stream bounded in time and size, inbound streams bounded in number.
+// * One timer, re-armed after every input to the earliest of the core's
+//   NextWakeup(), the next state save and the next join attempt.
+// * The state (identity, incarnation, highest epoch seen, known members) is
+//   saved at start, at most every `save_interval` after changes, and on exit.
+// * SIGINT/SIGTERM or a control `leave`: the node leaves gracefully (the
+//   core tells the others), keeps serving for `leave_grace` so the news
+//   spreads, saves, and returns. A second signal ends it at once.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mesh/address.h"
+#include "mesh/membership.h"
+#include "mesh/node_identity.h"
+#include "mesh/transport.h"
+#include "scan/status.h"
+
+namespace ndo::mesh {
+
+struct MeshNodeOptions {
+  std::string data_dir;  // its parent must exist; created (mode 0700) if missing
+  IdentityRequest identity;
+  std::vector<HostPort> seeds;  // `ndo join`: tried with backoff until a join succeeds
+  MembershipConfig membership;
+  StreamLimits streams;
+  std::chrono::steady_clock::duration save_interval = std::chrono::seconds(2);
+  std::chrono::steady_clock::duration leave_grace = std::chrono::seconds(2);
+  std::chrono::steady_clock::duration join_retry_first = std::chrono::seconds(1);
+  std::chrono::steady_clock::duration join_retry_max = std::chrono::seconds(30);
+  // The security seam (transport.h): null means plaintext datagrams and
+  // plain TCP streams.
+  std::shared_ptr<DatagramSeal> seal;
+  StreamTransportFactory stream_transport;
+};
+
+// Runs the node in the foreground until it has left (signal or control
+// request). Ok after a graceful leave; InvalidArgument for bad options (bad
+// data dir, missing --listen/--vantage on first start); Unavailable when
+// another agent holds the data dir; IoError when a socket cannot be bound.
+// No exception escapes.
+Status RunMeshNode(const MeshNodeOptions& options);
+
+// Checks a data directory before anything is created: its parent must exist,
+// and the control socket path must fit a Unix socket address.
+Status CheckDataDir(const std::string& data_dir);
+
+}  // namespace ndo::mesh
