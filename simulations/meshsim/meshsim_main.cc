@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   app.add_option("--curve", curve, "write the dissemination curve (CSV) here");
   app.add_flag("--no-bytes", no_bytes, "do not encode datagrams to count bytes (faster)");
   // Protocol settings, to explore; the defaults are the daemon's.
-  int probe_interval_ms = 0, probe_timeout_ms = 0, suspicion_floor_ms = 0;
+  int probe_interval_ms = 0, probe_timeout_ms = 0, suspicion_floor_ms = 0, gossip_interval_ms = 0;
+  app.add_option("--gossip-interval-ms", gossip_interval_ms)->check(CLI::Range(10, 60000));
   double suspicion_mult = 0;
   app.add_option("--probe-interval-ms", probe_interval_ms)->check(CLI::Range(10, 60000));
   app.add_option("--probe-timeout-ms", probe_timeout_ms)->check(CLI::Range(5, 60000));
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
   if (probe_timeout_ms) o.membership.probe_timeout = milliseconds(probe_timeout_ms);
   if (suspicion_floor_ms) o.membership.suspicion_floor = milliseconds(suspicion_floor_ms);
   if (suspicion_mult > 0) o.membership.suspicion_mult = suspicion_mult;
+  if (gossip_interval_ms) o.membership.gossip_interval = milliseconds(gossip_interval_ms);
 
   auto wall_start = std::chrono::steady_clock::now();
   Figures f;

@@ -78,7 +78,8 @@ Figures CrashDetection(const ScenarioOptions& o) {
   int seen = 0, need = 0;
   Time first_dead{};
   std::optional<double> full;
-  std::vector<double> per_observer, until_all, dissemination;
+  std::vector<double> per_observer, until_all, dissemination, first_suspect, first_declared;
+  bool suspected = false;
   int false_dead = 0, false_suspect = 0;
   mesh.OnObservation([&](const Observation& ob) {
     if (ob.event.kind != MemberEvent::Kind::kState) return;
@@ -91,7 +92,10 @@ Figures CrashDetection(const ScenarioOptions& o) {
       if (target != victim) return;
       double t = Seconds(ob.event.at - crashed_at);
       per_observer.push_back(t);
-      if (seen == 0) first_dead = ob.event.at;
+      if (seen == 0) {
+        first_dead = ob.event.at;
+        first_declared.push_back(t);
+      }
       ++seen;
       if (!full && seen >= need) {
         full = t;
@@ -100,6 +104,9 @@ Figures CrashDetection(const ScenarioOptions& o) {
       if (until_all.empty() && victim >= 0) f.curve.emplace_back("crash_marked_dead", t, static_cast<double>(seen) / need);
     } else if (ob.event.state == MemberState::kSuspect && !crashed.count(target)) {
       ++false_suspect;
+    } else if (ob.event.state == MemberState::kSuspect && target == victim && !suspected) {
+      suspected = true;
+      first_suspect.push_back(Seconds(ob.event.at - crashed_at));
     }
   });
 
@@ -113,6 +120,7 @@ Figures CrashDetection(const ScenarioOptions& o) {
     mesh.Crash(victim);
     crashed_at = mesh.now();
     seen = 0;
+    suspected = false;
     full.reset();
     need = Quorum(UpCount(mesh));
     mesh.RunUntil(crashed_at + 20s);
@@ -128,6 +136,8 @@ Figures CrashDetection(const ScenarioOptions& o) {
   f.Add("detect_all_max_s", Percentile(until_all, 100));
   f.Add("detect_observer_p50_s", Percentile(per_observer, 50));
   f.Add("detect_observer_p99_s", Percentile(per_observer, 99));
+  f.Add("first_suspicion_p50_s", Percentile(first_suspect, 50));
+  f.Add("first_declared_dead_p50_s", Percentile(first_declared, 50));
   f.Add("dead_dissemination_p50_s", Percentile(dissemination, 50));
   f.Add("dead_dissemination_max_s", Percentile(dissemination, 100));
   f.Add("never_detected_by_all", missed);

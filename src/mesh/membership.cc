@@ -28,10 +28,10 @@ std::string_view MemberStateName(MemberState s) {
 
 namespace {
 
-// Before a suspicion runs out, the suspecting node pings the suspect itself
-// this many times (at one and at half a probe interval before the deadline),
-// carrying the accusation: a live suspect whose refutation gossip missed us
-// answers in person. A dead one costs a ping or two.
+// Before a suspicion runs out, a node pings the suspect itself this many
+// times (at one and at half a probe interval before its deadline), carrying
+// the accusation: a live suspect whose refutation gossip missed us answers
+// in person. See Membership::Deadline for why few nodes ever get that far.
 constexpr int kSuspectChecks = 2;
 
 Update::Kind KindOf(MemberState s) {
@@ -235,7 +235,7 @@ Duration Membership::SuspicionTimeout(size_t confirmations) const {
   double max_s = cfg_.suspicion_max_mult * min_s;
   // Lifeguard: from max down to min as independent confirmations arrive; in
   // a small mesh fewer can arrive (everyone but the suspect and ourselves).
-  double k = std::min<double>(cfg_.indirect_checks, n - 2);
+  double k = std::min<double>(cfg_.suspicion_confirmations, n - 2);
   if (k < 1) return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(min_s));
   double frac = std::log(static_cast<double>(confirmations) + 1) / std::log(k + 1);
   double t = std::max(min_s, max_s - (max_s - min_s) * std::min(1.0, frac));
@@ -260,7 +260,7 @@ Time Membership::NextWakeup() const {
   if (!gone_.empty()) t = std::min({t, next_reconnect_, next_reap_});
   for (const auto& [seq, f] : forwards_) t = std::min(t, f.nacked ? f.expires : f.nack_at);
   for (const auto& [id, s] : suspicions_) {
-    t = std::min(t, s.started + SuspicionTimeout(s.confirmations.size()));
+    t = std::min(t, Deadline(s));
     if (s.checks < kSuspectChecks) t = std::min(t, CheckDue(s));
   }
   return std::min(t, coordinator_recheck_);
@@ -277,8 +277,9 @@ void Membership::Probe(Time now) {
     for (size_t i = probe_order_.size(); i > 1; --i) std::swap(probe_order_[i - 1], probe_order_[NextRandom() % i]);
     probe_index_ = 0;
   }
-  while (probe_index_ < probe_order_.size()) {
-    NodeId target = probe_order_[probe_index_++];
+  while (probe_next_ || probe_index_ < probe_order_.size()) {
+    NodeId target = probe_next_ ? *probe_next_ : probe_order_[probe_index_++];
+    probe_next_.reset();
     auto it = members_.find(target);
     if (it == members_.end() || IsGone(it->second.state)) continue;
     PendingProbe p;
@@ -306,6 +307,13 @@ void Membership::ExpireProbe(Time now) {
   }
   if (!p.indirect_sent && now >= p.ack_deadline) {
     p.indirect_sent = true;
+    // A second direct ping beside the indirect ones: under random loss it
+    // saves most probes (memberlist sends a TCP ping here instead).
+    Message again;
+    again.type = Message::Type::kPing;
+    again.seq = p.seq;
+    again.target = p.target;
+    Send(it->second.info->address, std::move(again), p.target);
     for (Member* helper : RandomLive(static_cast<size_t>(cfg_.indirect_checks), p.target)) {
       Message req;
       req.type = Message::Type::kPingReq;
@@ -345,9 +353,20 @@ void Membership::ExpireForwards(Time now) {
   }
 }
 
+bool Membership::FirstHand(const Suspicion& s) const { return s.accuser == self_.info->id || s.confirmed_by_self; }
+
+// Nodes that saw the suspect fail themselves decide first; those that only
+// heard of it wait two more probe intervals, by which the verdict (or the
+// refutation) has almost always reached them. Either checks in person before
+// deciding (see kSuspectChecks), so a suspect gets a few pings from
+// first-hand suspecters and, only if gossip failed someone, from that node.
+Time Membership::Deadline(const Suspicion& s) const {
+  Time t = s.started + SuspicionTimeout(s.confirmations.size());
+  return FirstHand(s) ? t : t + 2 * cfg_.probe_interval;
+}
+
 Time Membership::CheckDue(const Suspicion& s) const {
-  Time deadline = s.started + SuspicionTimeout(s.confirmations.size());
-  return deadline - cfg_.probe_interval / (s.checks + 1);
+  return Deadline(s) - cfg_.probe_interval / (s.checks + 1);
 }
 
 void Membership::CheckSuspect(const Member& m, Suspicion& s) {
@@ -382,7 +401,7 @@ void Membership::Tick(Time now) {
       continue;
     }
     if (it->second.checks < kSuspectChecks && now >= CheckDue(it->second)) CheckSuspect(m->second, it->second);
-    if (now - it->second.started >= SuspicionTimeout(it->second.confirmations.size())) {
+    if (now >= Deadline(it->second)) {
       Update dead{Update::Kind::kDead, m->second.info, m->second.incarnation, self_.info->id};
       it = suspicions_.erase(it);
       ApplyDead(dead, now);
@@ -643,6 +662,10 @@ void Membership::ApplySuspect(const Update& u, Time now) {
   m.incarnation = u.incarnation;
   SetState(m, MemberState::kSuspect, now);
   suspicions_[id] = Suspicion{now, u.from, {}};
+  if (u.from != self_.info->id && !probe_next_) {
+    double p = cfg_.extra_suspect_probers / static_cast<double>(std::max<size_t>(AliveCount(), 1));
+    if (static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < p) probe_next_ = id;
+  }
   Update fwd = u;
   fwd.info = m.info;
   Enqueue(fwd);
