@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "mesh/codec.h"
 #include "scan/permutation.h"
@@ -136,16 +137,33 @@ int Membership::RetransmitLimit() const {
   return std::max(limit, 1);
 }
 
+void Membership::Dequeue(const NodeId& member) {
+  auto it = queued_.find(member);
+  if (it == queued_.end()) return;
+  for (const auto& entry : it->second) queue_.erase(entry.second);
+  queued_.erase(it);
+}
+
 void Membership::Enqueue(Update u) {
   const NodeId id = u.info->id;
-  // A newer word about a member replaces the older one still queued.
-  if (auto it = queued_.find(id); it != queued_.end()) {
-    queue_.erase(it->second.second);
-    queued_.erase(it);
-  }
+  auto& entries = queued_[id];
+  // A newer word about a member replaces what is still queued about it,
+  // except another member's independent suspicion at the same incarnation.
+  std::erase_if(entries, [&](const std::pair<Update, QueueKey>& e) {
+    bool keep = u.kind == Update::Kind::kSuspect && e.first.kind == Update::Kind::kSuspect &&
+                e.first.incarnation == u.incarnation && e.first.from != u.from;
+    if (!keep) queue_.erase(e.second);
+    return !keep;
+  });
   QueueKey key{0, UINT64_MAX - queue_order_++, id};
   queue_.insert(key);
-  queued_.emplace(id, std::make_pair(std::move(u), key));
+  entries.emplace_back(std::move(u), key);
+}
+
+const Update& Membership::QueuedUpdate(const QueueKey& k) const {
+  for (const auto& [u, key] : queued_.at(k.id))
+    if (key.order == k.order) return u;
+  std::abort();  // queue_ and queued_ always hold the same entries
 }
 
 bool Membership::Send(const std::string& address, Message msg, const NodeId& to) {
@@ -168,7 +186,7 @@ bool Membership::Send(const std::string& address, Message msg, const NodeId& to)
   int scanned = 0;
   for (auto it = queue_.begin(); it != queue_.end() && scanned < 64; ++it, ++scanned) {
     if (msg.updates.size() >= kMaxUpdatesPerDatagram) break;
-    const Update& u = queued_.at(it->id).first;
+    const Update& u = QueuedUpdate(*it);
     size_t need = UpdateSizeBound(u);
     if (size + need > cfg_.max_datagram_bytes) continue;
     size += need;
@@ -178,12 +196,14 @@ bool Membership::Send(const std::string& address, Message msg, const NodeId& to)
   const int limit = RetransmitLimit();
   for (const QueueKey& k : taken) {
     queue_.erase(k);
-    auto& entry = queued_.at(k.id);
+    auto& entries = queued_.at(k.id);
+    auto e = std::find_if(entries.begin(), entries.end(), [&](const auto& x) { return x.second.order == k.order; });
     QueueKey next{k.transmits + 1, k.order, k.id};
     if (next.transmits >= limit) {
-      queued_.erase(k.id);
+      entries.erase(e);
+      if (entries.empty()) queued_.erase(k.id);
     } else {
-      entry.second = next;
+      e->second = next;
       queue_.insert(next);
     }
   }
@@ -455,8 +475,7 @@ void Membership::Tick(Time now) {
       if (now - it->second >= cfg_.reap_after) {
         auto m = members_.find(it->first);
         reaped_[it->first] = {now, m->second.incarnation};
-        queued_.erase(it->first);
-        std::erase_if(queue_, [&](const QueueKey& k) { return k.id == it->first; });
+        Dequeue(it->first);
         hinted_.erase(it->first);
         members_.erase(m);
         it = gone_.erase(it);
@@ -663,7 +682,9 @@ void Membership::ApplySuspect(const Update& u, Time now) {
   SetState(m, MemberState::kSuspect, now);
   suspicions_[id] = Suspicion{now, u.from, {}};
   if (u.from != self_.info->id && !probe_next_) {
-    double p = cfg_.extra_suspect_probers / static_cast<double>(std::max<size_t>(AliveCount(), 1));
+    // Among the n-2 members that are neither the suspect nor its accuser.
+    double others = std::max(1.0, static_cast<double>(AliveCount()) - 2);
+    double p = cfg_.extra_suspect_probers / others;
     if (static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < p) probe_next_ = id;
   }
   Update fwd = u;

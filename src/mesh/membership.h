@@ -94,7 +94,7 @@ struct MembershipConfig {
   // max = max_mult * min; confirmations move it from max towards min.
   double suspicion_mult = 0.7;
   double suspicion_max_mult = 6;
-  Duration suspicion_floor = std::chrono::seconds(3);  // above a 2 s stall, with room to refute
+  Duration suspicion_floor = std::chrono::milliseconds(2500);  // above a 2 s stall, with room to refute
   int retransmit_mult = 4;
   int max_local_health = 8;           // Lifeguard's LHM ceiling
   Duration gossip_interval = std::chrono::milliseconds(100);  // only while there is news
@@ -178,7 +178,7 @@ class Membership {
     bool confirmed_by_self = false;     // our own failed probe, broadcast as a confirmation
   };
   // The broadcast queue orders by (transmits, newest first), as memberlist's
-  // TransmitLimitedQueue; `queued_` finds a member's entry to replace it.
+  // TransmitLimitedQueue; `queued_` finds a member's entries to replace them.
   struct QueueKey {
     int transmits;
     uint64_t order;  // descending age: newer first
@@ -204,6 +204,8 @@ class Membership {
   void SendDirect(const NodeId& to, Update u, Time now);  // a hint or refutation, rate-limited
   void MaybeBumpEpoch(const MemberInfo& other);
   void Enqueue(Update u);
+  void Dequeue(const NodeId& member);
+  const Update& QueuedUpdate(const QueueKey& k) const;
   void Apply(const Update& u, const NodeId& via, Time now);
   void ApplyAlive(const Update& u, const NodeId& via, Time now);
   void ApplySuspect(const Update& u, Time now);
@@ -247,7 +249,10 @@ class Membership {
   std::optional<PendingProbe> pending_;
   std::map<uint32_t, Forward> forwards_;
   std::set<QueueKey> queue_;
-  std::unordered_map<NodeId, std::pair<Update, QueueKey>, NodeIdHash> queued_;
+  // Per member: its queued updates. One, except independent suspicions of
+  // the same member (Lifeguard's confirmations), which must not replace
+  // each other: each counts at the receivers.
+  std::unordered_map<NodeId, std::vector<std::pair<Update, QueueKey>>, NodeIdHash> queued_;
   uint64_t queue_order_ = 0;
   std::vector<Outgoing> out_;
   std::vector<StreamRequest> streams_;
