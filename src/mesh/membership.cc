@@ -297,6 +297,11 @@ void Membership::Probe(Time now) {
     for (size_t i = probe_order_.size(); i > 1; --i) std::swap(probe_order_[i - 1], probe_order_[NextRandom() % i]);
     probe_index_ = 0;
   }
+  if (!probe_next_ && coordinator_ && *coordinator_ != self_.info->id) {
+    double others = std::max(1.0, static_cast<double>(AliveCount()) - 1);
+    if (static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < cfg_.coordinator_watchers / others)
+      probe_next_ = *coordinator_;
+  }
   while (probe_next_ || probe_index_ < probe_order_.size()) {
     NodeId target = probe_next_ ? *probe_next_ : probe_order_[probe_index_++];
     probe_next_.reset();
@@ -512,7 +517,7 @@ void Membership::OnMessage(const std::string& from, const Message& msg, Time now
       break;
     }
     case Message::Type::kAck: {
-      joined_ = true;
+      MarkJoined(now);
       // msg.target names the member whose liveness the ack proves: the sender
       // of a direct ack, or the member a helper pinged for us.
       if (pending_ && msg.seq == pending_->seq && msg.target == pending_->target) {
@@ -685,7 +690,10 @@ void Membership::ApplySuspect(const Update& u, Time now) {
     // Among the n-2 members that are neither the suspect nor its accuser.
     double others = std::max(1.0, static_cast<double>(AliveCount()) - 2);
     double p = cfg_.extra_suspect_probers / others;
-    if (static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < p) probe_next_ = id;
+    if (static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < p) {
+      probe_next_ = id;
+      if (!pending_) next_probe_ = std::min(next_probe_, now);  // at once, not at the next slot
+    }
   }
   Update fwd = u;
   fwd.info = m.info;
@@ -769,9 +777,18 @@ PushPull Membership::OnPushPullRequest(const PushPull& request, Time now) {
 void Membership::OnPushPullReply(const std::string& address, const PushPull& reply, Time now) {
   push_pulls_in_flight_.erase(address);
   if (left_) return;
-  joined_ = true;
+  MarkJoined(now);
   MergeState(reply, now);
   UpdateCoordinator(now);
+}
+
+// The first answer to a join: from now on we count ourselves as a candidate
+// coordinator, after the same stabilisation period the others give us.
+void Membership::MarkJoined(Time now) {
+  if (joined_) return;
+  joined_ = true;
+  if (join_attempted_) self_.alive_since = now;
+  coordinator_dirty_ = true;
 }
 
 void Membership::OnPushPullFailed(const std::string& address, Time now) {

@@ -90,6 +90,10 @@ struct MembershipConfig {
   // extra_suspect_probers / N: a few independent checks right away, so that
   // confirmations (or the refutation) come within a period or two.
   double extra_suspect_probers = 3;
+  // Everyone depends on the coordinator: each period a node probes it
+  // (instead of its round-robin target) with probability watchers / N, so
+  // about this many probe it every period and its failure is noticed fast.
+  double coordinator_watchers = 3;
   // Suspicion: min = max(suspicion_floor, mult * log10(N+1) * probe_interval),
   // max = max_mult * min; confirmations move it from max towards min.
   double suspicion_mult = 0.7;
@@ -205,6 +209,7 @@ class Membership {
   void MaybeBumpEpoch(const MemberInfo& other);
   void Enqueue(Update u);
   void Dequeue(const NodeId& member);
+  void MarkJoined(Time now);
   const Update& QueuedUpdate(const QueueKey& k) const;
   void Apply(const Update& u, const NodeId& via, Time now);
   void ApplyAlive(const Update& u, const NodeId& via, Time now);

@@ -339,7 +339,9 @@ TEST_F(MeshProcess, FiveNodesDetectCrashesFailOverAndRejoin) {
               "(first after %.2f s, spread %.2f s)\n",
               coordinator->name.c_str(), ById(new_coord) ? ById(new_coord)->name.c_str() : "?", all_followed, first,
               all_followed - first);
-  EXPECT_LE(all_followed - first, 5.0) << "survivors followed the new coordinator more than 5 s apart";
+  // The mesh issue's acceptance: every survivor follows the same new
+  // coordinator within 5 s of the kill (this includes the polling here).
+  EXPECT_LE(all_followed, 5.0) << "the survivors took more than 5 s to follow a new coordinator";
   ASSERT_TRUE(WaitAgreed(rest, Names(rest), 30s, &coord, "dead"));
   EXPECT_EQ(coord, new_coord);
 
