@@ -74,6 +74,10 @@ Update Membership::SelfUpdate() const {
   return {Update::Kind::kAlive, self_.info, self_.incarnation, self_.info->id};
 }
 
+Update Membership::LeftUpdate() const {
+  return {Update::Kind::kLeft, self_.info, self_.incarnation, self_.info->id};
+}
+
 Update Membership::AccusationOf(const Member& m) const {
   return {KindOf(m.state), m.info, m.incarnation, self_.info->id};
 }
@@ -272,7 +276,8 @@ Duration Membership::PushPullInterval() const {
 }
 
 Time Membership::NextWakeup() const {
-  if (left_) return Time::max();
+  // After leaving: only the gossip rounds that spread the goodbye.
+  if (left_) return queue_.empty() ? Time::max() : next_gossip_;
   // While a probe is out, the next one waits for its verdict.
   Time t = pending_ ? (pending_->indirect_sent ? pending_->period_end : pending_->ack_deadline) : next_probe_;
   if (!queue_.empty()) t = std::min(t, next_gossip_);
@@ -414,7 +419,13 @@ void Membership::Gossip(Time now) {
 }
 
 void Membership::Tick(Time now) {
-  if (left_) return;
+  if (left_) {
+    if (now >= next_gossip_) {
+      Gossip(now);
+      next_gossip_ = now + cfg_.gossip_interval;
+    }
+    return;
+  }
   ExpireProbe(now);
   ExpireForwards(now);
 
@@ -454,14 +465,13 @@ void Membership::Tick(Time now) {
     }
   }
 
-  // Now and then, knock on a dead member's door: a healed partition merges.
+  // Now and then, knock on a gone member's door: a healed partition merges,
+  // and a member that left and came back is found even if it only knows
+  // seeds that are gone. (A node that has left answers nothing.)
   if (now >= next_reconnect_) {
     next_reconnect_ = now + cfg_.reconnect_interval;
     std::vector<const Member*> dead;
-    for (const auto& [id, since] : gone_) {
-      const Member& m = members_.at(id);
-      if (m.state == MemberState::kDead) dead.push_back(&m);
-    }
+    for (const auto& [id, since] : gone_) dead.push_back(&members_.at(id));
     if (!dead.empty()) {
       const Member* m = dead[NextRandom() % dead.size()];
       Message ping;
@@ -496,7 +506,20 @@ void Membership::Tick(Time now) {
 // --- receiving ------------------------------------------------------------
 
 void Membership::OnMessage(const std::string& from, const Message& msg, Time now) {
-  if (left_ || msg.sender == self_.info->id || msg.sender.empty()) return;
+  if (msg.sender == self_.info->id || msg.sender.empty()) return;
+  if (left_) {
+    // Gone, but still here while the driver lets the news spread: a ping
+    // is answered with the goodbye, so the pinger marks us left, not dead.
+    if (msg.type == Message::Type::kPing && (msg.target.empty() || msg.target == self_.info->id)) {
+      Message ack;
+      ack.type = Message::Type::kAck;
+      ack.seq = msg.seq;
+      ack.target = self_.info->id;
+      ack.updates.push_back(LeftUpdate());
+      Send(from, std::move(ack), NodeId{});
+    }
+    return;
+  }
   for (const Update& u : msg.updates) Apply(u, msg.sender, now);
 
   switch (msg.type) {
@@ -736,7 +759,7 @@ PushPull Membership::LocalState(bool join) const {
   pp.sender = self_.info->id;
   pp.join = join;
   pp.state.reserve(members_.size() + 1);
-  if (!left_) pp.state.push_back(SelfUpdate());
+  pp.state.push_back(left_ ? LeftUpdate() : SelfUpdate());
   for (const auto& [id, m] : members_) pp.state.push_back(AccusationOf(m));
   return pp;
 }
@@ -768,7 +791,7 @@ void Membership::MergeState(const PushPull& remote, Time now) {
 }
 
 PushPull Membership::OnPushPullRequest(const PushPull& request, Time now) {
-  if (left_) return PushPull{self_.info->id, false, {}};
+  if (left_) return LocalState(false);  // tells the requester we left
   MergeState(request, now);
   UpdateCoordinator(now);
   return LocalState(false);
@@ -834,7 +857,7 @@ void Membership::Bootstrap(const std::vector<std::pair<MemberInfoPtr, uint64_t>>
 
 void Membership::Leave(Time now) {
   if (left_) return;
-  Enqueue({Update::Kind::kLeft, self_.info, self_.incarnation, self_.info->id});
+  Enqueue(LeftUpdate());
   // Tell a few members at once; the rest hear it through them.
   for (Member* m : RandomLive(static_cast<size_t>(cfg_.gossip_fanout) + 1, NodeId{})) {
     Message g;

@@ -133,7 +133,9 @@ class Membership {
 
   // Timers: probes, ack deadlines, suspicion expiry, gossip, push-pull, reaping.
   void Tick(Time now);
-  // Leaves gracefully: tells others, stops probing.
+  // Leaves gracefully: tells others and stops probing. Until the driver stops
+  // calling it, the core keeps gossiping the goodbye and answers pings and
+  // push-pulls with it.
   void Leave(Time now);
 
   std::vector<Outgoing> TakeOutgoing();
@@ -219,6 +221,7 @@ class Membership {
   void Refute(uint64_t accused_incarnation);
   void Republish();
   Update SelfUpdate() const;
+  Update LeftUpdate() const;
   Update AccusationOf(const Member& m) const;
   Duration SuspicionTimeout(size_t confirmations) const;
   Duration Scaled(Duration d) const { return d * (local_health_ + 1); }

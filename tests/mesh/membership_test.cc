@@ -258,13 +258,35 @@ TEST(Membership, AJoinStartsWithAPushPullToTheSeed) {
 }
 
 TEST(Membership, LeavingTellsOthersAndStops) {
-  Membership a = Known(Info(1), {Info(2), Info(3), Info(4), Info(5)});
+  std::vector<MemberInfo> others;
+  for (uint64_t n = 2; n <= 21; ++n) others.push_back(Info(n));
+  Membership a = Known(Info(1), others);
   a.Leave(kStart + 1s);
   auto out = a.TakeOutgoing();
   ASSERT_FALSE(out.empty());
   for (const auto& o : out) EXPECT_NE(FindUpdate(o.message, Info(1).id, Update::Kind::kLeft), nullptr);
   EXPECT_TRUE(a.has_left());
+  // While the driver lingers, a ping is answered with the goodbye...
+  Message ping = From(Info(2), Message::Type::kPing, {Alive(Info(2), 0)});
+  ping.target = Info(1).id;
+  a.OnMessage("n2", ping, kStart + 2s);
+  auto acks = a.TakeOutgoing();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].message.type, Message::Type::kAck);
+  EXPECT_NE(FindUpdate(acks[0].message, Info(1).id, Update::Kind::kLeft), nullptr);
+  // ...gossip rounds repeat it until its retransmissions run out, then the
+  // core falls silent.
+  Time t = kStart + 2s;
+  int rounds = 0;
+  while (a.NextWakeup() != Time::max() && rounds < 1000) {
+    t = a.NextWakeup();
+    a.Tick(t);
+    for (const auto& o : a.TakeOutgoing()) EXPECT_NE(FindUpdate(o.message, Info(1).id, Update::Kind::kLeft), nullptr);
+    ++rounds;
+  }
   EXPECT_EQ(a.NextWakeup(), Time::max());
+  EXPECT_GT(rounds, 0);
+  EXPECT_LT(rounds, 1000);
 }
 
 }  // namespace
