@@ -2,6 +2,7 @@
 #   make demo   install what is missing, build (Release), scan a loopback lab
 #   make test   install what is missing, build, run every test (ctest)
 #   make bench  the network-namespace testbed benchmark against nmap and masscan (root)
+#   make meshsim  the mesh's simulated acceptance figures (docs/meshsim/, ~20 min, ~13 GB RAM)
 BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
@@ -13,10 +14,11 @@ BUILD_PACKAGES := g++ cmake ninja-build pkg-config libboost-dev libboost-system-
   capnproto libcapnp-dev librocksdb-dev libcli11-dev libgtest-dev libgmock-dev
 TEST_PACKAGES := libxml2-utils nmap ndiff
 BENCH_PACKAGES := masscan nftables iproute2 time
+MESHSIM_PACKAGES := gnuplot-nox time
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps bench-deps configure build test demo bench clean
+.PHONY: all deps bench-deps configure build test demo bench meshsim clean
 
 all: build
 
@@ -42,6 +44,10 @@ demo: build
 
 bench: bench-deps build
 	$(SUDO) simulations/testbed/bench.sh
+
+meshsim: build
+	@scripts/install-deps.sh $(MESHSIM_PACKAGES)
+	simulations/meshsim/run_acceptance.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)
