@@ -69,14 +69,29 @@ Result<mesh::MeshNodeOptions> BuildNodeOptions(const AgentCommand& cmd) {
   if (!cmd.advertise.empty()) {
     auto a = mesh::ParseHostPort(cmd.advertise);
     if (!a.ok()) return a.status().WithContext("--advertise");
-    if (a->unspecified()) return Status::InvalidArgument("--advertise " + cmd.advertise + " is a wildcard address");
+    if (Status s = mesh::CheckPeerAddress(*a, "--advertise"); !s.ok()) return s;
     o.identity.advertise = *a;
   }
   for (const auto& s : cmd.seeds) {
     auto seed = mesh::ParseHostPort(s);
     if (!seed.ok()) return seed.status().WithContext("seed");
-    if (seed->unspecified()) return Status::InvalidArgument("seed " + s + " is a wildcard address");
+    if (Status st = mesh::CheckPeerAddress(*seed, "seed"); !st.ok()) return st;
     o.seeds.push_back(*seed);
+  }
+  // One socket reaches one address family (both from [::]): a mismatch
+  // would only show later as members that never answer. Without --listen
+  // (a restart) the node checks against the saved address.
+  if (o.identity.listen) {
+    const mesh::HostPort& listen = *o.identity.listen;
+    auto mismatch = [&](const std::string& what, const mesh::HostPort& other) {
+      return Status::InvalidArgument(what + " " + other.ToString() + " and --listen " + listen.ToString() +
+                                     " are of different address families (IPv4 and IPv6); a node reaches only its "
+                                     "own family (or both from --listen [::]:PORT)");
+    };
+    if (o.identity.advertise && !mesh::SameFamily(listen, *o.identity.advertise))
+      return mismatch("--advertise", *o.identity.advertise);
+    for (const auto& seed : o.seeds)
+      if (!mesh::SameFamily(listen, seed)) return mismatch("seed", seed);
   }
   if (Status s = CheckLabel("--name", cmd.name, mesh::kMaxNameBytes); !s.ok()) return s;
   if (Status s = CheckLabel("--vantage", cmd.vantage, mesh::kMaxVantageBytes); !s.ok()) return s;
@@ -242,8 +257,9 @@ int RunLeaveCommand(const std::string& data_dir) {
   if (!r.ok()) return std::fprintf(stderr, "ndo: %s\n", r.status().message().c_str()), kExitError;
   std::fprintf(stderr, "ndo: agent %s (%s) is leaving the mesh\n", Printable(r->self.name).c_str(),
                r->self.id.Hex().substr(0, 8).c_str());
-  // The agent spreads the news for a moment, then exits and removes its
-  // socket; wait for that so scripts can rely on it being gone.
+  // The agent spreads the news for a moment, then closes its store and only
+  // then removes its socket; wait for that, so that scripts can rely on it
+  // being gone and on the data dir being free (`ndo leave && ndo agent`).
   std::string sock = mesh::ControlSocketPath(dir);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {

@@ -11,6 +11,25 @@ std::string HostPort::ToString() const {
 
 bool HostPort::unspecified() const { return ip == IpAddress::FromV4(0) || ip == IpAddress(0); }
 
+Status CheckPeerAddress(const HostPort& address, std::string_view what) {
+  auto refuse = [&](const char* kind) {
+    return Status::InvalidArgument(std::string(what) + " " + address.ToString() + " is " + kind +
+                                   " address; give the unicast address of one node");
+  };
+  if (address.unspecified()) return refuse("a wildcard");
+  if (address.ip.is_v4()) {
+    if ((address.ip.v4() >> 28) == 0xe) return refuse("a multicast");
+    if (address.ip.v4() == 0xffffffffu) return refuse("the broadcast");
+  } else if (address.ip.bytes()[0] == 0xff) {
+    return refuse("a multicast");
+  }
+  return Status::Ok();
+}
+
+bool SameFamily(const HostPort& listen, const HostPort& other) {
+  return listen.dual_stack() || listen.ip.is_v4() == other.ip.is_v4();
+}
+
 Result<HostPort> ParseHostPort(std::string_view text) {
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument("bad address '" + std::string(text) + "': " + why);

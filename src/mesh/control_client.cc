@@ -6,8 +6,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "mesh/codec.h"
 #include "mesh/control.h"
@@ -97,19 +99,18 @@ int Connect(const std::string& path, SteadyClock::time_point deadline, int& err)
     err = errno;
     return -1;
   }
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
-  err = errno;
-  if (err == EINPROGRESS || err == EAGAIN) {
-    // A Unix socket whose backlog is full: wait for it within the deadline.
-    if (WaitFor(fd, POLLOUT, deadline, "connecting").ok()) {
-      int so = 0;
-      socklen_t len = sizeof so;
-      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &len) == 0 && so == 0) return fd;
-      err = so ? so : ETIMEDOUT;
-    } else {
-      err = ETIMEDOUT;
-    }
+  for (;;) {
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+    err = errno;
+    if (err == EINTR) continue;
+    // A non-blocking Unix socket whose listener's backlog is full fails
+    // with EAGAIN and stays unconnected (there is no connect in progress to
+    // poll for): try again until the deadline.
+    if (err != EAGAIN || SteadyClock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::min<SteadyClock::duration>(std::chrono::milliseconds(10),
+                                                                deadline - SteadyClock::now()));
   }
+  if (err == EAGAIN) err = ETIMEDOUT;
   ::close(fd);
   return -1;
 }

@@ -1,5 +1,6 @@
 #include "mesh/log.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -44,6 +45,34 @@ void AppendValue(std::string& out, std::string_view v) {
     }
   }
   out.push_back('"');
+}
+
+// Guarded by g_write_mutex.
+uint64_t g_dropped_pending = 0, g_dropped_total = 0;
+
+void Dropped() {
+  ++g_dropped_pending;
+  ++g_dropped_total;
+}
+
+// Writes one line (at most kMaxLogLineBytes) only if `fd` can take it now:
+// poll() first, so a reader that stopped reading (or a full pipe) costs a
+// dropped line, never a blocked node. Whether it was written.
+bool WriteLineNow(int fd, std::string_view line) {
+  for (;;) {
+    pollfd p{fd, POLLOUT, 0};
+    int ready = ::poll(&p, 1, 0);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL))) return false;
+    break;
+  }
+  while (!line.empty()) {
+    ssize_t n = ::write(fd, line.data(), line.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;  // EAGAIN on a non-blocking fd, EPIPE, ...: nowhere to log to now
+    line.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
 }
 
 }  // namespace
@@ -102,21 +131,27 @@ std::string FormatLogLine(std::chrono::system_clock::time_point ts, LogLevel lev
   return line;
 }
 
+uint64_t LogLinesDropped() {
+  std::lock_guard<std::mutex> lock(g_write_mutex);
+  return g_dropped_total;
+}
+
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
   if (!LogEnabled(level)) return;
-  std::string line = FormatLogLine(std::chrono::system_clock::now(), level, msg, fields);
+  auto now = std::chrono::system_clock::now();
+  std::string line = FormatLogLine(now, level, msg, fields);
+  if (line.size() > kMaxLogLineBytes - 1) line.resize(kMaxLogLineBytes - 1);
   line.push_back('\n');
   std::lock_guard<std::mutex> lock(g_write_mutex);
-  const char* p = line.data();
-  size_t left = line.size();
   int fd = g_fd.load();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // nowhere to log to: nothing better to do
-    p += n;
-    left -= static_cast<size_t>(n);
+  if (g_dropped_pending > 0) {
+    std::string note = FormatLogLine(now, LogLevel::kWarn, "log lines dropped",
+                                     {{"count", g_dropped_pending}, {"reason", "standard error would block"}});
+    note.push_back('\n');
+    if (!WriteLineNow(fd, note)) return Dropped();
+    g_dropped_pending = 0;
   }
+  if (!WriteLineNow(fd, line)) Dropped();
 }
 
 bool LogLimiter::Allow(std::chrono::steady_clock::time_point now, uint64_t& suppressed) {

@@ -3,7 +3,12 @@
 //   ts=2026-11-25T12:00:00.123Z level=info msg="member dead" id=3f2a... name=node-b addr=127.0.0.2:7946
 // Operators grep and parse them; journald and container runtimes keep them.
 // A line is written with one write(2) under a lock, so lines from several
-// threads never interleave.
+// threads never interleave. Logging never blocks the caller (the node's only
+// thread) on a reader that does not read: a line that standard error cannot
+// take at once (a full pipe, a stopped terminal) is dropped and counted, and
+// the next line written is preceded by a `msg="log lines dropped"` line.
+// Lines are cut at kMaxLogLineBytes, so that "can take one" means "takes it
+// whole" (a pipe with room for any write takes up to a page).
 #pragma once
 
 #include <chrono>
@@ -42,7 +47,12 @@ struct LogField {
   std::string value;
 };
 
+inline constexpr size_t kMaxLogLineBytes = 4096;
+
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
+
+// Lines dropped so far because the log fd would have blocked (or failed).
+uint64_t LogLinesDropped();
 
 // The formatted line without the trailing newline (for tests, and for Log).
 std::string FormatLogLine(std::chrono::system_clock::time_point ts, LogLevel level, std::string_view msg,

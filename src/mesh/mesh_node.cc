@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
@@ -67,12 +68,16 @@ double Seconds(SteadyDuration d) { return std::chrono::duration<double>(d).count
 template <typename Socket>
 class AsioFrameStream final : public FrameStream, public std::enable_shared_from_this<AsioFrameStream<Socket>> {
  public:
-  AsioFrameStream(Socket socket, std::string peer, SteadyDuration deadline, std::function<void()> on_destroy)
+  // `budget`: the transport's StreamMemoryBudget (none for the control
+  // socket, whose requests are tiny and whose clients are the local user).
+  AsioFrameStream(Socket socket, std::string peer, SteadyDuration deadline, std::function<void()> on_destroy,
+                  std::optional<StreamMemoryBudget> budget = std::nullopt)
       : socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         peer_(std::move(peer)),
         deadline_(deadline),
-        on_destroy_(std::move(on_destroy)) {}
+        on_destroy_(std::move(on_destroy)),
+        budget_(std::move(budget)) {}
   ~AsioFrameStream() override {
     if (on_destroy_) on_destroy_();
   }
@@ -103,6 +108,8 @@ class AsioFrameStream final : public FrameStream, public std::enable_shared_from
       if (*len > max_body)
         return done(Status::InvalidArgument("frame of " + std::to_string(*len) + " bytes exceeds the limit of " +
                                             std::to_string(max_body)));
+      if (!self->Reserve(*len, self->read_reservation_))
+        return done(self->OverBudget(*len));
       self->body_.clear();
       self->ReadBody(*len, std::move(done));
     });
@@ -110,9 +117,18 @@ class AsioFrameStream final : public FrameStream, public std::enable_shared_from
 
   void WriteFrame(std::string body, WriteHandler done) override {
     auto self = this->shared_from_this();
+    if (!Reserve(kFrameHeaderBytes + body.size(), write_reservation_)) {
+      // Posted: no handler runs inside the call that started it (transport.h).
+      asio::post(socket_.get_executor(),
+                 [done = std::move(done), refused = OverBudget(body.size())] { done(refused); });
+      return;
+    }
     out_ = FrameHeader(body.size());
     out_ += body;
+    body = std::string();
     asio::async_write(socket_, asio::buffer(out_), [self, done = std::move(done)](const error_code& ec, size_t) {
+      std::string().swap(self->out_);
+      self->write_reservation_.Release();
       if (ec) return done(self->Failure(ec, "writing a frame"));
       done(Status::Ok());
     });
@@ -137,10 +153,23 @@ class AsioFrameStream final : public FrameStream, public std::enable_shared_from
   }
 
  private:
+  bool Reserve(size_t bytes, StreamMemoryBudget::Reservation& out) {
+    return !budget_ || budget_->TryReserve(bytes, out);
+  }
+  Status OverBudget(size_t bytes) const {
+    return Status::Unavailable("frame of " + std::to_string(bytes) + " bytes does not fit the stream memory budget (" +
+                               std::to_string(budget_->in_use()) + " of " + std::to_string(budget_->limit()) +
+                               " bytes in use)");
+  }
+
   // Memory grows with the bytes that arrive, 64 KiB at a time, not with what
-  // the header announced.
+  // the header announced (the budget is reserved for all of it up front).
   void ReadBody(size_t length, ReadHandler done) {
-    if (body_.size() == length) return done(std::move(body_));
+    if (body_.size() == length) {
+      // The body's bytes stay reserved until the handler is done with them.
+      StreamMemoryBudget::Reservation held = std::move(read_reservation_);
+      return done(std::exchange(body_, std::string()));
+    }
     size_t chunk = std::min(length - body_.size(), chunk_.size());
     auto self = this->shared_from_this();
     asio::async_read(socket_, asio::buffer(chunk_.data(), chunk),
@@ -160,6 +189,8 @@ class AsioFrameStream final : public FrameStream, public std::enable_shared_from
   std::array<char, 65536> chunk_{};
   std::string body_, out_;
   bool closed_ = false, timed_out_ = false;
+  std::optional<StreamMemoryBudget> budget_;
+  StreamMemoryBudget::Reservation read_reservation_, write_reservation_;
 };
 
 using TcpStream = AsioFrameStream<tcp::socket>;
@@ -173,8 +204,14 @@ class StreamAcceptLoop {
  public:
   using Stream = AsioFrameStream<typename Protocol::socket>;
   StreamAcceptLoop(asio::io_context& io, std::string what, StreamLimits limits,
-                   std::function<void(std::shared_ptr<Stream>)> on_stream)
-      : acceptor_(io), retry_(io), what_(std::move(what)), limits_(limits), on_stream_(std::move(on_stream)) {}
+                   std::function<void(std::shared_ptr<Stream>)> on_stream,
+                   std::optional<StreamMemoryBudget> budget = std::nullopt)
+      : acceptor_(io),
+        retry_(io),
+        what_(std::move(what)),
+        limits_(limits),
+        on_stream_(std::move(on_stream)),
+        budget_(std::move(budget)) {}
 
   typename Protocol::acceptor& acceptor() { return acceptor_; }
 
@@ -214,7 +251,8 @@ class StreamAcceptLoop {
       } else {
         ++*open_;
         auto open = open_;
-        auto stream = std::make_shared<Stream>(std::move(socket), std::move(peer), limits_.deadline, [open] { --*open; });
+        auto stream = std::make_shared<Stream>(std::move(socket), std::move(peer), limits_.deadline,
+                                               [open] { --*open; }, budget_);
         stream->StartDeadline();
         on_stream_(std::move(stream));
       }
@@ -235,6 +273,7 @@ class StreamAcceptLoop {
   StreamLimits limits_;
   std::function<void(std::shared_ptr<Stream>)> on_stream_;
   std::shared_ptr<size_t> open_ = std::make_shared<size_t>(0);  // outlives the loop: streams decrement it
+  std::optional<StreamMemoryBudget> budget_;
   LogLimiter limiter_{10, std::chrono::seconds(10)};
   bool closed_ = false;
 };
@@ -244,11 +283,12 @@ class StreamAcceptLoop {
 
 class TcpTransport final : public StreamTransport {
  public:
-  TcpTransport(asio::io_context& io, const StreamLimits& limits) : io_(io), limits_(limits) {}
+  TcpTransport(asio::io_context& io, const StreamLimits& limits)
+      : io_(io), limits_(limits), budget_(limits.memory_budget) {}
   ~TcpTransport() override { Close(); }
 
   void Connect(const HostPort& to, ConnectHandler done) override {
-    auto stream = std::make_shared<TcpStream>(tcp::socket(io_), to.ToString(), limits_.deadline, nullptr);
+    auto stream = std::make_shared<TcpStream>(tcp::socket(io_), to.ToString(), limits_.deadline, nullptr, budget_);
     stream->StartDeadline();
     tcp::endpoint ep(ToAsio(to.ip), to.port);
     stream->socket().async_connect(ep, [stream, done = std::move(done)](const error_code& ec) {
@@ -260,12 +300,16 @@ class TcpTransport final : public StreamTransport {
   }
 
   Status Listen(const HostPort& at, AcceptHandler on_stream) override {
-    loop_ = std::make_unique<StreamAcceptLoop<tcp>>(io_, "tcp " + at.ToString(), limits_,
-                                                     [on_stream](std::shared_ptr<TcpStream> s) { on_stream(std::move(s)); });
+    loop_ = std::make_unique<StreamAcceptLoop<tcp>>(
+        io_, "tcp " + at.ToString(), limits_, [on_stream](std::shared_ptr<TcpStream> s) { on_stream(std::move(s)); },
+        budget_);
     auto& acc = loop_->acceptor();
     tcp::endpoint ep(ToAsio(at.ip), at.port);
     error_code ec;
     acc.open(ep.protocol(), ec);
+    // [::] takes IPv4 too only with IPV6_V6ONLY off, which the system's
+    // default (net.ipv6.bindv6only) does not promise.
+    if (!ec && at.dual_stack()) acc.set_option(asio::ip::v6_only(false), ec);
     if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acc.bind(ep, ec);
     if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
@@ -283,6 +327,7 @@ class TcpTransport final : public StreamTransport {
  private:
   asio::io_context& io_;
   StreamLimits limits_;
+  StreamMemoryBudget budget_;  // shared by every stream of this transport, inbound and outbound
   std::unique_ptr<StreamAcceptLoop<tcp>> loop_;
 };
 
@@ -293,6 +338,11 @@ constexpr size_t kMaxOutstandingSends = 1024;
 constexpr size_t kMaxOutboundStreams = 32;
 constexpr size_t kMaxControlRequestBytes = 1024;
 constexpr size_t kMaxControlStreams = 8;
+// A node that has been alone (no other member alive) this long while it
+// knows addresses to try goes back to joining: after an isolation longer
+// than reap_after it has reaped everyone, and the core alone never calls
+// on a reaped member again.
+constexpr SteadyDuration kRejoinWhenAloneAfter = std::chrono::seconds(10);
 
 std::string_view StateMessage(MemberState s) {
   switch (s) {
@@ -306,19 +356,22 @@ std::string_view StateMessage(MemberState s) {
 
 class Node {
  public:
-  explicit Node(const MeshNodeOptions& opts)
+  // `bound_control_socket` is set to the control socket's path once it is
+  // bound; the caller removes the file after the node, and with it the
+  // store, is gone (RunMeshNode).
+  Node(const MeshNodeOptions& opts, std::string* bound_control_socket)
       : opts_(opts),
         udp_(io_),
         timer_(io_),
         signals_(io_),
-        seal_(opts.seal ? opts.seal : std::make_shared<PlaintextSeal>()) {}
+        seal_(opts.seal ? opts.seal : std::make_shared<PlaintextSeal>()),
+        bound_control_socket_(bound_control_socket) {}
 
   ~Node() {
     // Listeners stop before the members go; the io_context (declared
     // before every socket) is destroyed after them.
     if (streams_) streams_->Close();
     if (control_) control_->Close();
-    if (control_bound_) ::unlink(control_path_.c_str());
   }
 
   Status Start();
@@ -326,6 +379,7 @@ class Node {
 
  private:
   Time Now() const { return Clock::now(); }
+  Status Stopped(const std::string& what);
 
   Status OpenState();
   Status BindControlSocket();
@@ -345,6 +399,10 @@ class Node {
   void ArmTimer();
   void OnTimer();
   void MaybeSave(bool force);
+  void PersistCounters();
+  bool KeepAbsentMembers(Time now) const;
+  void TrackAlone(Time now);
+  void StartRejoin(Time now);
   std::vector<std::string> JoinSample();
   void BeginLeave(const std::string& why);
   void Finish();
@@ -362,7 +420,7 @@ class Node {
   NodeState state_;
   HostPort listen_;
   std::string control_path_;
-  bool control_bound_ = false;
+  std::string* bound_control_socket_;
   bool udp_v6_ = false;
 
   std::array<char, 65536> rx_{};
@@ -376,11 +434,14 @@ class Node {
   size_t join_seed_count_ = 0;
   std::mt19937_64 rng_{0};
   bool join_pending_ = false;
+  bool rejoining_ = false;  // joining again after being alone: done when someone is alive
   Time next_join_{};
   SteadyDuration join_backoff_{};
   int join_attempts_ = 0;
+  std::optional<Time> alone_since_;    // no other member alive since
+  std::optional<Time> together_since_;  // joined, with others alive, since
 
-  // Persistence.
+  // Persistence. saved_* are the counters known to be on disk (synced).
   bool dirty_ = false;
   Time next_save_{};
   uint64_t saved_incarnation_ = 0, saved_epoch_ = 0;
@@ -391,6 +452,7 @@ class Node {
   LogLimiter datagram_drops_{10, std::chrono::seconds(10)};
   LogLimiter stream_drops_{10, std::chrono::seconds(10)};
   LogLimiter send_drops_{10, std::chrono::seconds(10)};
+  LogLimiter save_errors_{10, std::chrono::seconds(10)};
 };
 
 Status Node::OpenState() {
@@ -414,9 +476,15 @@ Status Node::OpenState() {
   auto listen = ParseHostPort(state_.listen);
   if (!listen.ok()) return listen.status();
   listen_ = *listen;
-  // Saved before any traffic: a node that crashes now still never reuses
-  // this incarnation.
-  if (Status s = SaveNodeState(*store_, state_); !s.ok()) return s;
+  // The listen address may be the saved one: checked here, not only by the CLI.
+  for (const auto& seed : opts_.seeds)
+    if (!SameFamily(listen_, seed))
+      return Status::InvalidArgument("seed " + seed.ToString() + " and the listen address " + listen_.ToString() +
+                                     " are of different address families (IPv4 and IPv6); a node reaches only "
+                                     "its own family (or both from --listen [::]:PORT)");
+  // Saved, on disk, before any traffic: a node that crashes now (or loses
+  // power) still never reuses this incarnation.
+  if (Status s = SaveNodeState(*store_, state_, /*sync=*/true); !s.ok()) return s;
   saved_incarnation_ = state_.incarnation;
   saved_epoch_ = state_.max_epoch_seen;
   std::vector<std::string> seeds;
@@ -448,18 +516,18 @@ Status Node::BindControlSocket() {
   local_stream::endpoint ep(control_path_);
   error_code ec;
   acc.open(ep.protocol(), ec);
-  if (!ec) {
-    // The socket file is created by bind(): with this umask it is never
-    // accessible to others, not even for an instant. (Threads that create
-    // files meanwhile, RocksDB's, only get stricter modes.)
-    mode_t old = ::umask(0177);
-    acc.bind(ep, ec);
-    ::umask(old);
-  }
+  // The socket file is created by bind(), and Linux gives it the mode of
+  // the socket's inode (less the umask): set to 0600 first, it is never
+  // accessible to others, not even for an instant. Not the process-wide
+  // umask: other threads (RocksDB's) create files meanwhile. Where bind()
+  // ignores the inode's mode, the chmod right after closes the gap, and the
+  // data directory (0700) keeps others out meanwhile.
+  if (!ec && ::fchmod(acc.native_handle(), 0600) != 0) ec = error_code(errno, boost::system::system_category());
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) *bound_control_socket_ = control_path_;
   if (!ec && ::chmod(control_path_.c_str(), 0600) != 0) ec = error_code(errno, boost::system::system_category());
   if (!ec) acc.listen(16, ec);
   if (ec) return Status::IoError("cannot create control socket " + control_path_ + ": " + ec.message());
-  control_bound_ = true;
   control_->Start();
   return Status::Ok();
 }
@@ -468,6 +536,9 @@ Status Node::BindGossip() {
   udp::endpoint ep(ToAsio(listen_.ip), listen_.port);
   error_code ec;
   udp_.open(ep.protocol(), ec);
+  // [::] takes IPv4 too only with IPV6_V6ONLY off, which the system's
+  // default (net.ipv6.bindv6only) does not promise.
+  if (!ec && listen_.dual_stack()) udp_.set_option(asio::ip::v6_only(false), ec);
   // No SO_REUSEADDR on UDP: it would let a second node share the port.
   if (!ec) udp_.bind(ep, ec);
   if (ec) return Status::IoError("cannot bind UDP " + listen_.ToString() + ": " + ec.message());
@@ -521,8 +592,34 @@ Status Node::Start() {
 }
 
 Status Node::Run() {
-  io_.run();
-  return Status::Ok();
+  // Asio and the standard library throw on resource exhaustion, and a bug
+  // may throw anything: whatever escapes a handler ends the node here, with
+  // the reason logged and a non-zero exit, so a supervisor restarts it.
+  try {
+    io_.run();
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Stopped(e.what());
+  } catch (...) {
+    return Stopped("unknown exception");
+  }
+}
+
+Status Node::Stopped(const std::string& what) {
+  Log(LogLevel::kError, "unexpected error in the event loop; stopping", {{"error", what}});
+  // The exception left a handler, not a destructor: the core and the store
+  // are whole objects, so what the core knows is still worth saving. A
+  // second failure only costs that save.
+  if (!finished_ && core_ && store_) {
+    try {
+      PersistCounters();
+      MaybeSave(true);
+    } catch (...) {
+      Log(LogLevel::kError, "could not save the node state after the error");
+    }
+  }
+  finished_ = true;
+  return Status::IoError("mesh node stopped by an unexpected error: " + what);
 }
 
 void Node::ReceiveNext() {
@@ -611,7 +708,11 @@ void Node::StartPushPull(StreamRequest req) {
     --outbound_streams_;
     if (s) s->Close();
   };
-  streams_->Connect(*to, [this, address, body = std::move(*body), done](Result<FrameStreamPtr> connected) mutable {
+  // Transports complete asynchronously (transport.h); one that called back
+  // from inside Connect would re-enter the core from inside AfterInput, so
+  // such a call is deferred here.
+  auto in_connect = std::make_shared<bool>(true);
+  auto on_connect = [this, address, body = std::move(*body), done](Result<FrameStreamPtr> connected) mutable {
     if (!connected.ok()) {
       done(nullptr);
       return PushPullFailed(address, connected.status().message());
@@ -631,7 +732,16 @@ void Node::StartPushPull(StreamRequest req) {
         AfterInput();
       });
     });
+  };
+  streams_->Connect(*to, [this, in_connect, on_connect = std::move(on_connect)](
+                             Result<FrameStreamPtr> connected) mutable {
+    if (*in_connect) {
+      asio::post(io_, [on_connect, connected = std::move(connected)]() mutable { on_connect(std::move(connected)); });
+      return;
+    }
+    on_connect(std::move(connected));
   });
+  *in_connect = false;
 }
 
 void Node::DropStream(const FrameStreamPtr& stream, const std::string& reason) {
@@ -709,25 +819,89 @@ void Node::LogEvent(const MemberEvent& e) {
 
 void Node::AfterInput() {
   if (finished_) return;
+  // What is about to be sent may publish a new incarnation or epoch: on disk
+  // first, so that a node killed right after never restarts below it.
+  PersistCounters();
   for (const auto& o : core_->TakeOutgoing()) Send(o);
   for (auto& r : core_->TakeStreamRequests()) StartPushPull(std::move(r));
   for (const auto& e : core_->TakeEvents()) {
     LogEvent(e);
     dirty_ = true;
   }
-  if (core_->incarnation() != saved_incarnation_ || core_->max_epoch_seen() != saved_epoch_) dirty_ = true;
-  if (join_pending_ && core_->joined()) {
+  // A rejoin after being alone is done when someone is alive again (the
+  // core counts itself joined from the first join on).
+  if (join_pending_ && core_->joined() && (!rejoining_ || core_->AliveCount() > 1)) {
     join_pending_ = false;
-    Log(LogLevel::kInfo, "joined", {{"attempts", join_attempts_}, {"alive", static_cast<uint64_t>(core_->AliveCount())}});
+    Log(LogLevel::kInfo, rejoining_ ? "rejoined" : "joined",
+        {{"attempts", join_attempts_}, {"alive", static_cast<uint64_t>(core_->AliveCount())}});
+    rejoining_ = false;
     dirty_ = true;
   }
+  TrackAlone(Now());
   ArmTimer();
+}
+
+void Node::PersistCounters() {
+  uint64_t incarnation = core_->incarnation(), epoch = core_->max_epoch_seen();
+  if (incarnation == saved_incarnation_ && epoch == saved_epoch_) return;
+  dirty_ = true;  // the full record follows on the debounced path
+  if (Status s = SaveNodeCounters(*store_, incarnation, epoch); !s.ok()) {
+    // Sent anyway: a node that stopped talking over a store error would be
+    // declared dead by all. Retried with the next input.
+    uint64_t suppressed = 0;
+    if (save_errors_.Allow(std::chrono::steady_clock::now(), suppressed))
+      Log(LogLevel::kError, "cannot save incarnation and epoch before publishing them",
+          {{"reason", s.message()}, {"incarnation", incarnation}, {"epoch", epoch}, {"suppressed", suppressed}});
+    return;
+  }
+  saved_incarnation_ = incarnation;
+  saved_epoch_ = epoch;
+}
+
+void Node::TrackAlone(Time now) {
+  if (core_->AliveCount() > 1) {
+    alone_since_.reset();
+  } else if (!alone_since_) {
+    alone_since_ = now;
+  }
+  if (core_->joined() && core_->AliveCount() > 1) {
+    if (!together_since_) together_since_ = now;
+  } else {
+    together_since_.reset();
+  }
+}
+
+// Saved members the core no longer (or not yet) knows are kept, except once
+// this node has been part of a live mesh for reap_after: anything the others
+// still knew would have reached it by then, so the rest was reaped by all.
+bool Node::KeepAbsentMembers(Time now) const {
+  return !together_since_ || now - *together_since_ < opts_.membership.reap_after;
+}
+
+void Node::StartRejoin(Time now) {
+  // The addresses to try: the seeds, and every member known now or saved.
+  NodeState known = SnapshotNodeState(*core_, state_.listen);
+  state_.members = MergeSavedMembers(std::move(known.members), state_.members, KeepAbsentMembers(now));
+  std::vector<std::string> seeds;
+  for (const auto& s : opts_.seeds) seeds.push_back(s.ToString());
+  join_addresses_ = RejoinAddresses(state_, seeds);
+  join_seed_count_ = std::min(seeds.size(), join_addresses_.size());
+  alone_since_ = now;  // with nothing to try, look again in a while
+  if (join_addresses_.empty()) return;
+  Log(LogLevel::kWarn, "alone: no other member alive, rejoining",
+      {{"alone_s", Seconds(kRejoinWhenAloneAfter)}, {"addresses", static_cast<uint64_t>(join_addresses_.size())}});
+  join_pending_ = true;
+  rejoining_ = true;
+  join_attempts_ = 0;
+  join_backoff_ = opts_.join_retry_first;
+  next_join_ = now;
 }
 
 void Node::ArmTimer() {
   Time now = Now();
   Time wake = core_->NextWakeup();
   if (join_pending_) wake = std::min(wake, next_join_);
+  if (!join_pending_ && !leaving_ && alone_since_) wake = std::min(wake, *alone_since_ + kRejoinWhenAloneAfter);
   if (dirty_) wake = std::min(wake, std::max(next_save_, now));
   if (leaving_) wake = std::min(wake, leave_done_);
   wake = std::min(wake, now + std::chrono::seconds(60));  // never arm "forever"
@@ -748,9 +922,13 @@ void Node::OnTimer() {
   Time now = Now();
   if (leaving_ && now >= leave_done_) return Finish();
   core_->Tick(now);
+  if (!join_pending_ && !leaving_ && alone_since_ && now - *alone_since_ >= kRejoinWhenAloneAfter) StartRejoin(now);
   if (join_pending_ && now >= next_join_ && !leaving_) {
+    // A rejoin said so when it started; its retries (a node whose peers are
+    // all gone for good retries forever) stay quiet.
     if (join_attempts_ > 0)
-      Log(join_attempts_ >= 3 ? LogLevel::kWarn : LogLevel::kInfo, "not joined yet, trying again",
+      Log(rejoining_ ? LogLevel::kDebug : join_attempts_ >= 3 ? LogLevel::kWarn : LogLevel::kInfo,
+          rejoining_ ? "still alone, trying again" : "not joined yet, trying again",
           {{"attempt", join_attempts_ + 1}, {"addresses", static_cast<uint64_t>(join_addresses_.size())}});
     ++join_attempts_;
     core_->Join(JoinSample(), now);
@@ -779,11 +957,15 @@ void Node::MaybeSave(bool force) {
   Time now = Now();
   if (!force && now < next_save_) return;
   NodeState st = SnapshotNodeState(*core_, state_.listen);
+  // A node that has not rejoined yet knows nobody, and one cut off for long
+  // has reaped everyone: the saved members it does not know are kept.
+  st.members = MergeSavedMembers(std::move(st.members), state_.members, KeepAbsentMembers(now));
+  state_.members = st.members;
+  // Not the counters' watermark (saved_*): this write is not synced, and
+  // PersistCounters must still sync a new value before it is sent.
   if (Status s = SaveNodeState(*store_, st); !s.ok()) {
     Log(LogLevel::kError, "cannot save node state", {{"reason", s.message()}});
   } else {
-    saved_incarnation_ = st.incarnation;
-    saved_epoch_ = st.max_epoch_seen;
     Log(LogLevel::kDebug, "saved node state", {{"members", static_cast<uint64_t>(st.members.size())}});
   }
   dirty_ = false;
@@ -793,6 +975,10 @@ void Node::MaybeSave(bool force) {
 void Node::BeginLeave(const std::string& why) {
   if (leaving_ || finished_) return;
   leaving_ = true;
+  // No more joining: a schedule left in the past would re-arm the timer
+  // every millisecond for the whole grace.
+  join_pending_ = false;
+  rejoining_ = false;
   Log(LogLevel::kInfo, "leaving", {{"reason", why}, {"grace_s", Seconds(opts_.leave_grace)}});
   Time now = Now();
   core_->Leave(now);
@@ -809,9 +995,9 @@ void Node::Finish() {
   timer_.cancel();
   signals_.cancel(ignored);
   if (streams_) streams_->Close();
+  // The socket stops answering now; its file goes only after the store is
+  // closed (RunMeshNode), as `ndo leave` waits for the file.
   if (control_) control_->Close();
-  if (control_bound_) ::unlink(control_path_.c_str());
-  control_bound_ = false;
   Log(LogLevel::kInfo, "node stopped", {{"id", state_.self.id.Hex()}, {"incarnation", core_->incarnation()}});
   io_.stop();
 }
@@ -842,15 +1028,28 @@ Status CheckDataDir(const std::string& data_dir) {
 }
 
 Status RunMeshNode(const MeshNodeOptions& options) {
+  // A reader of standard error that went away must not kill the node: log
+  // writes then fail (and are counted) instead of raising SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  std::string control_socket;  // set once bound
+  Status result;
   // Asio and the standard library throw on resource exhaustion; nothing of
   // that crosses this boundary.
   try {
-    auto node = std::make_unique<Node>(options);
-    if (Status s = node->Start(); !s.ok()) return s;
-    return node->Run();
+    auto node = std::make_unique<Node>(options, &control_socket);
+    result = node->Start();
+    if (result.ok()) result = node->Run();
   } catch (const std::exception& e) {
-    return Status::IoError(std::string("mesh node: ") + e.what());
+    result = Status::IoError(std::string("mesh node: ") + e.what());
+  } catch (...) {
+    result = Status::IoError("mesh node: unknown exception");
   }
+  // Only now, with the node and its store closed (the RocksDB lock
+  // released), does the socket file go: `ndo leave` returns when it is
+  // gone, and `ndo leave && ndo agent` on the same data dir must find the
+  // store free.
+  if (!control_socket.empty()) ::unlink(control_socket.c_str());
+  return result;
 }
 
 }  // namespace ndo::mesh

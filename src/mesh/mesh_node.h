@@ -9,14 +9,19 @@
 //   dropped with its reason logged (rate-limited) and changes nothing.
 // * Push-pull exchanges run over streams from the StreamTransport (plain TCP
 //   by default), one request frame and one reply frame per stream, each
-//   stream bounded in time and size, inbound streams bounded in number.
+//   stream bounded in time and size, inbound streams bounded in number, and
+//   the bodies all streams hold bounded by one memory budget.
 // * One timer, re-armed after every input to the earliest of the core's
 //   NextWakeup(), the next state save and the next join attempt.
 // * The state (identity, incarnation, highest epoch seen, known members) is
-//   saved at start, at most every `save_interval` after changes, and on exit.
+//   saved at start, at most every `save_interval` after changes, and on exit;
+//   a new incarnation or epoch is saved (synced) before anything carries it.
+// * A node alone for 10 s (everyone else dead or reaped) that knows seeds or
+//   saved members goes back to joining through them, with backoff.
 // * SIGINT/SIGTERM or a control `leave`: the node leaves gracefully (the
 //   core tells the others), keeps serving for `leave_grace` so the news
-//   spreads, saves, and returns. A second signal ends it at once.
+//   spreads, saves, and returns. A second signal ends it at once. The
+//   control socket file is removed last, after the store is closed.
 #pragma once
 
 #include <chrono>

@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <set>
@@ -139,16 +140,47 @@ Result<NodeState> DecodeNodeState(std::string_view bytes) {
   return state;
 }
 
+// The counters record: a version byte (1), then incarnation and highest
+// epoch seen, 8 bytes each, little-endian.
+constexpr size_t kCountersBytes = 17;
+
 Result<NodeState> LoadNodeState(Store& store) {
   auto bytes = store.GetMeta(kNodeStateKey);
   if (!bytes.ok()) return bytes.status();
-  return DecodeNodeState(*bytes);
+  auto state = DecodeNodeState(*bytes);
+  if (!state.ok()) return state;
+  auto counters = store.GetMeta(kNodeCountersKey);
+  if (!counters.ok()) {
+    if (counters.status().code() == Status::Code::kNotFound) return state;  // written by an older ndo
+    return counters.status();
+  }
+  if (counters->size() != kCountersBytes || (*counters)[0] != 1)
+    return Status::Corruption("node counters: expected " + std::to_string(kCountersBytes) + " bytes of version 1");
+  auto word = [&](size_t at) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; ++i)
+      v |= static_cast<uint64_t>(static_cast<unsigned char>((*counters)[at + i])) << (8 * i);
+    return v;
+  };
+  state->incarnation = std::max(state->incarnation, word(1));
+  state->max_epoch_seen = std::max(state->max_epoch_seen, word(9));
+  return state;
 }
 
-Status SaveNodeState(Store& store, const NodeState& state) {
+Status SaveNodeState(Store& store, const NodeState& state, bool sync) {
   auto bytes = EncodeNodeState(state);
   if (!bytes.ok()) return bytes.status();
-  return store.PutMeta(kNodeStateKey, *bytes);
+  return store.PutMeta(kNodeStateKey, *bytes, sync);
+}
+
+Status SaveNodeCounters(Store& store, uint64_t incarnation, uint64_t max_epoch_seen) {
+  std::string out(kCountersBytes, '\0');
+  out[0] = 1;
+  for (size_t i = 0; i < 8; ++i) {
+    out[1 + i] = static_cast<char>(incarnation >> (8 * i));
+    out[9 + i] = static_cast<char>(max_epoch_seen >> (8 * i));
+  }
+  return store.PutMeta(kNodeCountersKey, out, /*sync=*/true);
 }
 
 Result<NodeState> ResolveIdentity(const std::optional<NodeState>& saved, const IdentityRequest& req) {
@@ -171,17 +203,27 @@ Result<NodeState> ResolveIdentity(const std::optional<NodeState>& saved, const I
   if (st.listen.empty()) return Status::InvalidArgument("give --listen ADDR:PORT (this data directory has no node yet)");
   if (st.self.vantage.empty())
     return Status::InvalidArgument("give --vantage NAME (this data directory has no node yet)");
+  auto listen = ParseHostPort(st.listen);
+  if (!listen.ok()) return listen.status().WithContext("saved listen address");
+  // The advertised address follows the listen address only where it was
+  // derived from it: one given with --advertise (NAT, a wildcard listen)
+  // survives a restart with a new --listen alone.
+  bool derived = !saved || saved->self.address.empty() || saved->self.address == saved->listen;
   if (req.advertise) {
     st.self.address = req.advertise->ToString();
-  } else if (req.listen || st.self.address.empty()) {
-    auto listen = ParseHostPort(st.listen);
-    if (!listen.ok()) return listen.status().WithContext("saved listen address");
+  } else if (derived) {
     if (listen->unspecified())
       return Status::InvalidArgument("--listen " + st.listen +
                                      " is a wildcard address that others cannot reach; listen on a specific "
                                      "address or give --advertise ADDR:PORT");
     st.self.address = listen->ToString();
   }
+  auto advertised = ParseHostPort(st.self.address);
+  if (!advertised.ok()) return advertised.status().WithContext("advertised address");
+  if (!SameFamily(*listen, *advertised))
+    return Status::InvalidArgument("the advertised address " + st.self.address + " and the listen address " +
+                                   st.listen + " are of different address families (IPv4 and IPv6); give " +
+                                   "--advertise of the listen address's family, or --listen [::]:PORT");
   if (Status s = ValidateMemberInfo(st.self); !s.ok()) return s;
   auto now = std::chrono::system_clock::now().time_since_epoch();
   st.saved_at_us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
@@ -202,6 +244,19 @@ NodeState SnapshotNodeState(const Membership& m, const std::string& listen) {
   auto now = std::chrono::system_clock::now().time_since_epoch();
   st.saved_at_us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
   return st;
+}
+
+std::vector<KnownMember> MergeSavedMembers(std::vector<KnownMember> current, const std::vector<KnownMember>& previous,
+                                           bool keep_absent) {
+  if (!keep_absent) return current;
+  std::set<NodeId> known;
+  for (const auto& m : current) known.insert(m.info.id);
+  for (const auto& m : previous) {
+    if (current.size() >= kMaxStateMembers) break;
+    if (m.state == MemberState::kLeft || !known.insert(m.info.id).second) continue;
+    current.push_back(m);
+  }
+  return current;
 }
 
 std::vector<std::string> RejoinAddresses(const NodeState& state, const std::vector<std::string>& seeds) {

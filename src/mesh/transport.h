@@ -13,7 +13,10 @@
 //
 // Every callback runs on the thread of the io_context the transport was made
 // with (the node's single driver thread), so implementations and their users
-// need no locks.
+// need no locks. No callback ever runs inside the call that started its
+// operation (Connect, ReadFrame, WriteFrame): an implementation that fails
+// at once posts the failure. The node starts streams while it drives the
+// membership core, and a callback that ran then would re-enter the core.
 #pragma once
 
 #include <chrono>
@@ -22,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "mesh/address.h"
 #include "scan/status.h"
@@ -73,6 +77,64 @@ class FrameStream {
 };
 using FrameStreamPtr = std::shared_ptr<FrameStream>;
 
+// Bytes of frame bodies that all the streams of one transport may hold at
+// once, read or being written. A stream reserves a frame's length when its
+// header arrives (or when a write starts) and releases it when the frame is
+// handed over (or written) or the stream ends; a frame that does not fit is
+// refused. Without it, 32 inbound and 32 outbound streams could each hold a
+// 64 MiB body announced by anyone who can connect. Copies share the budget;
+// single-threaded like everything here.
+class StreamMemoryBudget {
+  struct State {
+    size_t limit = 0, in_use = 0;
+  };
+
+ public:
+  explicit StreamMemoryBudget(size_t limit) : state_(std::make_shared<State>(State{limit, 0})) {}
+
+  // Holds part of the budget until released, destroyed or assigned to.
+  class Reservation {
+   public:
+    Reservation() = default;
+    Reservation(Reservation&& o) noexcept : state_(std::move(o.state_)), bytes_(std::exchange(o.bytes_, 0)) {}
+    Reservation& operator=(Reservation&& o) noexcept {
+      if (this != &o) {
+        Release();
+        state_ = std::move(o.state_);
+        bytes_ = std::exchange(o.bytes_, 0);
+      }
+      return *this;
+    }
+    ~Reservation() { Release(); }
+    void Release() {
+      if (state_) state_->in_use -= bytes_;
+      state_.reset();
+      bytes_ = 0;
+    }
+
+   private:
+    friend class StreamMemoryBudget;
+    std::shared_ptr<State> state_;
+    size_t bytes_ = 0;
+  };
+
+  // Reserves `bytes` into `out` (releasing what `out` held first) if they fit
+  // beside what is in use; false, and `out` empty, otherwise.
+  bool TryReserve(size_t bytes, Reservation& out) {
+    out.Release();
+    if (bytes > state_->limit - state_->in_use) return false;
+    state_->in_use += bytes;
+    out.state_ = state_;
+    out.bytes_ = bytes;
+    return true;
+  }
+  size_t in_use() const { return state_->in_use; }
+  size_t limit() const { return state_->limit; }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
 struct StreamLimits {
   // Every stream, inbound or outbound, closes this long after it started
   // (connect or accept), whatever it is doing: a stalled peer costs a slot
@@ -81,6 +143,9 @@ struct StreamLimits {
   // Inbound streams open at once; further connections are accepted and
   // closed at once (and logged, rate-limited).
   size_t max_inbound = 32;
+  // The StreamMemoryBudget of all the transport's streams, inbound and
+  // outbound (four frames of the 64 MiB maximum).
+  size_t memory_budget = 256u << 20;
 };
 
 // Opens and accepts FrameStreams.

@@ -218,9 +218,11 @@ Status Store::ForEachEvidence(const ScanId& scan, const std::function<bool(const
   return FromRocks(it->status(), "reading service evidence");
 }
 
-Status Store::PutMeta(std::string_view key, std::string_view value) {
+Status Store::PutMeta(std::string_view key, std::string_view value, bool sync) {
   if (key.empty()) return Status::InvalidArgument("empty metadata key");
-  return FromRocks(db_->Put(rocksdb::WriteOptions(), MetaKey(key), rocksdb::Slice(value.data(), value.size())),
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  return FromRocks(db_->Put(options, MetaKey(key), rocksdb::Slice(value.data(), value.size())),
                    "writing metadata '" + std::string(key) + "'");
 }
 

@@ -57,8 +57,11 @@ class Store {
 
   // Small named values other modules keep here (the mesh node's state), so
   // that a data directory is one database. The store does not interpret
-  // them. GetMeta is NotFound when the key was never written.
-  Status PutMeta(std::string_view key, std::string_view value);
+  // them. GetMeta is NotFound when the key was never written. `sync` waits
+  // until the write is on disk (fsync of the log), for values that must
+  // survive a power loss once acted upon; otherwise a write survives a crash
+  // of the process but not of the machine.
+  Status PutMeta(std::string_view key, std::string_view value, bool sync = false);
   Result<std::string> GetMeta(std::string_view key);
   Status DeleteMeta(std::string_view key);
 

@@ -102,24 +102,32 @@ inline pid_t SpawnArgv(const std::vector<std::string>& argv_in, const std::strin
   return pid;
 }
 
+inline constexpr int kStillRunning = -1;
+inline constexpr int kNotAChild = -2;  // never ours, or already reaped
+
 // Waits up to `timeout` for `pid` to exit: its exit code (128 + signal when
-// killed), or -1 if it still runs.
+// killed), kStillRunning if it still runs (the caller must keep track of
+// it), or kNotAChild.
 inline int WaitForExit(pid_t pid, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     int status = 0;
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (r < 0) return -1;
-    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return kNotAChild;
+    if (std::chrono::steady_clock::now() >= deadline) return kStillRunning;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 
 // Runs ARGV (no shell) to completion, capturing its output in files under
-// `tmp` (named by `tag`, so concurrent callers can use distinct tags).
+// `tmp` (named by `tag`, so concurrent callers can use distinct tags). A
+// command still running after `timeout` is killed (SIGKILL): exit code
+// 128 + 9, and a note at the end of `err`.
 inline CommandResult RunArgv(const std::vector<std::string>& argv, const std::string& tmp,
-                             const std::string& tag = "cmd") {
+                             const std::string& tag = "cmd",
+                             std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
   std::string out = tmp + "/" + tag + ".stdout", err = tmp + "/" + tag + ".stderr";
   std::vector<std::string> all = argv;
   std::vector<char*> args;
@@ -137,12 +145,21 @@ inline CommandResult RunArgv(const std::vector<std::string>& argv, const std::st
     _exit(127);
   }
   CommandResult r;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  if (pid < 0) {
+    r.err = "fork failed";
+    return r;
   }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  int code = WaitForExit(pid, timeout);
+  bool timed_out = code == kStillRunning;
+  if (timed_out) {
+    kill(pid, SIGKILL);
+    code = WaitForExit(pid, std::chrono::seconds(10));
+  }
+  r.exit_code = code;
   r.out = Slurp(out);
   r.err = Slurp(err);
+  if (timed_out)
+    r.err += "\n(test harness: still running after " + std::to_string(timeout.count()) + " ms; killed)\n";
   return r;
 }
 
