@@ -291,6 +291,19 @@ class TcpTransport final : public StreamTransport {
     auto stream = std::make_shared<TcpStream>(tcp::socket(io_), to.ToString(), limits_.deadline, nullptr, budget_);
     stream->StartDeadline();
     tcp::endpoint ep(ToAsio(to.ip), to.port);
+    // Streams leave from the address the node listens on (when it is a
+    // specific one), as its datagrams do: peers and firewalls see one address
+    // per node, and a partition made by address filters cuts streams too.
+    if (source_ && source_->is_v4() == ep.address().is_v4()) {
+      error_code ec;
+      stream->socket().open(ep.protocol(), ec);
+      if (!ec) stream->socket().bind(tcp::endpoint(*source_, 0), ec);
+      if (ec) {
+        auto failure = stream->Failure(ec, ("binding a stream to " + source_->to_string()).c_str());
+        asio::post(io_, [done = std::move(done), failure = std::move(failure)]() mutable { done(std::move(failure)); });
+        return;
+      }
+    }
     stream->socket().async_connect(ep, [stream, done = std::move(done)](const error_code& ec) {
       if (ec) return done(stream->Failure(ec, ("connecting to " + stream->peer()).c_str()));
       error_code ignored;
@@ -314,6 +327,7 @@ class TcpTransport final : public StreamTransport {
     if (!ec) acc.bind(ep, ec);
     if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return Status::IoError("cannot listen on TCP " + at.ToString() + ": " + ec.message());
+    if (!ep.address().is_unspecified()) source_ = ep.address();
     loop_->Start();
     return Status::Ok();
   }
@@ -328,6 +342,7 @@ class TcpTransport final : public StreamTransport {
   asio::io_context& io_;
   StreamLimits limits_;
   StreamMemoryBudget budget_;  // shared by every stream of this transport, inbound and outbound
+  std::optional<asio::ip::address> source_;  // the listen address, when specific
   std::unique_ptr<StreamAcceptLoop<tcp>> loop_;
 };
 
