@@ -251,11 +251,11 @@ void SimMesh::RunUntil(Time until, const std::function<void()>& step) {
   now_ = until;
 }
 
-bool SimMesh::AllSee(int target, MemberState s) const { return CountSeeing(target, s) == [&] {
-  int n = 0;
-  for (int i = 0; i < size(); ++i) n += up_[i] && i != target;
-  return n;
-}(); }
+bool SimMesh::AllSee(int target, MemberState s) const {
+  int observers = 0;
+  for (int i = 0; i < size(); ++i) observers += up_[i] && i != target;
+  return CountSeeing(target, s) == observers;
+}
 
 int SimMesh::CountSeeing(int target, MemberState s) const {
   int n = 0;

@@ -183,7 +183,6 @@ bool Membership::Send(const std::string& address, Message msg, const NodeId& to)
   }
   size_t size = MessageSizeBound(msg);
   for (const Update& u : msg.updates) size += UpdateSizeBound(u);
-  size_t own = msg.updates.size();
 
   // Fill with the least-sent queued updates (newest first among equals).
   std::vector<QueueKey> taken;
@@ -212,7 +211,6 @@ bool Membership::Send(const std::string& address, Message msg, const NodeId& to)
     }
   }
   if (msg.type == Message::Type::kGossip && msg.updates.empty()) return false;
-  (void)own;
   out_.push_back({address, std::move(msg)});
   return true;
 }
@@ -302,6 +300,9 @@ void Membership::Probe(Time now) {
     for (size_t i = probe_order_.size(); i > 1; --i) std::swap(probe_order_[i - 1], probe_order_[NextRandom() % i]);
     probe_index_ = 0;
   }
+  // In a mesh of four or fewer this is every period: there the others'
+  // failures are found by the coordinator's own round-robin and confirmed by
+  // the extra probes every suspicion triggers.
   if (!probe_next_ && coordinator_ && *coordinator_ != self_.info->id) {
     double others = std::max(1.0, static_cast<double>(AliveCount()) - 1);
     if (static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < cfg_.coordinator_watchers / others)
@@ -374,10 +375,8 @@ void Membership::ExpireForwards(Time now) {
       nack.type = Message::Type::kNack;
       nack.seq = f.requester_seq;
       nack.target = f.target;
-      out_.push_back({f.requester_address, [&] {
-                        nack.sender = self_.info->id;
-                        return nack;
-                      }()});
+      nack.sender = self_.info->id;
+      out_.push_back({f.requester_address, std::move(nack)});
     }
     it = now >= f.expires ? forwards_.erase(it) : std::next(it);
   }
