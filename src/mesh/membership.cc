@@ -64,6 +64,7 @@ Membership::Membership(MemberInfo self, MembershipConfig config, uint64_t seed, 
 
 // Deterministic for a given seed, on every platform (the scan's generator).
 uint64_t Membership::NextRandom() { return SplitMix64(rng_); }
+double Membership::NextUniform() { return static_cast<double>(NextRandom() >> 11) * 0x1.0p-53; }  // [0, 1)
 
 const Member* Membership::Find(const NodeId& id) const {
   auto it = members_.find(id);
@@ -305,7 +306,7 @@ void Membership::Probe(Time now) {
   // the extra probes every suspicion triggers.
   if (!probe_next_ && coordinator_ && *coordinator_ != self_.info->id) {
     double others = std::max(1.0, static_cast<double>(AliveCount()) - 1);
-    if (static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < cfg_.coordinator_watchers / others)
+    if (NextUniform() < cfg_.coordinator_watchers / others)
       probe_next_ = *coordinator_;
   }
   while (probe_next_ || probe_index_ < probe_order_.size()) {
@@ -673,15 +674,18 @@ void Membership::ApplyAlive(const Update& u, const NodeId& via, Time now) {
   }
 }
 
+// We are suspected or declared dead: refute a current accusation, and tell
+// the accuser directly either way (its timer is running; a stale accusation
+// means our refutation has not reached it yet).
+void Membership::AnswerAccusation(const Update& u, Time now) {
+  if (left_) return;
+  if (u.incarnation >= self_.incarnation) Refute(u.incarnation);
+  if (u.from != self_.info->id) SendDirect(u.from, SelfUpdate(), now);
+}
+
 void Membership::ApplySuspect(const Update& u, Time now) {
   const NodeId& id = u.info->id;
-  if (id == self_.info->id) {
-    if (left_) return;
-    if (u.incarnation >= self_.incarnation) Refute(u.incarnation);
-    // Tell the accuser directly: its suspicion timer is running.
-    if (u.from != self_.info->id) SendDirect(u.from, SelfUpdate(), now);
-    return;
-  }
+  if (id == self_.info->id) return AnswerAccusation(u, now);
   auto it = members_.find(id);
   if (it == members_.end()) return;
   Member& m = it->second;
@@ -712,7 +716,7 @@ void Membership::ApplySuspect(const Update& u, Time now) {
     // Among the n-2 members that are neither the suspect nor its accuser.
     double others = std::max(1.0, static_cast<double>(AliveCount()) - 2);
     double p = cfg_.extra_suspect_probers / others;
-    if (static_cast<double>(NextRandom() >> 11) * 0x1.0p-53 < p) {
+    if (NextUniform() < p) {
       probe_next_ = id;
       if (!pending_) next_probe_ = std::min(next_probe_, now);  // at once, not at the next slot
     }
@@ -725,12 +729,7 @@ void Membership::ApplySuspect(const Update& u, Time now) {
 void Membership::ApplyDead(const Update& u, Time now) {
   const NodeId& id = u.info->id;
   bool left = u.kind == Update::Kind::kLeft;
-  if (id == self_.info->id) {
-    if (left_) return;
-    if (u.incarnation >= self_.incarnation) Refute(u.incarnation);
-    if (u.from != self_.info->id) SendDirect(u.from, SelfUpdate(), now);
-    return;
-  }
+  if (id == self_.info->id) return AnswerAccusation(u, now);
   auto it = members_.find(id);
   if (it == members_.end()) return;
   Member& m = it->second;

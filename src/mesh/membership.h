@@ -217,6 +217,7 @@ class Membership {
   void ApplyAlive(const Update& u, const NodeId& via, Time now);
   void ApplySuspect(const Update& u, Time now);
   void ApplyDead(const Update& u, Time now);
+  void AnswerAccusation(const Update& u, Time now);
   void SetState(Member& m, MemberState s, Time now);
   void Refute(uint64_t accused_incarnation);
   void Republish();
@@ -231,6 +232,7 @@ class Membership {
   void UpdateCoordinator(Time now);
   void Emit(MemberEvent e) { events_.push_back(std::move(e)); }
   uint64_t NextRandom();
+  double NextUniform();
   std::vector<Member*> RandomLive(size_t k, const NodeId& exclude);
   void AddLive(Member& m);
   void RemoveLive(Member& m);
