@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -10,6 +11,7 @@
 #include "cli/exit_codes.h"
 #include "cli/output/writers.h"
 #include "mesh/address.h"
+#include "mesh/cluster_files.h"
 #include "mesh/control.h"
 #include "mesh/log.h"
 #include "mesh/mesh_node.h"
@@ -99,6 +101,45 @@ Result<mesh::MeshNodeOptions> BuildNodeOptions(const AgentCommand& cmd) {
   o.identity.vantage = cmd.vantage;
   o.identity.priority = cmd.priority;
   return o;
+}
+
+// A node runs in a secured cluster unless asked for --insecure: with the
+// data dir's certificate, or enrolled first through the seed with a token.
+Status SecureNodeOptions(const AgentCommand& cmd, mesh::MeshNodeOptions& o) {
+  bool enrolled = mesh::HasClusterMaterial(o.data_dir);
+  if (cmd.insecure) {
+    if (enrolled)
+      return Status::InvalidArgument("data dir " + o.data_dir + " belongs to a secured cluster; --insecure is refused");
+    if (!cmd.token.empty()) return Status::InvalidArgument("--token and --insecure exclude each other");
+    mesh::Log(mesh::LogLevel::kWarn, "insecure mesh: datagrams and streams are neither authenticated nor encrypted");
+    return Status::Ok();
+  }
+  if (!enrolled) {
+    if (cmd.token.empty() || cmd.seeds.empty())
+      return Status::InvalidArgument(
+          "data dir " + o.data_dir +
+          " belongs to no cluster: run `ndo init` on the first node, and `ndo join ADDR --token T --ca-hash H` on "
+          "the others (or --insecure for an unauthenticated lab mesh)");
+    if (cmd.ca_hash.empty())
+      return Status::InvalidArgument("--token needs --ca-hash sha256:... (printed with the token): without it the "
+                                     "seed's identity is unchecked");
+    // As joining, enrolling is retried while the seed cannot be reached (a
+    // node started before its seed); a refusal is final.
+    auto backoff = std::chrono::seconds(1);
+    for (int attempt = 1;; ++attempt) {
+      Status s = EnrolNode(o, o.seeds.front(), cmd.token, cmd.ca_hash);
+      if (s.ok()) break;
+      if (s.code() != Status::Code::kIoError && s.code() != Status::Code::kUnavailable) return s;
+      mesh::Log(attempt >= 3 ? mesh::LogLevel::kWarn : mesh::LogLevel::kInfo, "not enrolled yet, trying again",
+                {{"attempt", attempt}, {"reason", s.message()}, {"retry_s", static_cast<uint64_t>(backoff.count())}});
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min<std::chrono::seconds>(backoff * 2, std::chrono::seconds(30));
+    }
+  }
+  auto material = mesh::LoadClusterMaterial(o.data_dir, static_cast<int64_t>(std::time(nullptr)));
+  if (!material.ok()) return material.status();
+  o.cluster = std::make_shared<const mesh::ClusterMaterial>(std::move(*material));
+  return Status::Ok();
 }
 
 std::string Role(const ControlResponse& r, const ControlMember& m, bool self) {
@@ -197,12 +238,18 @@ MeshCli::MeshCli(CLI::App& app) {
                                  "Coordinator preference: the alive member with the lowest (priority, id) "
                                  "coordinates (default 100)");
     c->add_option("--log-level", agent_cmd_.log_level, "debug, info, warn or error")->capture_default_str();
+    c->add_flag("--insecure", agent_cmd_.insecure,
+                "Run an unauthenticated, unencrypted mesh (labs only; refused for a data dir of a secured cluster)");
   };
   agent_ = app.add_subcommand("agent", "Run a mesh node in the foreground (the first node, or a restart)");
   add_node_options(agent_, priority_opt_);
   join_ = app.add_subcommand("join", "Run a mesh node that joins an existing mesh through SEED (retried until it works)");
   join_->add_option("seed", agent_cmd_.seeds, "Address of a running member: IP:PORT or [IPv6]:PORT")->required();
   add_node_options(join_, join_priority_opt_);
+  join_->add_option("--token", agent_cmd_.token,
+                    "A join token (ndo token create on a node of the cluster): enrols this node on its first join");
+  join_->add_option("--ca-hash", agent_cmd_.ca_hash,
+                    "The cluster CA's hash, sha256:... (printed with the token): the seed must prove it holds it");
   for (CLI::App* c : {agent_, join_})
     c->footer("Runs until SIGINT/SIGTERM or `ndo leave`, then leaves the mesh gracefully and exits 0. "
               "Logs (logfmt) go to standard error.");
@@ -213,6 +260,20 @@ MeshCli::MeshCli(CLI::App& app) {
 
   leave_ = app.add_subcommand("leave", "Make the local agent leave the mesh gracefully and exit");
   leave_->add_option("--data-dir", data_dir_, "The agent's data dir (default: $XDG_DATA_HOME/ndo)");
+
+  init_ = app.add_subcommand("init", "Make a new secured cluster on its first node: a CA, this node's certificate, "
+                                     "a gossip keyring");
+  init_->add_option("--data-dir", data_dir_, "The node's data dir (default: $XDG_DATA_HOME/ndo)");
+
+  auto* token = app.add_subcommand("token", "Join tokens");
+  token->require_subcommand(1);
+  token_create_ = token->add_subcommand("create", "Create a join token (on the node that ran ndo init)");
+  token_create_->add_option("--data-dir", token_cmd_.data_dir, "The node's data dir (default: $XDG_DATA_HOME/ndo)");
+  token_create_->add_option("--ttl", token_cmd_.ttl, "Lifetime: 90s, 15m, 24h, 7d (at most 365d)")->capture_default_str();
+  token_create_->add_option("--uses", token_cmd_.uses, "How many nodes it may enrol (0: any number until it expires)")
+      ->capture_default_str();
+  token_create_->add_option("--vantage", token_cmd_.vantage, "The only vantage it may enrol (default: any)");
+  token_create_->add_flag("--json", token_cmd_.json, "One JSON record: token, ca_hash, expires_unix, uses, vantage");
 }
 
 int MeshCli::Dispatch() {
@@ -222,6 +283,8 @@ int MeshCli::Dispatch() {
     if (agent_->parsed()) agent_cmd_.seeds.clear();
     return RunAgentCommand(agent_cmd_);
   }
+  if (init_->parsed()) return RunInitCommand(data_dir_);
+  if (token_create_->parsed()) return RunTokenCreateCommand(token_cmd_);
   if (members_->parsed()) return RunMembersCommand(data_dir_, json_);
   if (leave_->parsed()) return RunLeaveCommand(data_dir_);
   return -1;
@@ -233,6 +296,7 @@ int RunAgentCommand(const AgentCommand& cmd) {
   mesh::SetLogLevel(*level);
   auto options = BuildNodeOptions(cmd);
   if (!options.ok()) return Fail(options.status());
+  if (Status s = SecureNodeOptions(cmd, *options); !s.ok()) return Fail(s);
   Status s = mesh::RunMeshNode(*options);
   if (!s.ok()) {
     mesh::Log(mesh::LogLevel::kError, "node failed", {{"reason", s.message()}});

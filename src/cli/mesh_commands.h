@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/security_commands.h"
+
 namespace ndo {
 
 struct AgentCommand {
@@ -16,6 +18,10 @@ struct AgentCommand {
   std::string listen, advertise, data_dir, vantage, name;
   std::optional<uint32_t> priority;
   std::string log_level = "info";
+  // A secured cluster (the default): `join` enrols with these when the data
+  // dir has no certificate yet.
+  std::string token, ca_hash;
+  bool insecure = false;  // an unauthenticated, unencrypted mesh (labs only)
 };
 
 // The subcommands, registered on `app`; Dispatch runs the one parsed (or
@@ -30,6 +36,9 @@ class MeshCli {
   CLI::App* join_ = nullptr;
   CLI::App* members_ = nullptr;
   CLI::App* leave_ = nullptr;
+  CLI::App* init_ = nullptr;
+  CLI::App* token_create_ = nullptr;
+  TokenCommand token_cmd_;
   AgentCommand agent_cmd_;
   uint32_t priority_ = 0;
   CLI::Option* priority_opt_ = nullptr;

@@ -6,11 +6,20 @@
 
 $import "/capnp/c++.capnp".namespace("ndo::mesh::schema");
 
+struct TokenRequest {
+  ttlSeconds @0 :Int64;
+  maxUses @1 :UInt32;    # 0: unlimited until it expires
+  vantage @2 :Text;      # empty: any
+}
+
 struct ControlRequest {
   union {
     members @0 :Void;
     leave @1 :Void;
     status @2 :Void;
+    createToken @3 :TokenRequest;
+    removeMember @4 :Text;   # a node id (32 hex) or an unambiguous name
+    rotateKeys @5 :Void;
   }
 }
 
@@ -36,4 +45,8 @@ struct ControlResponse {
   localHealth @7 :UInt32;
   aliveCount @8 :UInt64;
   leaving @9 :Bool;                  # the agent is leaving and will exit
+  token @10 :Text;                   # createToken: the token (the only copy outside the agent)
+  caHash @11 :Text;                  # createToken: "sha256:..." of the cluster CA
+  expiresUnix @12 :Int64;            # createToken
+  message @13 :Text;                 # removeMember, rotateKeys: what was done
 }

@@ -76,29 +76,60 @@ std::string ControlSocketPath(const std::string& data_dir) {
   return dir + "/control.sock";
 }
 
-Result<std::string> EncodeControlRequest(ControlCommand command) {
-  capnp::MallocMessageBuilder msg;
-  auto root = msg.initRoot<schema::ControlRequest>();
-  switch (command) {
-    case ControlCommand::kMembers: root.setMembers(); break;
-    case ControlCommand::kLeave: root.setLeave(); break;
-    case ControlCommand::kStatus: root.setStatus(); break;
+Result<std::string> EncodeControlRequest(const ControlRequest& request) {
+  std::string out;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+    capnp::MallocMessageBuilder msg;
+    auto root = msg.initRoot<schema::ControlRequest>();
+    switch (request.command) {
+      case ControlCommand::kMembers: root.setMembers(); break;
+      case ControlCommand::kLeave: root.setLeave(); break;
+      case ControlCommand::kStatus: root.setStatus(); break;
+      case ControlCommand::kCreateToken: {
+        auto t = root.initCreateToken();
+        t.setTtlSeconds(request.token.ttl_seconds);
+        t.setMaxUses(request.token.max_uses);
+        t.setVantage(request.token.vantage);
+        break;
+      }
+      case ControlCommand::kRemoveMember: root.setRemoveMember(request.member); break;
+      case ControlCommand::kRotateKeys: root.setRotateKeys(); break;
+    }
+    out = ToBytes(msg);
+  })) {
+    return Status::InvalidArgument("encoding control request: " + std::string(e->getDescription().cStr()));
   }
-  return ToBytes(msg);
+  if (out.size() > kMaxControlRequestBytes) return Status::InvalidArgument("control request too long");
+  return out;
 }
 
-Result<ControlCommand> DecodeControlRequest(std::string_view body) {
-  ControlCommand command = ControlCommand::kStatus;
-  Status s = ReadMessage<schema::ControlRequest>(body, 1024, [&](schema::ControlRequest::Reader r) {
+Result<ControlRequest> DecodeControlRequest(std::string_view body) {
+  ControlRequest request;
+  Status s = ReadMessage<schema::ControlRequest>(body, kMaxControlRequestBytes, [&](schema::ControlRequest::Reader r) {
     switch (r.which()) {
-      case schema::ControlRequest::MEMBERS: command = ControlCommand::kMembers; return Status::Ok();
-      case schema::ControlRequest::LEAVE: command = ControlCommand::kLeave; return Status::Ok();
-      case schema::ControlRequest::STATUS: command = ControlCommand::kStatus; return Status::Ok();
+      case schema::ControlRequest::MEMBERS: request.command = ControlCommand::kMembers; return Status::Ok();
+      case schema::ControlRequest::LEAVE: request.command = ControlCommand::kLeave; return Status::Ok();
+      case schema::ControlRequest::STATUS: request.command = ControlCommand::kStatus; return Status::Ok();
+      case schema::ControlRequest::CREATE_TOKEN: {
+        auto t = r.getCreateToken();
+        request.command = ControlCommand::kCreateToken;
+        request.token.ttl_seconds = t.getTtlSeconds();
+        request.token.max_uses = t.getMaxUses();
+        request.token.vantage = t.getVantage().cStr();
+        if (request.token.vantage.size() > kMaxVantageBytes) return Status::InvalidArgument("vantage too long");
+        return Status::Ok();
+      }
+      case schema::ControlRequest::REMOVE_MEMBER:
+        request.command = ControlCommand::kRemoveMember;
+        request.member = r.getRemoveMember().cStr();
+        if (request.member.size() > kMaxNameBytes) return Status::InvalidArgument("member name too long");
+        return Status::Ok();
+      case schema::ControlRequest::ROTATE_KEYS: request.command = ControlCommand::kRotateKeys; return Status::Ok();
     }
     return Status::InvalidArgument("unknown control request (a newer ndo?)");
   });
   if (!s.ok()) return s;
-  return command;
+  return request;
 }
 
 Result<std::string> EncodeControlResponse(const ControlResponse& r) {
@@ -117,6 +148,10 @@ Result<std::string> EncodeControlResponse(const ControlResponse& r) {
     root.setLocalHealth(r.local_health);
     root.setAliveCount(r.alive_count);
     root.setLeaving(r.leaving);
+    root.setToken(r.token);
+    root.setCaHash(r.ca_hash);
+    root.setExpiresUnix(r.expires_unix);
+    root.setMessage(r.message);
     out = ToBytes(msg);
   })) {
     return Status::InvalidArgument("encoding control response: " + std::string(e->getDescription().cStr()));
@@ -141,6 +176,10 @@ Result<ControlResponse> DecodeControlResponse(std::string_view body) {
     out.local_health = r.getLocalHealth();
     out.alive_count = r.getAliveCount();
     out.leaving = r.getLeaving();
+    out.token = r.getToken().cStr();
+    out.ca_hash = r.getCaHash().cStr();
+    out.expires_unix = r.getExpiresUnix();
+    out.message = r.getMessage().cStr();
     return Status::Ok();
   });
   if (!s.ok()) return s;

@@ -16,7 +16,21 @@
 
 namespace ndo::mesh {
 
-enum class ControlCommand : uint8_t { kMembers, kLeave, kStatus };
+enum class ControlCommand : uint8_t { kMembers, kLeave, kStatus, kCreateToken, kRemoveMember, kRotateKeys };
+
+// `ndo token create`'s parameters.
+struct TokenParams {
+  int64_t ttl_seconds = 24 * 3600;
+  uint32_t max_uses = 1;  // 0: unlimited until it expires
+  std::string vantage;    // empty: any
+};
+
+struct ControlRequest {
+  ControlRequest(ControlCommand c = ControlCommand::kStatus) : command(c) {}  // NOLINT: a bare command is a request
+  ControlCommand command;
+  TokenParams token;   // kCreateToken
+  std::string member;  // kRemoveMember: a node id (32 hex) or a name
+};
 
 struct ControlMember {
   NodeId id;
@@ -36,16 +50,21 @@ struct ControlResponse {
   uint32_t local_health = 0;
   uint64_t alive_count = 0;
   bool leaving = false;
+  std::string token, ca_hash;  // kCreateToken
+  int64_t expires_unix = 0;    // kCreateToken
+  std::string message;         // kRemoveMember, kRotateKeys
 };
 
 // A control response is at most this long (a members list of
 // kMaxStateMembers records fits).
 inline constexpr size_t kMaxControlBytes = kMaxStreamBytes;
+// A request is small: a command and a few short fields.
+inline constexpr size_t kMaxControlRequestBytes = 1024;
 
 std::string ControlSocketPath(const std::string& data_dir);
 
-Result<std::string> EncodeControlRequest(ControlCommand command);
-Result<ControlCommand> DecodeControlRequest(std::string_view body);
+Result<std::string> EncodeControlRequest(const ControlRequest& request);
+Result<ControlRequest> DecodeControlRequest(std::string_view body);
 Result<std::string> EncodeControlResponse(const ControlResponse& response);
 Result<ControlResponse> DecodeControlResponse(std::string_view body);
 
@@ -56,7 +75,7 @@ ControlResponse DescribeMembership(const Membership& membership, ControlCommand 
 // most `timeout` in all. Unavailable, with a message an operator can act on,
 // when no agent runs: "no ndo agent is running for data dir X (connect to
 // X/control.sock: No such file or directory)".
-Result<ControlResponse> CallControl(const std::string& data_dir, ControlCommand command,
+Result<ControlResponse> CallControl(const std::string& data_dir, const ControlRequest& request,
                                     std::chrono::milliseconds timeout);
 
 // Whether something answers connections at `socket_path` (a live agent);

@@ -117,7 +117,7 @@ int Connect(const std::string& path, SteadyClock::time_point deadline, int& err)
 
 }  // namespace
 
-Result<ControlResponse> CallControl(const std::string& data_dir, ControlCommand command,
+Result<ControlResponse> CallControl(const std::string& data_dir, const ControlRequest& command,
                                     std::chrono::milliseconds timeout) {
   auto deadline = SteadyClock::now() + timeout;
   std::string path = ControlSocketPath(data_dir);

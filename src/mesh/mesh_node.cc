@@ -23,335 +23,29 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <optional>
 #include <random>
 
+#include "mesh/asio_streams.h"
 #include "mesh/codec.h"
 #include "mesh/control.h"
+#include "mesh/enrolment.h"
+#include "mesh/tls_context.h"
 #include "mesh/log.h"
 #include "store/store.h"
 
 namespace ndo::mesh {
 namespace {
 
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
-using udp = asio::ip::udp;
-using local_stream = asio::local::stream_protocol;
-using boost::system::error_code;
-using SteadyDuration = std::chrono::steady_clock::duration;
-
-asio::ip::address ToAsio(IpAddress a) {
-  if (a.is_v4()) return asio::ip::address_v4(a.v4());
-  asio::ip::address_v6::bytes_type b;
-  auto bytes = a.bytes();
-  std::copy(bytes.begin(), bytes.end(), b.begin());
-  return asio::ip::address_v6(b);
-}
-
-// IPv4-mapped IPv6 (a dual-stack socket's view of an IPv4 peer) becomes IPv4,
-// so a peer has one spelling.
-HostPort FromAsio(const asio::ip::address& a, uint16_t port) {
-  if (a.is_v4()) return {IpAddress::FromV4(a.to_v4().to_uint()), port};
-  auto b = a.to_v6().to_bytes();
-  std::array<uint8_t, 16> bytes;
-  std::copy(b.begin(), b.end(), bytes.begin());
-  return {IpAddress::FromBytes(bytes), port};
-}
-
-double Seconds(SteadyDuration d) { return std::chrono::duration<double>(d).count(); }
-
-// ---------------------------------------------------------------------------
-// Frame streams over any Asio stream socket.
-
-template <typename Socket>
-class AsioFrameStream final : public FrameStream, public std::enable_shared_from_this<AsioFrameStream<Socket>> {
- public:
-  // `budget`: the transport's StreamMemoryBudget (none for the control
-  // socket, whose requests are tiny and whose clients are the local user).
-  AsioFrameStream(Socket socket, std::string peer, SteadyDuration deadline, std::function<void()> on_destroy,
-                  std::optional<StreamMemoryBudget> budget = std::nullopt)
-      : socket_(std::move(socket)),
-        timer_(socket_.get_executor()),
-        peer_(std::move(peer)),
-        deadline_(deadline),
-        on_destroy_(std::move(on_destroy)),
-        budget_(std::move(budget)) {}
-  ~AsioFrameStream() override {
-    if (on_destroy_) on_destroy_();
-  }
-
-  Socket& socket() { return socket_; }
-  void set_peer(std::string peer) { peer_ = std::move(peer); }
-
-  // Starts the deadline; the timer holds no reference, so an abandoned
-  // stream still goes away.
-  void StartDeadline() {
-    timer_.expires_after(deadline_);
-    std::weak_ptr<AsioFrameStream> weak = this->shared_from_this();
-    timer_.async_wait([weak](const error_code& ec) {
-      if (ec) return;
-      if (auto self = weak.lock()) {
-        self->timed_out_ = true;
-        self->Close();
-      }
-    });
-  }
-
-  void ReadFrame(size_t max_body, ReadHandler done) override {
-    auto self = this->shared_from_this();
-    asio::async_read(socket_, asio::buffer(header_), [self, max_body, done = std::move(done)](const error_code& ec, size_t) {
-      if (ec) return done(self->Failure(ec, "reading a frame header"));
-      auto len = ReadFrameLength(std::string_view(self->header_.data(), self->header_.size()));
-      if (!len.ok()) return done(len.status());
-      if (*len > max_body)
-        return done(Status::InvalidArgument("frame of " + std::to_string(*len) + " bytes exceeds the limit of " +
-                                            std::to_string(max_body)));
-      if (!self->Reserve(*len, self->read_reservation_))
-        return done(self->OverBudget(*len));
-      self->body_.clear();
-      self->ReadBody(*len, std::move(done));
-    });
-  }
-
-  void WriteFrame(std::string body, WriteHandler done) override {
-    auto self = this->shared_from_this();
-    if (!Reserve(kFrameHeaderBytes + body.size(), write_reservation_)) {
-      // Posted: no handler runs inside the call that started it (transport.h).
-      asio::post(socket_.get_executor(),
-                 [done = std::move(done), refused = OverBudget(body.size())] { done(refused); });
-      return;
-    }
-    out_ = FrameHeader(body.size());
-    out_ += body;
-    body = std::string();
-    asio::async_write(socket_, asio::buffer(out_), [self, done = std::move(done)](const error_code& ec, size_t) {
-      std::string().swap(self->out_);
-      self->write_reservation_.Release();
-      if (ec) return done(self->Failure(ec, "writing a frame"));
-      done(Status::Ok());
-    });
-  }
-
-  void Close() override {
-    if (closed_) return;
-    closed_ = true;
-    timer_.cancel();
-    error_code ignored;
-    socket_.close(ignored);
-  }
-
-  const std::string& peer() const override { return peer_; }
-
-  Status Failure(const error_code& ec, const char* doing) const {
-    if (timed_out_)
-      return Status::Unavailable(std::string("timed out ") + doing + " (stream deadline " +
-                                 std::to_string(Seconds(deadline_)).substr(0, 4) + " s)");
-    if (ec == asio::error::eof) return Status::IoError(std::string("connection closed by the peer while ") + doing);
-    return Status::IoError(std::string(doing) + ": " + ec.message());
-  }
-
- private:
-  bool Reserve(size_t bytes, StreamMemoryBudget::Reservation& out) {
-    return !budget_ || budget_->TryReserve(bytes, out);
-  }
-  Status OverBudget(size_t bytes) const {
-    return Status::Unavailable("frame of " + std::to_string(bytes) + " bytes does not fit the stream memory budget (" +
-                               std::to_string(budget_->in_use()) + " of " + std::to_string(budget_->limit()) +
-                               " bytes in use)");
-  }
-
-  // Memory grows with the bytes that arrive, 64 KiB at a time, not with what
-  // the header announced (the budget is reserved for all of it up front).
-  void ReadBody(size_t length, ReadHandler done) {
-    if (body_.size() == length) {
-      // The body's bytes stay reserved until the handler is done with them.
-      StreamMemoryBudget::Reservation held = std::move(read_reservation_);
-      return done(std::exchange(body_, std::string()));
-    }
-    size_t chunk = std::min(length - body_.size(), chunk_.size());
-    auto self = this->shared_from_this();
-    asio::async_read(socket_, asio::buffer(chunk_.data(), chunk),
-                     [self, length, done = std::move(done)](const error_code& ec, size_t n) mutable {
-                       if (ec) return done(self->Failure(ec, "reading a frame body"));
-                       self->body_.append(self->chunk_.data(), n);
-                       self->ReadBody(length, std::move(done));
-                     });
-  }
-
-  Socket socket_;
-  asio::steady_timer timer_;
-  std::string peer_;
-  SteadyDuration deadline_;
-  std::function<void()> on_destroy_;
-  std::array<char, kFrameHeaderBytes> header_{};
-  std::array<char, 65536> chunk_{};
-  std::string body_, out_;
-  bool closed_ = false, timed_out_ = false;
-  std::optional<StreamMemoryBudget> budget_;
-  StreamMemoryBudget::Reservation read_reservation_, write_reservation_;
-};
-
-using TcpStream = AsioFrameStream<tcp::socket>;
-using LocalStream = AsioFrameStream<local_stream::socket>;
-
-// Accepts on `acceptor` forever, handing streams to `on_stream` while fewer
-// than `max` are open and closing the rest at once. Accept errors (out of
-// descriptors) back off for 100 ms instead of spinning.
-template <typename Protocol>
-class StreamAcceptLoop {
- public:
-  using Stream = AsioFrameStream<typename Protocol::socket>;
-  StreamAcceptLoop(asio::io_context& io, std::string what, StreamLimits limits,
-                   std::function<void(std::shared_ptr<Stream>)> on_stream,
-                   std::optional<StreamMemoryBudget> budget = std::nullopt)
-      : acceptor_(io),
-        retry_(io),
-        what_(std::move(what)),
-        limits_(limits),
-        on_stream_(std::move(on_stream)),
-        budget_(std::move(budget)) {}
-
-  typename Protocol::acceptor& acceptor() { return acceptor_; }
-
-  void Start() { Next(); }
-  void Close() {
-    closed_ = true;
-    error_code ignored;
-    acceptor_.close(ignored);
-    retry_.cancel();
-  }
-
- private:
-  void Next() {
-    if (closed_) return;
-    acceptor_.async_accept([this](const error_code& ec, typename Protocol::socket socket) {
-      if (closed_ || ec == asio::error::operation_aborted) return;
-      auto now = std::chrono::steady_clock::now();
-      if (ec) {
-        uint64_t suppressed = 0;
-        if (limiter_.Allow(now, suppressed))
-          Log(LogLevel::kWarn, "accept failed", {{"listener", what_}, {"error", ec.message()}, {"suppressed", suppressed}});
-        retry_.expires_after(std::chrono::milliseconds(100));
-        retry_.async_wait([this](const error_code& e) {
-          if (!e) Next();
-        });
-        return;
-      }
-      std::string peer = Peer(socket);
-      if (*open_ >= limits_.max_inbound) {
-        uint64_t suppressed = 0;
-        if (limiter_.Allow(now, suppressed))
-          Log(LogLevel::kWarn, "refused stream",
-              {{"listener", what_}, {"from", peer}, {"reason", "too many open streams"},
-               {"limit", static_cast<uint64_t>(limits_.max_inbound)}, {"suppressed", suppressed}});
-        error_code ignored;
-        socket.close(ignored);
-      } else {
-        ++*open_;
-        auto open = open_;
-        auto stream = std::make_shared<Stream>(std::move(socket), std::move(peer), limits_.deadline,
-                                               [open] { --*open; }, budget_);
-        stream->StartDeadline();
-        on_stream_(std::move(stream));
-      }
-      Next();
-    });
-  }
-
-  static std::string Peer(tcp::socket& s) {
-    error_code ec;
-    auto ep = s.remote_endpoint(ec);
-    return ec ? "unknown" : FromAsio(ep.address(), ep.port()).ToString();
-  }
-  static std::string Peer(local_stream::socket&) { return "local"; }
-
-  typename Protocol::acceptor acceptor_;
-  asio::steady_timer retry_;
-  std::string what_;
-  StreamLimits limits_;
-  std::function<void(std::shared_ptr<Stream>)> on_stream_;
-  std::shared_ptr<size_t> open_ = std::make_shared<size_t>(0);  // outlives the loop: streams decrement it
-  std::optional<StreamMemoryBudget> budget_;
-  LogLimiter limiter_{10, std::chrono::seconds(10)};
-  bool closed_ = false;
-};
-
-// ---------------------------------------------------------------------------
-// Plain TCP.
-
-class TcpTransport final : public StreamTransport {
- public:
-  TcpTransport(asio::io_context& io, const StreamLimits& limits)
-      : io_(io), limits_(limits), budget_(limits.memory_budget) {}
-  ~TcpTransport() override { Close(); }
-
-  void Connect(const HostPort& to, ConnectHandler done) override {
-    auto stream = std::make_shared<TcpStream>(tcp::socket(io_), to.ToString(), limits_.deadline, nullptr, budget_);
-    stream->StartDeadline();
-    tcp::endpoint ep(ToAsio(to.ip), to.port);
-    // Streams leave from the address the node listens on (when it is a
-    // specific one), as its datagrams do: peers and firewalls see one address
-    // per node, and a partition made by address filters cuts streams too.
-    if (source_ && source_->is_v4() == ep.address().is_v4()) {
-      error_code ec;
-      stream->socket().open(ep.protocol(), ec);
-      if (!ec) stream->socket().bind(tcp::endpoint(*source_, 0), ec);
-      if (ec) {
-        auto failure = stream->Failure(ec, ("binding a stream to " + source_->to_string()).c_str());
-        asio::post(io_, [done = std::move(done), failure = std::move(failure)]() mutable { done(std::move(failure)); });
-        return;
-      }
-    }
-    stream->socket().async_connect(ep, [stream, done = std::move(done)](const error_code& ec) {
-      if (ec) return done(stream->Failure(ec, ("connecting to " + stream->peer()).c_str()));
-      error_code ignored;
-      stream->socket().set_option(tcp::no_delay(true), ignored);
-      done(FrameStreamPtr(stream));
-    });
-  }
-
-  Status Listen(const HostPort& at, AcceptHandler on_stream) override {
-    loop_ = std::make_unique<StreamAcceptLoop<tcp>>(
-        io_, "tcp " + at.ToString(), limits_, [on_stream](std::shared_ptr<TcpStream> s) { on_stream(std::move(s)); },
-        budget_);
-    auto& acc = loop_->acceptor();
-    tcp::endpoint ep(ToAsio(at.ip), at.port);
-    error_code ec;
-    acc.open(ep.protocol(), ec);
-    // [::] takes IPv4 too only with IPV6_V6ONLY off, which the system's
-    // default (net.ipv6.bindv6only) does not promise.
-    if (!ec && at.dual_stack()) acc.set_option(asio::ip::v6_only(false), ec);
-    if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acc.bind(ep, ec);
-    if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return Status::IoError("cannot listen on TCP " + at.ToString() + ": " + ec.message());
-    if (!ep.address().is_unspecified()) source_ = ep.address();
-    loop_->Start();
-    return Status::Ok();
-  }
-
-  void Close() override {
-    if (loop_) loop_->Close();
-  }
-
-  std::string_view name() const override { return "tcp"; }
-
- private:
-  asio::io_context& io_;
-  StreamLimits limits_;
-  StreamMemoryBudget budget_;  // shared by every stream of this transport, inbound and outbound
-  std::optional<asio::ip::address> source_;  // the listen address, when specific
-  std::unique_ptr<StreamAcceptLoop<tcp>> loop_;
-};
+using namespace detail;  // the Asio stream pieces (mesh/asio_streams.h)
 
 // ---------------------------------------------------------------------------
 // The node.
 
 constexpr size_t kMaxOutstandingSends = 1024;
 constexpr size_t kMaxOutboundStreams = 32;
-constexpr size_t kMaxControlRequestBytes = 1024;
 constexpr size_t kMaxControlStreams = 8;
 // A node that has been alone (no other member alive) this long while it
 // knows addresses to try goes back to joining: after an isolation longer
@@ -379,7 +73,7 @@ class Node {
         udp_(io_),
         timer_(io_),
         signals_(io_),
-        seal_(opts.seal ? opts.seal : std::make_shared<PlaintextSeal>()),
+        seal_(opts.seal),
         bound_control_socket_(bound_control_socket) {}
 
   ~Node() {
@@ -408,6 +102,9 @@ class Node {
   void StartPushPull(StreamRequest req);
   void PushPullFailed(const std::string& address, const std::string& reason);
   void OnInboundStream(const FrameStreamPtr& stream);
+  void OnEnrolStream(const FrameStreamPtr& stream);
+  ControlResponse CreateTokenFor(const TokenParams& params);
+  Status SetUpSecurity();
   void DropStream(const FrameStreamPtr& stream, const std::string& reason);
   void OnControlStream(const std::shared_ptr<LocalStream>& stream);
   void LogEvent(const MemberEvent& e);
@@ -428,6 +125,12 @@ class Node {
   asio::steady_timer timer_;
   asio::signal_set signals_;
   std::shared_ptr<DatagramSeal> seal_;
+  // Security (a secured cluster only): revocations are consulted at every
+  // TLS handshake and datagram.
+  std::shared_ptr<RevocationSet> revoked_ = std::make_shared<RevocationSet>();
+  std::unique_ptr<EnrolmentAuthority> authority_;  // when this node holds the CA key
+  EnrolmentLimiter enrol_limiter_;
+  LogLimiter enrol_refusals_{20, std::chrono::seconds(10)};
   std::unique_ptr<StreamTransport> streams_;
   std::unique_ptr<StreamAcceptLoop<local_stream>> control_;
   std::unique_ptr<Store> store_;
@@ -485,7 +188,9 @@ Status Node::OpenState() {
   } else if (loaded.status().code() != Status::Code::kNotFound) {
     return loaded.status().WithContext("data dir " + opts_.data_dir);
   }
-  auto resolved = ResolveIdentity(saved, opts_.identity);
+  IdentityRequest request = opts_.identity;
+  if (opts_.cluster) request.id = opts_.cluster->node;
+  auto resolved = ResolveIdentity(saved, request);
   if (!resolved.ok()) return resolved.status();
   state_ = std::move(*resolved);
   auto listen = ParseHostPort(state_.listen);
@@ -558,7 +263,8 @@ Status Node::BindGossip() {
   if (!ec) udp_.bind(ep, ec);
   if (ec) return Status::IoError("cannot bind UDP " + listen_.ToString() + ": " + ec.message());
   udp_v6_ = ep.protocol() == udp::v6();
-  StreamTransportFactory factory = opts_.stream_transport ? opts_.stream_transport : MakeTcpTransport;
+  StreamTransportFactory factory = opts_.stream_transport;
+  if (!factory) factory = opts_.cluster ? MutualTlsTransportFactory(opts_.cluster, revoked_) : MakeTcpTransport;
   auto transport = factory(io_, opts_.streams);
   if (!transport.ok()) return transport.status();
   streams_ = std::move(*transport);
@@ -570,6 +276,7 @@ Status Node::Start() {
   if (::mkdir(opts_.data_dir.c_str(), 0700) != 0 && errno != EEXIST)
     return Status::IoError("cannot create data dir " + opts_.data_dir + ": " + std::strerror(errno));
   if (Status s = OpenState(); !s.ok()) return s;
+  if (Status s = SetUpSecurity(); !s.ok()) return s;
   if (Status s = BindGossip(); !s.ok()) return s;
   if (Status s = BindControlSocket(); !s.ok()) return s;
 
@@ -662,10 +369,15 @@ void Node::OnDatagram(size_t n) {
   std::string from = FromAsio(rx_from_.address(), rx_from_.port()).ToString();
   if (n > kMaxDatagramBytes + seal_->Overhead()) return Drop(from, n, "oversized");
   if (n == 0) return Drop(from, n, "empty");
-  auto plain = seal_->Open(std::string_view(rx_.data(), n));
-  if (!plain.ok()) return Drop(from, n, plain.status().message());
-  auto msg = DecodeMessage(*plain);
+  auto opened = seal_->Open(std::string_view(rx_.data(), n));
+  if (!opened.ok()) return Drop(from, n, opened.status().message());
+  if (!opened->sender.empty() && revoked_->IsRevoked(opened->sender))
+    return Drop(from, n, "sender " + opened->sender.Hex() + " is revoked");
+  auto msg = DecodeMessage(opened->plain);
   if (!msg.ok()) return Drop(from, n, msg.status().message());
+  // The seal authenticated who sealed it: a member may not speak for another.
+  if (!opened->sender.empty() && opened->sender != msg->sender)
+    return Drop(from, n, "sealed by " + opened->sender.Hex() + " but sent in the name of " + msg->sender.Hex());
   core_->OnMessage(from, *msg, Now());
   AfterInput();
 }
@@ -743,6 +455,9 @@ void Node::StartPushPull(StreamRequest req) {
         if (!frame.ok()) return PushPullFailed(address, frame.status().message());
         auto reply = DecodePushPull(*frame);
         if (!reply.ok()) return PushPullFailed(address, "bad reply: " + reply.status().message());
+        if (opts_.cluster && reply->sender != s->authenticated_peer())
+          return PushPullFailed(address, "reply in the name of " + reply->sender.Hex() + " from node " +
+                                             s->authenticated_peer().Hex());
         core_->OnPushPullReply(address, *reply, Now());
         AfterInput();
       });
@@ -767,10 +482,16 @@ void Node::DropStream(const FrameStreamPtr& stream, const std::string& reason) {
 }
 
 void Node::OnInboundStream(const FrameStreamPtr& stream) {
+  // In a secured cluster a stream without a peer certificate may enrol and
+  // do nothing else.
+  if (opts_.cluster && stream->authenticated_peer().empty()) return OnEnrolStream(stream);
   stream->ReadFrame(kMaxStreamBytes, [this, stream](Result<std::string> frame) {
     if (!frame.ok()) return DropStream(stream, frame.status().message());
     auto request = DecodePushPull(*frame);
     if (!request.ok()) return DropStream(stream, request.status().message());
+    if (opts_.cluster && request->sender != stream->authenticated_peer())
+      return DropStream(stream, "push-pull in the name of " + request->sender.Hex() + " from node " +
+                                    stream->authenticated_peer().Hex());
     PushPull reply = core_->OnPushPullRequest(*request, Now());
     AfterInput();
     auto body = EncodePushPull(reply);
@@ -785,13 +506,17 @@ void Node::OnInboundStream(const FrameStreamPtr& stream) {
 void Node::OnControlStream(const std::shared_ptr<LocalStream>& stream) {
   stream->ReadFrame(kMaxControlRequestBytes, [this, stream](Result<std::string> frame) {
     if (!frame.ok()) return DropStream(stream, "control: " + frame.status().message());
-    auto command = DecodeControlRequest(*frame);
+    auto request = DecodeControlRequest(*frame);
     ControlResponse response;
-    if (!command.ok()) {
-      response.error = command.status().message();
+    if (!request.ok()) {
+      response.error = request.status().message();
+    } else if (request->command == ControlCommand::kCreateToken) {
+      response = CreateTokenFor(request->token);
+    } else if (request->command == ControlCommand::kRemoveMember || request->command == ControlCommand::kRotateKeys) {
+      response.error = "not available yet in this version of ndo";
     } else {
-      response = DescribeMembership(*core_, *command);
-      if (*command == ControlCommand::kLeave) response.leaving = true;
+      response = DescribeMembership(*core_, request->command);
+      if (request->command == ControlCommand::kLeave) response.leaving = true;
     }
     auto body = EncodeControlResponse(response);
     if (!body.ok()) {
@@ -800,12 +525,111 @@ void Node::OnControlStream(const std::shared_ptr<LocalStream>& stream) {
       body = EncodeControlResponse(err);
       if (!body.ok()) return stream->Close();
     }
-    bool leave = command.ok() && *command == ControlCommand::kLeave;
+    bool leave = request.ok() && request->command == ControlCommand::kLeave;
     stream->WriteFrame(std::move(*body), [this, stream, leave](Status) {
       stream->Close();
       if (leave) BeginLeave("control request");
     });
   });
+}
+
+Status Node::SetUpSecurity() {
+  if (!opts_.cluster) {
+    if (!seal_) seal_ = std::make_shared<PlaintextSeal>();
+    return Status::Ok();
+  }
+  if (!seal_) {
+    // Counters start at the wall clock in microseconds: a restarted node
+    // continues above what its peers' replay windows hold.
+    auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    seal_ = std::make_shared<AeadSeal>(opts_.cluster->cluster, opts_.cluster->node, opts_.cluster->keyring,
+                                       static_cast<uint64_t>(now_us.count()));
+  }
+  if (opts_.cluster->holds_ca_key()) authority_ = std::make_unique<EnrolmentAuthority>(*store_, *opts_.cluster);
+  return Status::Ok();
+}
+
+void Node::OnEnrolStream(const FrameStreamPtr& stream) {
+  std::string source = stream->peer();
+  if (auto host = ParseHostPort(source); host.ok()) source = host->ip.ToString();
+  auto refuse = [this, stream, source](const std::string& reason, const std::string& token) {
+    uint64_t suppressed = 0;
+    if (enrol_refusals_.Allow(std::chrono::steady_clock::now(), suppressed))
+      Log(LogLevel::kWarn, "refused enrolment",
+          {{"from", stream->peer()}, {"token", token}, {"reason", reason}, {"suppressed", suppressed}});
+  };
+  if (std::string why = enrol_limiter_.Admit(source, Now()); !why.empty()) {
+    refuse(why, "");
+    return stream->Close();
+  }
+  stream->ReadFrame(kMaxEnrolMessageBytes, [this, stream, source, refuse](Result<std::string> frame) {
+    auto answer = [stream](EnrolReply reply) {
+      auto body = EncodeEnrolReply(reply);
+      if (!body.ok()) return stream->Close();
+      stream->WriteFrame(std::move(*body), [stream](Status) { stream->Close(); });
+    };
+    if (!frame.ok()) {
+      enrol_limiter_.RecordFailure(source, Now());
+      refuse("unauthenticated stream: " + frame.status().message(), "");
+      return stream->Close();
+    }
+    auto request = DecodeEnrolRequest(*frame);
+    if (!request.ok()) {
+      // Also what a node without a certificate gets for anything else (a
+      // push-pull from an unenrolled or misconfigured node).
+      enrol_limiter_.RecordFailure(source, Now());
+      refuse("not an enrolment request: " + request.status().message(), "");
+      return answer(EnrolReply{"expected an enrolment request (no client certificate)"});
+    }
+    if (!authority_) {
+      refuse("this node does not hold the cluster CA key", request->token_id);
+      return answer(EnrolReply{"this node cannot enrol others (it does not hold the cluster CA key); join through "
+                               "the node that ran ndo init"});
+    }
+    auto exporter = stream->ExportKeyingMaterial(kEnrolExporterLabel, kEnrolExporterBytes);
+    if (!exporter.ok()) return stream->Close();
+    std::vector<std::string> members{core_->self().address};
+    for (const auto& [id, m] : core_->members())
+      if (m.info && m.state == MemberState::kAlive && members.size() < kMaxEnrolMembers) members.push_back(m.info->address);
+    auto known = [this](const NodeId& id) { return id == state_.self.id || core_->Find(id) != nullptr; };
+    auto outcome = authority_->Handle(*request, *exporter, std::move(members), known,
+                                      static_cast<int64_t>(std::time(nullptr)));
+    if (!outcome.reply.error.empty()) {
+      enrol_limiter_.RecordFailure(source, Now());
+      refuse(outcome.log_reason, request->token_id);
+    } else {
+      Log(LogLevel::kInfo, "enrolled node",
+          {{"id", outcome.enrolled.Hex()}, {"name", request->name}, {"vantage", request->vantage},
+           {"from", stream->peer()}, {"token", request->token_id}});
+    }
+    answer(std::move(outcome.reply));
+  });
+}
+
+ControlResponse Node::CreateTokenFor(const TokenParams& params) {
+  ControlResponse r;
+  if (!opts_.cluster) {
+    r.error = "this agent runs an unsecured mesh (--insecure): there are no tokens";
+    return r;
+  }
+  if (!opts_.cluster->holds_ca_key()) {
+    r.error = "only a node that holds the cluster CA key (the one that ran ndo init) can issue tokens";
+    return r;
+  }
+  auto token = CreateToken(*store_, params, static_cast<int64_t>(std::time(nullptr)));
+  auto hash = SpkiSha256(opts_.cluster->ca_pem);
+  if (!token.ok() || !hash.ok()) {
+    r.error = token.ok() ? hash.status().message() : token.status().message();
+    return r;
+  }
+  r.token = FormatJoinToken({token->id, token->secret});
+  r.ca_hash = *hash;
+  r.expires_unix = token->expires_unix;
+  Log(LogLevel::kInfo, "token created",
+      {{"token", token->id}, {"uses", static_cast<uint64_t>(token->max_uses)}, {"vantage", token->vantage},
+       {"expires_unix", token->expires_unix}});
+  return r;
 }
 
 void Node::LogEvent(const MemberEvent& e) {
@@ -1018,10 +842,6 @@ void Node::Finish() {
 }
 
 }  // namespace
-
-Result<std::unique_ptr<StreamTransport>> MakeTcpTransport(boost::asio::io_context& io, const StreamLimits& limits) {
-  return std::unique_ptr<StreamTransport>(new TcpTransport(io, limits));
-}
 
 Status CheckDataDir(const std::string& data_dir) {
   if (data_dir.empty()) return Status::InvalidArgument("empty data dir");

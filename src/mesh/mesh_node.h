@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "mesh/address.h"
+#include "mesh/cluster_files.h"
 #include "mesh/membership.h"
 #include "mesh/node_identity.h"
 #include "mesh/transport.h"
@@ -47,8 +48,13 @@ struct MeshNodeOptions {
   std::chrono::steady_clock::duration leave_grace = std::chrono::seconds(2);
   std::chrono::steady_clock::duration join_retry_first = std::chrono::seconds(1);
   std::chrono::steady_clock::duration join_retry_max = std::chrono::seconds(30);
-  // The security seam (transport.h): null means plaintext datagrams and
-  // plain TCP streams.
+  // A secured cluster (mesh/cluster_files.h): datagrams sealed with its
+  // keyring, streams over mutual TLS, the node id its certificate names,
+  // enrolment of new nodes served when it holds the CA key, and tokens
+  // issued on request. Null: an unsecured mesh (`--insecure`, labs only).
+  std::shared_ptr<const ClusterMaterial> cluster;
+  // The security seam (transport.h), for tests: when set, these replace
+  // what `cluster` (or its absence) would choose.
   std::shared_ptr<DatagramSeal> seal;
   StreamTransportFactory stream_transport;
 };

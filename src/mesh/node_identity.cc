@@ -186,12 +186,19 @@ Status SaveNodeCounters(Store& store, uint64_t incarnation, uint64_t max_epoch_s
 Result<NodeState> ResolveIdentity(const std::optional<NodeState>& saved, const IdentityRequest& req) {
   NodeState st;
   if (saved) {
+    if (req.id && *req.id != saved->self.id)
+      return Status::InvalidArgument("this data directory's node is " + saved->self.id.Hex() +
+                                     " but its certificate names node " + req.id->Hex());
     st = *saved;
     st.incarnation = saved->incarnation + 1;
   } else {
-    auto id = RandomNodeId();
-    if (!id.ok()) return id.status();
-    st.self.id = *id;
+    if (req.id) {
+      st.self.id = *req.id;
+    } else {
+      auto id = RandomNodeId();
+      if (!id.ok()) return id.status();
+      st.self.id = *id;
+    }
     st.self.name = DefaultNodeName();
     st.self.priority = kDefaultPriority;
     st.incarnation = 0;

@@ -48,6 +48,9 @@ struct IdentityRequest {
   std::optional<HostPort> listen;     // required on first start
   std::optional<HostPort> advertise;  // default: listen
   std::optional<uint32_t> priority;   // default on first start: 100
+  // The node id the node's certificate names (a secured cluster): a new
+  // identity takes it, a saved one must have it.
+  std::optional<NodeId> id;
 };
 
 inline constexpr uint32_t kDefaultPriority = 100;

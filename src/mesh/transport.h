@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "mesh/address.h"
+#include "mesh/messages.h"
 #include "scan/status.h"
 
 namespace boost::asio {
@@ -36,13 +37,21 @@ class io_context;
 
 namespace ndo::mesh {
 
+// What Open() found: the plaintext and, when the seal authenticates its
+// sender, who sealed it (empty for plaintext). The driver drops a message
+// that names another sender than the one the seal authenticated.
+struct OpenedDatagram {
+  std::string plain;
+  NodeId sender;
+};
+
 // Protects datagrams. Open() of anything not sealed by a peer must fail
 // (the driver then drops the datagram with the reason logged).
 class DatagramSeal {
  public:
   virtual ~DatagramSeal() = default;
   virtual Result<std::string> Seal(std::string_view plain) = 0;
-  virtual Result<std::string> Open(std::string_view wire) = 0;
+  virtual Result<OpenedDatagram> Open(std::string_view wire) = 0;
   // The most bytes Seal() adds; the driver accepts datagrams of up to
   // kMaxDatagramBytes + Overhead() (kMaxDatagramBytes leaves room for it).
   virtual size_t Overhead() const { return 0; }
@@ -52,7 +61,7 @@ class DatagramSeal {
 class PlaintextSeal final : public DatagramSeal {
  public:
   Result<std::string> Seal(std::string_view plain) override { return std::string(plain); }
-  Result<std::string> Open(std::string_view wire) override { return std::string(wire); }
+  Result<OpenedDatagram> Open(std::string_view wire) override { return OpenedDatagram{std::string(wire), {}}; }
 };
 
 // A connected stream of frames (4-byte big-endian length, then the body;
@@ -74,6 +83,16 @@ class FrameStream {
   virtual void Close() = 0;
   // The other end, "ip:port" (or a path for local streams), for logs.
   virtual const std::string& peer() const = 0;
+  // The node id the peer's certificate names, checked against the cluster
+  // CA and the revocation set during the TLS handshake; empty when the peer
+  // is not authenticated (plain TCP, or a TLS client without a certificate:
+  // a node that comes to enrol).
+  virtual NodeId authenticated_peer() const { return {}; }
+  // Keying material exported from the stream's TLS session (RFC 8446 7.5),
+  // which binds a proof to this session; Unavailable on plain streams.
+  virtual Result<std::string> ExportKeyingMaterial(std::string_view label, size_t bytes) const {
+    return Status::Unavailable("not a TLS stream");
+  }
 };
 using FrameStreamPtr = std::shared_ptr<FrameStream>;
 
@@ -169,5 +188,15 @@ using StreamTransportFactory =
 
 // Plain TCP (SO_REUSEADDR on the listener, TCP_NODELAY on streams).
 Result<std::unique_ptr<StreamTransport>> MakeTcpTransport(boost::asio::io_context& io, const StreamLimits& limits);
+
+struct ClusterMaterial;
+class RevocationSet;
+// Mutual TLS 1.3 against the cluster CA (mesh/tls_context.h): a stream is
+// handed out only after the peer's certificate checked out, with its node
+// id as authenticated_peer(); inbound clients without a certificate are
+// handed out unauthenticated (enrolment only). `revoked` is consulted at
+// every handshake, so a revocation takes effect for the next stream.
+StreamTransportFactory MutualTlsTransportFactory(std::shared_ptr<const ClusterMaterial> material,
+                                                 std::shared_ptr<const RevocationSet> revoked);
 
 }  // namespace ndo::mesh

@@ -91,6 +91,13 @@ View ParseMembers(const CommandResult& r) {
   return v;
 }
 
+// A string field of a one-line JSON record, e.g. `ndo token create --json`.
+std::string JsonField(const std::string& json, const std::string& field) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + field + "\":\"([^\"]*)\""))) return {};
+  return m[1];
+}
+
 // ---------------------------------------------------------------------------
 // A cluster of daemons.
 
@@ -197,10 +204,42 @@ class MeshProcess : public ::testing::Test {
     for (const std::string& a : {std::string("--listen"), n.Address(), std::string("--data-dir"), n.data,
                                  std::string("--vantage"), std::string("lab"), std::string("--name"), n.name})
       args.push_back(a);
+    // A secured cluster, as in production: joiners enrol with the token on
+    // their first start (later starts find their certificate and ignore it).
+    if (insecure_) {
+      args.push_back("--insecure");
+    } else if (!n.seeds.empty()) {
+      for (const std::string& a : {std::string("--token"), token_, std::string("--ca-hash"), ca_hash_}) args.push_back(a);
+    }
     return args;
   }
 
+  // `ndo init` in the first node's data dir and a token for everyone else,
+  // both offline, before any node starts (joiners start first and retry).
+  void InitCluster(const Node& first) {
+    auto init = RunArgv({NdoBinary(), "init", "--data-dir", first.data}, tmp_, "init", 30s);
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+    auto token = RunArgv({NdoBinary(), "token", "create", "--data-dir", first.data, "--uses", "0", "--ttl", "1h",
+                          "--json"},
+                         tmp_, "token", 30s);
+    ASSERT_EQ(token.exit_code, 0) << token.err;
+    token_ = JsonField(token.out, "token");
+    ca_hash_ = JsonField(token.out, "ca_hash");
+    ASSERT_FALSE(token_.empty()) << token.out;
+    ASSERT_FALSE(ca_hash_.empty()) << token.out;
+  }
+
+  // The first start of a cluster's first node initialises the cluster; a
+  // joiner started before its seed initialises the seed's data dir.
   void Start(Node& n) {
+    if (token_.empty() && !insecure_) {
+      const Node* first = &n;
+      if (!n.seeds.empty())
+        for (const auto& other : nodes_)
+          if (other.Address() == n.seeds.front()) first = &other;
+      ASSERT_TRUE(first->seeds.empty()) << n.name << "'s seed is not a node of this test";
+      ASSERT_NO_FATAL_FAILURE(InitCluster(*first));
+    }
     n.pid = SpawnArgv(NodeArgs(n), n.log);
     ASSERT_GT(n.pid, 0);
   }
@@ -323,7 +362,8 @@ class MeshProcess : public ::testing::Test {
       for (int i = 0; i < count; ++i)
         AddNode("node-" + std::string(1, static_cast<char>('a' + i)), "127.0.0." + std::to_string(i + 1));
       for (int i = 1; i < count; ++i) nodes_[i].seeds = {nodes_[0].Address()};
-      // Joiners first: they retry until the seed is up.
+      if (!insecure_) ASSERT_NO_FATAL_FAILURE(InitCluster(nodes_[0]));
+      // Joiners first: they retry (enrolling, then joining) until the seed is up.
       for (int i = count - 1; i >= 0; --i) Start(nodes_[i]);
       if (attempt == 3 || !PortTakenMeanwhile(20s)) break;
       std::printf("[ mesh     ] a port was taken between its check and its bind; starting over on others\n");
@@ -333,6 +373,7 @@ class MeshProcess : public ::testing::Test {
         std::filesystem::remove(n.log);
       }
       nodes_.clear();
+      token_.clear();
     }
     auto t0 = SteadyClock::now();
     ASSERT_TRUE(WaitAgreed(All(), Names(All()), timeout, coordinator));
@@ -342,6 +383,8 @@ class MeshProcess : public ::testing::Test {
   }
 
   std::string tmp_;
+  std::string token_, ca_hash_;  // the cluster's join token and CA hash (InitCluster)
+  bool insecure_ = false;        // run the nodes with --insecure (plaintext, no certificates)
   std::vector<std::string> prefix_;  // e.g. ip netns exec NAME
   std::deque<Node> nodes_;  // a deque: references stay valid as nodes are added
   std::map<std::string, std::string> ids_;
@@ -511,6 +554,9 @@ std::string Be32(uint32_t n) {
 }
 
 TEST_F(MeshProcess, GarbageDatagramsAndStreamsChangeNothing) {
+  // Plaintext frames reach the frame reader only on an insecure mesh; a
+  // secured one refuses them in the TLS handshake (mesh_security_test).
+  insecure_ = true;
   StartCluster(3, 60s);
   if (HasFatalFailure()) return;
   Node& target = nodes_[0];
@@ -672,8 +718,16 @@ TEST_F(MeshProcess, BadInputIsRefusedWithClearErrors) {
            {{"agent", "--listen", "127.0.0.1:7946", "--data-dir", dir, "--vantage", "lab", "--name", long_name}, 2, "at most 64"},
            {{"agent", "--listen", "127.0.0.1:7946", "--data-dir", dir, "--vantage", long_vantage}, 2, "at most 32"},
            {{"agent", "--listen", "127.0.0.1:7946", "--data-dir", tmp_ + "/no/such/parent", "--vantage", "lab"}, 2, "does not exist"},
-           {{"agent", "--listen", "127.0.0.1:7946", "--data-dir", dir}, 2, "--vantage"},
-           {{"agent", "--listen", "0.0.0.0:7946", "--data-dir", dir, "--vantage", "lab"}, 2, "--advertise"},
+           {{"agent", "--listen", "127.0.0.1:7946", "--data-dir", dir, "--insecure"}, 2, "--vantage"},
+           {{"agent", "--listen", "0.0.0.0:7946", "--data-dir", dir, "--vantage", "lab", "--insecure"}, 2, "--advertise"},
+           // A secured cluster is the default: no certificate, no token, no node.
+           {{"agent", "--listen", "127.0.0.1:7946", "--data-dir", dir, "--vantage", "lab"}, 2, "belongs to no cluster: run `ndo init`"},
+           {{"join", "127.0.0.1:7946", "--listen", "127.0.0.2:7946", "--data-dir", dir, "--vantage", "lab"}, 2, "belongs to no cluster"},
+           {{"join", "127.0.0.1:7946", "--listen", "127.0.0.2:7946", "--data-dir", dir, "--vantage", "lab", "--token", "ndo1.0123456789abcdef.0123456789abcdef0123456789abcdef"}, 2, "needs --ca-hash"},
+           {{"join", "127.0.0.1:7946", "--listen", "127.0.0.2:7946", "--data-dir", dir, "--vantage", "lab", "--token", "ndo1.0123456789abcdef.0123456789abcdef0123456789abcdef", "--insecure"}, 2, "exclude each other"},
+           {{"join", "127.0.0.1:7946", "--listen", "127.0.0.2:7946", "--data-dir", dir, "--vantage", "lab", "--token", "ndo1.nothex.secret", "--ca-hash", "sha256:" + std::string(64, 'a')}, 2, "malformed join token"},
+           {{"join", "127.0.0.1:7946", "--listen", "127.0.0.2:7946", "--data-dir", dir, "--vantage", "lab", "--token", "ndo1.0123456789abcdef.0123456789abcdef0123456789abcdef", "--ca-hash", "md5:abc"}, 2, "--ca-hash"},
+           {{"token", "create", "--data-dir", dir, "--ttl", "forever"}, 2, "--ttl"},
            {{"agent", "--listen", "127.0.0.1:7946", "--data-dir", dir, "--vantage", "lab", "--log-level", "loud"}, 2, "unknown log level"},
            {{"join", "127.0.0.1:99999", "--listen", "127.0.0.1:7946", "--data-dir", dir, "--vantage", "lab"}, 2, "seed"},
            {{"join", "--listen", "127.0.0.1:7946", "--data-dir", dir, "--vantage", "lab"}, 2, "seed"},
@@ -698,7 +752,7 @@ TEST_F(MeshProcess, BadInputIsRefusedWithClearErrors) {
   auto twice = run({"agent", "--listen", "127.0.0.1:" + std::to_string(a.port + 1), "--data-dir", a.data, "--vantage", "lab"});
   EXPECT_EQ(twice.exit_code, 1);
   EXPECT_NE(twice.err.find("using data dir " + a.data), std::string::npos) << twice.err;
-  auto port = run({"agent", "--listen", a.Address(), "--data-dir", tmp_ + "/other", "--vantage", "lab"});
+  auto port = run({"agent", "--listen", a.Address(), "--data-dir", tmp_ + "/other", "--vantage", "lab", "--insecure"});
   EXPECT_EQ(port.exit_code, 1);
   EXPECT_NE(port.err.find("cannot bind UDP " + a.Address()), std::string::npos) << port.err;
   EXPECT_TRUE(Members(a).ok) << "the running agent is unaffected";
@@ -731,6 +785,7 @@ TEST_F(MeshProcess, RestartsKeepTheAdvertisedAddressAndTheSavedMembers) {
   // An address given with --advertise stays when only --listen changes.
   Node& c = AddNode("adv", "127.0.0.3");
   std::string advertised = "127.0.0.9:" + std::to_string(c.port);
+  ASSERT_NO_FATAL_FAILURE(InitCluster(c));  // a cluster of its own
   auto args = NodeArgs(c);
   args.insert(args.end(), {"--advertise", advertised});
   c.pid = SpawnArgv(args, c.log);

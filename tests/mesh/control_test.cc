@@ -44,8 +44,26 @@ TEST(ControlMessages, RequestsRoundTrip) {
     ASSERT_TRUE(enc.ok());
     auto dec = DecodeControlRequest(*enc);
     ASSERT_TRUE(dec.ok()) << dec.status().message();
-    EXPECT_EQ(*dec, c);
+    EXPECT_EQ(dec->command, c);
   }
+  ControlRequest token(ControlCommand::kCreateToken);
+  token.token = {3600, 5, "dmz"};
+  auto enc = EncodeControlRequest(token);
+  ASSERT_TRUE(enc.ok());
+  auto dec = DecodeControlRequest(*enc);
+  ASSERT_TRUE(dec.ok()) << dec.status().message();
+  EXPECT_EQ(dec->command, ControlCommand::kCreateToken);
+  EXPECT_EQ(dec->token.ttl_seconds, 3600);
+  EXPECT_EQ(dec->token.max_uses, 5u);
+  EXPECT_EQ(dec->token.vantage, "dmz");
+  ControlRequest remove(ControlCommand::kRemoveMember);
+  remove.member = "worker-3";
+  enc = EncodeControlRequest(remove);
+  ASSERT_TRUE(enc.ok());
+  dec = DecodeControlRequest(*enc);
+  ASSERT_TRUE(dec.ok());
+  EXPECT_EQ(dec->command, ControlCommand::kRemoveMember);
+  EXPECT_EQ(dec->member, "worker-3");
 }
 
 TEST(ControlMessages, ResponsesRoundTrip) {

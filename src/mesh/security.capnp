@@ -1,0 +1,47 @@
+# The mesh's security records: join tokens and the gossip keyring, as kept in
+# a node's store and data directory and sent to an enrolling node. Fields are
+# only ever added, never renumbered.
+@0xb7f3c1d2a4e59608;
+
+$import "/capnp/c++.capnp".namespace("ndo::mesh::schema");
+
+struct TokenRecord {
+  id @0 :Text;
+  secret @1 :Text;
+  createdUnix @2 :Int64;
+  expiresUnix @3 :Int64;
+  maxUses @4 :UInt32;
+  uses @5 :UInt32;
+  vantage @6 :Text;
+  usedBy @7 :List(Text);
+  revoked @8 :Bool;
+}
+
+struct GossipKey {
+  id @0 :UInt32;
+  key @1 :Data;          # 32 bytes, AES-256-GCM
+  createdUnix @2 :Int64;
+}
+
+struct Keyring {
+  keys @0 :List(GossipKey);
+  primary @1 :UInt32;    # the id of the key that seals; every key opens
+}
+
+# A node without a certificate, over TLS to a member (whose CA it pinned),
+# asks to be enrolled: one frame each way.
+struct EnrolRequest {
+  tokenId @0 :Text;
+  csr @1 :Text;          # PEM
+  vantage @2 :Text;
+  name @3 :Text;
+  proof @4 :Data;        # HMAC-SHA256 (mesh/join_token.h)
+}
+
+struct EnrolReply {
+  error @0 :Text;        # empty on success; the reason otherwise
+  cert @1 :Text;         # PEM: the node's certificate
+  ca @2 :Text;           # PEM: the cluster CA
+  keyring @3 :Data;     # an encoded Keyring message (EncodeKeyring)
+  members @4 :List(Text);  # addresses to join through
+}
