@@ -257,6 +257,19 @@ MeshCli::MeshCli(CLI::App& app) {
   members_ = app.add_subcommand("members", "List the members the local agent knows, and the coordinator");
   members_->add_option("--data-dir", data_dir_, "The agent's data dir (default: $XDG_DATA_HOME/ndo)");
   members_->add_flag("--json", json_, "JSON Lines: one record per member, then one for the coordinator");
+  members_remove_ = members_->add_subcommand(
+      "remove", "Revoke a member: every member refuses its certificate, streams and datagrams from then on, and the "
+                "gossip keys rotate (the removed node keeps only old ones)");
+  members_remove_->add_option("node", remove_who_, "The member's name, node id, or an id prefix of 8+ hex digits")
+      ->required();
+  members_remove_->add_option("--data-dir", data_dir_, "The local agent's data dir (default: $XDG_DATA_HOME/ndo)");
+
+  auto* keys = app.add_subcommand("keys", "Gossip keys of a secured cluster");
+  keys->require_subcommand(1);
+  keys_rotate_ = keys->add_subcommand(
+      "rotate", "Install a new gossip key on every member, seal with it 10 s later, and remove the old keys 10 s after "
+                "that, without a restart");
+  keys_rotate_->add_option("--data-dir", data_dir_, "The local agent's data dir (default: $XDG_DATA_HOME/ndo)");
 
   leave_ = app.add_subcommand("leave", "Make the local agent leave the mesh gracefully and exit");
   leave_->add_option("--data-dir", data_dir_, "The agent's data dir (default: $XDG_DATA_HOME/ndo)");
@@ -285,6 +298,12 @@ int MeshCli::Dispatch() {
   }
   if (init_->parsed()) return RunInitCommand(data_dir_);
   if (token_create_->parsed()) return RunTokenCreateCommand(token_cmd_);
+  if (members_remove_->parsed()) {
+    mesh::ControlRequest request(ControlCommand::kRemoveMember);
+    request.member = remove_who_;
+    return RunSecurityControl(data_dir_, request);
+  }
+  if (keys_rotate_->parsed()) return RunSecurityControl(data_dir_, ControlCommand::kRotateKeys);
   if (members_->parsed()) return RunMembersCommand(data_dir_, json_);
   if (leave_->parsed()) return RunLeaveCommand(data_dir_);
   return -1;
@@ -312,6 +331,13 @@ int RunMembersCommand(const std::string& data_dir, bool json) {
     PrintJson(*r);
   else
     PrintTable(*r);
+  return kExitOk;
+}
+
+int RunSecurityControl(const std::string& data_dir, const mesh::ControlRequest& request) {
+  auto r = mesh::CallControl(DataDirOrDefault(data_dir), request, kControlTimeout);
+  if (!r.ok()) return std::fprintf(stderr, "ndo: %s\n", r.status().message().c_str()), kExitError;
+  std::printf("%s\n", r->message.c_str());
   return kExitOk;
 }
 

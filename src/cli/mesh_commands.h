@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/security_commands.h"
+#include "mesh/control.h"
 
 namespace ndo {
 
@@ -37,6 +38,9 @@ class MeshCli {
   CLI::App* members_ = nullptr;
   CLI::App* leave_ = nullptr;
   CLI::App* init_ = nullptr;
+  CLI::App* members_remove_ = nullptr;
+  CLI::App* keys_rotate_ = nullptr;
+  std::string remove_who_;
   CLI::App* token_create_ = nullptr;
   TokenCommand token_cmd_;
   AgentCommand agent_cmd_;
@@ -50,5 +54,8 @@ class MeshCli {
 int RunAgentCommand(const AgentCommand& cmd);
 int RunMembersCommand(const std::string& data_dir, bool json);
 int RunLeaveCommand(const std::string& data_dir);
+// `ndo members remove` and `ndo keys rotate`: the request to the local agent,
+// which prints what it did.
+int RunSecurityControl(const std::string& data_dir, const mesh::ControlRequest& request);
 
 }  // namespace ndo

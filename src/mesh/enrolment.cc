@@ -119,6 +119,8 @@ Status RecordIssued(Store& store, const NodeId& node, std::string_view serial_he
   return store.PutMeta(IssuedKey(node), serial_hex, /*sync=*/true);
 }
 
+Result<std::string> IssuedSerial(Store& store, const NodeId& node) { return store.GetMeta(IssuedKey(node)); }
+
 Result<TokenRecord> CreateToken(Store& store, const TokenParams& params, int64_t now_unix) {
   constexpr int64_t kMaxTtl = 365LL * 24 * 3600;
   if (params.ttl_seconds <= 0 || params.ttl_seconds > kMaxTtl)

@@ -65,6 +65,9 @@ Status SaveToken(Store& store, const TokenRecord& record);  // synced
 // Notes that `node` has a certificate (metadata "mesh.cert.<id>" = serial):
 // its id is never issued again. `ndo init` records its own.
 Status RecordIssued(Store& store, const NodeId& node, std::string_view serial_hex);
+// The serial of the certificate issued to `node` (NotFound if this node did
+// not issue one).
+Result<std::string> IssuedSerial(Store& store, const NodeId& node);
 // Creates, stores and returns a new token.
 Result<TokenRecord> CreateToken(Store& store, const TokenParams& params, int64_t now_unix);
 

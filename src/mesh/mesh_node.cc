@@ -32,6 +32,8 @@
 #include "mesh/codec.h"
 #include "mesh/control.h"
 #include "mesh/enrolment.h"
+#include "mesh/gossip_seal.h"
+#include "mesh/security_state.h"
 #include "mesh/tls_context.h"
 #include "mesh/log.h"
 #include "store/store.h"
@@ -52,6 +54,10 @@ constexpr size_t kMaxControlStreams = 8;
 // than reap_after it has reaped everyone, and the core alone never calls
 // on a reaped member again.
 constexpr SteadyDuration kRejoinWhenAloneAfter = std::chrono::seconds(10);
+// How often a member of a secured cluster exchanges its security state with
+// a random other member.
+constexpr SteadyDuration kSecuritySyncInterval = std::chrono::seconds(10);
+constexpr std::string_view kSecurityStateKey = "mesh.security";
 
 std::string_view StateMessage(MemberState s) {
   switch (s) {
@@ -100,6 +106,18 @@ class Node {
   void AfterInput();
   void Send(const Outgoing& o);
   void StartPushPull(StreamRequest req);
+  using ReplyHandler = std::function<void(Result<std::string> reply, const NodeId& peer)>;
+  // One frame out, one frame back over a new stream to `address`.
+  void RequestReply(const std::string& address, std::string body, ReplyHandler on_reply);
+  // The replicated security state (secured clusters): load, apply, share.
+  Status LoadSecurityState();
+  void ApplySecurityState(const std::string& why);
+  void SyncSecurityWith(const std::string& address);
+  void PushSecurityToAll();
+  void OnSecuritySync(const FrameStreamPtr& stream, std::string_view body);
+  bool MergeSecurity(const SecurityState& other);
+  ControlResponse RotateKeys();
+  ControlResponse RemoveMember(const std::string& who);
   void PushPullFailed(const std::string& address, const std::string& reason);
   void OnInboundStream(const FrameStreamPtr& stream);
   void OnEnrolStream(const FrameStreamPtr& stream);
@@ -110,6 +128,7 @@ class Node {
   void LogEvent(const MemberEvent& e);
   void ArmTimer();
   void OnTimer();
+  void SecurityTick(Time now);
   void MaybeSave(bool force);
   void PersistCounters();
   bool KeepAbsentMembers(Time now) const;
@@ -129,6 +148,11 @@ class Node {
   // TLS handshake and datagram.
   std::shared_ptr<RevocationSet> revoked_ = std::make_shared<RevocationSet>();
   std::unique_ptr<EnrolmentAuthority> authority_;  // when this node holds the CA key
+  std::shared_ptr<AeadSeal> aead_;                 // the seal, when the node made it
+  SecurityState security_;
+  std::optional<int64_t> next_key_change_;         // unix seconds
+  Time next_security_sync_{};
+  bool self_revoked_logged_ = false;
   EnrolmentLimiter enrol_limiter_;
   LogLimiter enrol_refusals_{20, std::chrono::seconds(10)};
   std::unique_ptr<StreamTransport> streams_;
@@ -419,17 +443,45 @@ void Node::PushPullFailed(const std::string& address, const std::string& reason)
   AfterInput();
 }
 
+// Frames between the members of a secured cluster start with a kind byte:
+// the same stream port carries membership push-pulls and security-state
+// syncs. An unsecured mesh sends bare push-pulls, as before.
+constexpr char kPushPullFrame = 'P';
+constexpr char kSecuritySyncFrame = 'S';
+
 void Node::StartPushPull(StreamRequest req) {
   std::string address = req.address;
-  auto fail_later = [this, address](std::string reason) {
+  auto body = EncodePushPull(req.request);
+  if (!body.ok()) {
     // Posted, so the core is never re-entered from inside AfterInput.
-    asio::post(io_, [this, address, reason] { PushPullFailed(address, reason); });
+    return asio::post(io_, [this, address, reason = body.status().message()] { PushPullFailed(address, reason); });
+  }
+  if (opts_.cluster) body->insert(body->begin(), kPushPullFrame);
+  RequestReply(address, std::move(*body), [this, address](Result<std::string> frame, const NodeId& peer) {
+    if (!frame.ok()) return PushPullFailed(address, frame.status().message());
+    std::string_view bytes = *frame;
+    if (opts_.cluster) {
+      if (bytes.empty() || bytes.front() != kPushPullFrame) return PushPullFailed(address, "bad reply: not a push-pull");
+      bytes.remove_prefix(1);
+    }
+    auto reply = DecodePushPull(bytes);
+    if (!reply.ok()) return PushPullFailed(address, "bad reply: " + reply.status().message());
+    if (opts_.cluster && reply->sender != peer)
+      return PushPullFailed(address, "reply in the name of " + reply->sender.Hex() + " from node " + peer.Hex());
+    core_->OnPushPullReply(address, *reply, Now());
+    AfterInput();
+  });
+}
+
+void Node::RequestReply(const std::string& address, std::string body, ReplyHandler on_reply) {
+  // Every outcome is delivered from the event loop, never from inside this
+  // call: the caller may be driving the core (AfterInput).
+  auto fail_later = [this, on_reply](std::string reason) {
+    asio::post(io_, [on_reply, reason] { on_reply(Status::Unavailable(reason), NodeId{}); });
   };
   auto to = ParseHostPort(address);
   if (!to.ok()) return fail_later(to.status().message());
-  if (outbound_streams_ >= kMaxOutboundStreams) return fail_later("too many push-pulls in flight");
-  auto body = EncodePushPull(req.request);
-  if (!body.ok()) return fail_later(body.status().message());
+  if (outbound_streams_ >= kMaxOutboundStreams) return fail_later("too many outbound streams in flight");
   ++outbound_streams_;
   auto done = [this](const FrameStreamPtr& s) {
     --outbound_streams_;
@@ -439,27 +491,20 @@ void Node::StartPushPull(StreamRequest req) {
   // from inside Connect would re-enter the core from inside AfterInput, so
   // such a call is deferred here.
   auto in_connect = std::make_shared<bool>(true);
-  auto on_connect = [this, address, body = std::move(*body), done](Result<FrameStreamPtr> connected) mutable {
+  auto on_connect = [body = std::move(body), done, on_reply](Result<FrameStreamPtr> connected) mutable {
     if (!connected.ok()) {
       done(nullptr);
-      return PushPullFailed(address, connected.status().message());
+      return on_reply(connected.status(), NodeId{});
     }
     FrameStreamPtr s = *connected;
-    s->WriteFrame(std::move(body), [this, s, address, done](Status written) {
+    s->WriteFrame(std::move(body), [s, done, on_reply](Status written) {
       if (!written.ok()) {
         done(s);
-        return PushPullFailed(address, written.message());
+        return on_reply(written, NodeId{});
       }
-      s->ReadFrame(kMaxStreamBytes, [this, s, address, done](Result<std::string> frame) {
+      s->ReadFrame(kMaxStreamBytes, [s, done, on_reply](Result<std::string> frame) {
         done(s);
-        if (!frame.ok()) return PushPullFailed(address, frame.status().message());
-        auto reply = DecodePushPull(*frame);
-        if (!reply.ok()) return PushPullFailed(address, "bad reply: " + reply.status().message());
-        if (opts_.cluster && reply->sender != s->authenticated_peer())
-          return PushPullFailed(address, "reply in the name of " + reply->sender.Hex() + " from node " +
-                                             s->authenticated_peer().Hex());
-        core_->OnPushPullReply(address, *reply, Now());
-        AfterInput();
+        on_reply(std::move(frame), s->authenticated_peer());
       });
     });
   };
@@ -487,7 +532,13 @@ void Node::OnInboundStream(const FrameStreamPtr& stream) {
   if (opts_.cluster && stream->authenticated_peer().empty()) return OnEnrolStream(stream);
   stream->ReadFrame(kMaxStreamBytes, [this, stream](Result<std::string> frame) {
     if (!frame.ok()) return DropStream(stream, frame.status().message());
-    auto request = DecodePushPull(*frame);
+    std::string_view bytes = *frame;
+    if (opts_.cluster) {
+      if (!bytes.empty() && bytes.front() == kSecuritySyncFrame) return OnSecuritySync(stream, bytes.substr(1));
+      if (bytes.empty() || bytes.front() != kPushPullFrame) return DropStream(stream, "unknown frame kind");
+      bytes.remove_prefix(1);
+    }
+    auto request = DecodePushPull(bytes);
     if (!request.ok()) return DropStream(stream, request.status().message());
     if (opts_.cluster && request->sender != stream->authenticated_peer())
       return DropStream(stream, "push-pull in the name of " + request->sender.Hex() + " from node " +
@@ -499,6 +550,7 @@ void Node::OnInboundStream(const FrameStreamPtr& stream) {
       Log(LogLevel::kError, "cannot encode push-pull reply", {{"reason", body.status().message()}});
       return stream->Close();
     }
+    if (opts_.cluster) body->insert(body->begin(), kPushPullFrame);
     stream->WriteFrame(std::move(*body), [stream](Status) { stream->Close(); });
   });
 }
@@ -512,8 +564,13 @@ void Node::OnControlStream(const std::shared_ptr<LocalStream>& stream) {
       response.error = request.status().message();
     } else if (request->command == ControlCommand::kCreateToken) {
       response = CreateTokenFor(request->token);
-    } else if (request->command == ControlCommand::kRemoveMember || request->command == ControlCommand::kRotateKeys) {
-      response.error = "not available yet in this version of ndo";
+    } else if ((request->command == ControlCommand::kRemoveMember || request->command == ControlCommand::kRotateKeys) &&
+               !opts_.cluster) {
+      response.error = "this agent runs an unsecured mesh (--insecure): there are no keys or certificates";
+    } else if (request->command == ControlCommand::kRotateKeys) {
+      response = RotateKeys();
+    } else if (request->command == ControlCommand::kRemoveMember) {
+      response = RemoveMember(request->member);
     } else {
       response = DescribeMembership(*core_, request->command);
       if (request->command == ControlCommand::kLeave) response.leaving = true;
@@ -543,11 +600,176 @@ Status Node::SetUpSecurity() {
     // continues above what its peers' replay windows hold.
     auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::system_clock::now().time_since_epoch());
-    seal_ = std::make_shared<AeadSeal>(opts_.cluster->cluster, opts_.cluster->node, opts_.cluster->keyring,
+    aead_ = std::make_shared<AeadSeal>(opts_.cluster->cluster, opts_.cluster->node, opts_.cluster->keyring,
                                        static_cast<uint64_t>(now_us.count()));
+    seal_ = aead_;
   }
   if (opts_.cluster->holds_ca_key()) authority_ = std::make_unique<EnrolmentAuthority>(*store_, *opts_.cluster);
+  return LoadSecurityState();
+}
+
+Status Node::LoadSecurityState() {
+  security_ = StateFromKeyring(opts_.cluster->keyring);
+  auto saved = store_->GetMeta(kSecurityStateKey);
+  if (saved.ok()) {
+    auto decoded = DecodeSecurityState(*saved);
+    if (!decoded.ok()) return decoded.status().WithContext("the saved security state");
+    Merge(security_, *decoded);
+  } else if (saved.status().code() != Status::Code::kNotFound) {
+    return saved.status();
+  }
+  ApplySecurityState("start");
   return Status::Ok();
+}
+
+// After any change of the security state: revocations into the set every
+// handshake and datagram consults, the keys due now into the seal and the
+// keyring file, the state into the store (synced: a revocation must survive
+// a crash).
+void Node::ApplySecurityState(const std::string& why) {
+  int64_t unix_now = static_cast<int64_t>(std::time(nullptr));
+  PruneRemovedKeys(security_, unix_now);
+  RevocationSet revoked;
+  for (const RevokedNode& r : security_.revoked) revoked.Add(r.serial_hex, r.node);
+  *revoked_ = std::move(revoked);
+  auto ring = EffectiveKeyring(security_, unix_now);
+  if (!ring.ok()) {
+    Log(LogLevel::kError, "no usable gossip key in the security state", {{"reason", ring.status().message()}});
+  } else if (aead_) {
+    const Keyring& current = aead_->keyring();
+    auto ids = [](const Keyring& k) {
+      std::string out;
+      for (const GossipKey& g : k.keys) out += (out.empty() ? "" : ",") + std::to_string(g.id);
+      return out;
+    };
+    if (current.primary != ring->primary || ids(current) != ids(*ring)) {
+      if (Status st = aead_->SetKeyring(*ring); !st.ok()) {
+        Log(LogLevel::kError, "cannot install gossip keys", {{"reason", st.message()}});
+      } else {
+        Log(LogLevel::kInfo, "gossip keys changed", {{"primary", ring->primary}, {"keys", ids(*ring)}, {"why", why}});
+        if (Status st2 = SaveKeyring(opts_.data_dir, *ring); !st2.ok())
+          Log(LogLevel::kError, "cannot save the keyring", {{"reason", st2.message()}});
+      }
+    }
+  }
+  auto bytes = EncodeSecurityState(security_);
+  Status saved = bytes.ok() ? store_->PutMeta(kSecurityStateKey, *bytes, /*sync=*/true) : bytes.status();
+  if (!saved.ok()) Log(LogLevel::kError, "cannot save the security state", {{"reason", saved.message()}});
+  next_key_change_ = NextKeyChange(security_, unix_now);
+  if (revoked_->IsRevoked(state_.self.id) && !self_revoked_logged_) {
+    self_revoked_logged_ = true;
+    Log(LogLevel::kError, "this node has been revoked (ndo members remove): the others refuse it");
+  }
+}
+
+bool Node::MergeSecurity(const SecurityState& other) {
+  if (!Merge(security_, other)) return false;
+  ApplySecurityState("merged from a member");
+  return true;
+}
+
+void Node::SyncSecurityWith(const std::string& address) {
+  auto body = EncodeSecurityState(security_);
+  if (!body.ok()) return Log(LogLevel::kError, "cannot encode the security state", {{"reason", body.status().message()}});
+  body->insert(body->begin(), kSecuritySyncFrame);
+  RequestReply(address, std::move(*body), [this, address](Result<std::string> reply, const NodeId&) {
+    if (!reply.ok() || reply->empty() || reply->front() != kSecuritySyncFrame)
+      return Log(LogLevel::kDebug, "security sync failed",
+                 {{"addr", address}, {"reason", reply.ok() ? "not a security state" : reply.status().message()}});
+    auto other = DecodeSecurityState(std::string_view(*reply).substr(1));
+    if (!other.ok())
+      return Log(LogLevel::kWarn, "bad security state from a member", {{"addr", address}, {"reason", other.status().message()}});
+    MergeSecurity(*other);
+    ArmTimer();
+  });
+}
+
+void Node::OnSecuritySync(const FrameStreamPtr& stream, std::string_view body) {
+  auto other = DecodeSecurityState(body);
+  if (!other.ok()) return DropStream(stream, "bad security state: " + other.status().message());
+  MergeSecurity(*other);
+  ArmTimer();
+  auto reply = EncodeSecurityState(security_);
+  if (!reply.ok()) return stream->Close();
+  reply->insert(reply->begin(), kSecuritySyncFrame);
+  stream->WriteFrame(std::move(*reply), [stream](Status) { stream->Close(); });
+}
+
+// A change made here goes to every alive member at once; the periodic sync
+// with a random member brings it to those that missed it.
+void Node::PushSecurityToAll() {
+  for (const auto& [id, m] : core_->members())
+    if (m.info && m.state == MemberState::kAlive && !revoked_->IsRevoked(id)) SyncSecurityWith(m.info->address);
+}
+
+ControlResponse Node::RotateKeys() {
+  ControlResponse r;
+  int64_t unix_now = static_cast<int64_t>(std::time(nullptr));
+  Keyring held;
+  held.keys = security_.keys;
+  Status scheduled = Status::Unavailable("no free gossip key id");
+  GossipKey fresh;
+  for (int attempt = 0; attempt < 8 && !scheduled.ok(); ++attempt) {
+    auto key = NewGossipKey(held, unix_now);
+    if (!key.ok()) {
+      scheduled = key.status();
+      break;
+    }
+    fresh = *key;
+    scheduled = ScheduleRotation(security_, fresh, unix_now);
+  }
+  if (!scheduled.ok()) {
+    r.error = "cannot rotate the gossip keys: " + scheduled.message();
+    return r;
+  }
+  ApplySecurityState("rotation");
+  PushSecurityToAll();
+  r.message = "new gossip key " + std::to_string(fresh.id) + " seals from unix time " +
+              std::to_string(unix_now + kRotationLead) + " (in " + std::to_string(kRotationLead) +
+              " s); the keys before it are removed " + std::to_string(kRotationOverlap) + " s later";
+  Log(LogLevel::kInfo, "gossip key rotation scheduled", {{"key", fresh.id}, {"primary_from_unix", unix_now + kRotationLead}});
+  return r;
+}
+
+ControlResponse Node::RemoveMember(const std::string& who) {
+  ControlResponse r;
+  // By name, by id, or by an id prefix of 8 or more hex digits; a full id
+  // may name a node this one no longer knows (already reaped).
+  std::vector<std::pair<NodeId, std::string>> matches;
+  for (const auto& [id, m] : core_->members()) {
+    std::string hex = id.Hex();
+    bool by_id = who.size() >= 8 && hex.compare(0, who.size(), who) == 0;
+    if (by_id || (m.info && m.info->name == who)) matches.emplace_back(id, m.info ? m.info->name : "");
+  }
+  if (matches.empty()) {
+    NodeId id = NodeId::FromHex(who);
+    if (id.empty()) {
+      r.error = "no member is named or has an id starting with '" + who + "'";
+      return r;
+    }
+    matches.emplace_back(id, "");
+  }
+  if (matches.size() > 1) {
+    r.error = "'" + who + "' matches " + std::to_string(matches.size()) + " members; give the full node id";
+    return r;
+  }
+  auto [node, name] = matches.front();
+  if (node == state_.self.id) {
+    r.error = "a node cannot remove itself; run `ndo members remove` on another member (or `ndo leave`)";
+    return r;
+  }
+  int64_t unix_now = static_cast<int64_t>(std::time(nullptr));
+  RevokedNode revoked{node, "", unix_now, name};
+  if (auto serial = IssuedSerial(*store_, node); serial.ok()) revoked.serial_hex = *serial;
+  Revoke(security_, revoked);
+  // The removed node knows the gossip keys: new ones, which it will never
+  // receive (every stream refuses it now), replace them.
+  ControlResponse rotation = RotateKeys();
+  r.message = "node " + node.Hex() + (name.empty() ? "" : " (" + name + ")") +
+              " is revoked: every member refuses its streams and datagrams; " +
+              (rotation.error.empty() ? rotation.message : rotation.error);
+  Log(LogLevel::kWarn, "member revoked", {{"id", node.Hex()}, {"name", name}, {"serial", revoked.serial_hex}});
+  return r;
 }
 
 void Node::OnEnrolStream(const FrameStreamPtr& stream) {
@@ -673,6 +895,9 @@ void Node::AfterInput() {
     join_pending_ = false;
     Log(LogLevel::kInfo, rejoining_ ? "rejoined" : "joined",
         {{"attempts", join_attempts_}, {"alive", static_cast<uint64_t>(core_->AliveCount())}});
+    // The security state at once (a rotation or revocation may be under
+    // way), not after the first sync interval.
+    if (opts_.cluster) next_security_sync_ = Now();
     rejoining_ = false;
     dirty_ = true;
   }
@@ -743,6 +968,13 @@ void Node::ArmTimer() {
   if (!join_pending_ && !leaving_ && alone_since_) wake = std::min(wake, *alone_since_ + kRejoinWhenAloneAfter);
   if (dirty_) wake = std::min(wake, std::max(next_save_, now));
   if (leaving_) wake = std::min(wake, leave_done_);
+  if (opts_.cluster && !leaving_) {
+    wake = std::min(wake, next_security_sync_);
+    if (next_key_change_) {
+      int64_t in_s = *next_key_change_ - static_cast<int64_t>(std::time(nullptr));
+      wake = std::min(wake, now + std::chrono::seconds(std::max<int64_t>(in_s, 0)) + std::chrono::milliseconds(20));
+    }
+  }
   wake = std::min(wake, now + std::chrono::seconds(60));  // never arm "forever"
   // A wake-up in the past fires after 1 ms, not at once: should the core
   // ever keep asking for "now", the node idles instead of spinning.
@@ -774,8 +1006,24 @@ void Node::OnTimer() {
     next_join_ = now + join_backoff_;
     join_backoff_ = std::min(join_backoff_ * 2, opts_.join_retry_max);
   }
+  if (opts_.cluster && !leaving_) SecurityTick(now);
   MaybeSave(false);
   AfterInput();
+}
+
+// Keys that fall due, and the periodic exchange of the security state with
+// one random alive member (anti-entropy: a member back from a partition or
+// a restart, or a joiner, catches up within kSecuritySyncInterval).
+void Node::SecurityTick(Time now) {
+  if (next_key_change_ && static_cast<int64_t>(std::time(nullptr)) >= *next_key_change_)
+    ApplySecurityState("key schedule");
+  if (now < next_security_sync_) return;
+  next_security_sync_ = now + kSecuritySyncInterval;
+  std::vector<std::string> alive;
+  for (const auto& [id, m] : core_->members())
+    if (m.info && m.state == MemberState::kAlive && !revoked_->IsRevoked(id)) alive.push_back(m.info->address);
+  if (alive.empty()) return;
+  SyncSecurityWith(alive[std::uniform_int_distribution<size_t>(0, alive.size() - 1)(rng_)]);
 }
 
 // Every seed, and at most kMaxRejoinContacts known members, a different

@@ -45,3 +45,25 @@ struct EnrolReply {
   keyring @3 :Data;     # an encoded Keyring message (EncodeKeyring)
   members @4 :List(Text);  # addresses to join through
 }
+
+# The replicated security state (mesh/security_state.h), saved in the store
+# and exchanged between members over mutual TLS.
+struct KeySchedule {
+  id @0 :UInt32;
+  primaryFromUnix @1 :Int64;   # 0: never primary by schedule
+  removedFromUnix @2 :Int64;   # 0: not removed
+}
+
+struct RevokedNode {
+  idHi @0 :UInt64;
+  idLo @1 :UInt64;
+  serial @2 :Text;
+  revokedUnix @3 :Int64;
+  name @4 :Text;
+}
+
+struct SecurityState {
+  keys @0 :Data;               # an encoded Keyring of the key material held (its primary field unused)
+  schedule @1 :List(KeySchedule);
+  revoked @2 :List(RevokedNode);
+}

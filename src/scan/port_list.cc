@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <utility>
 
 namespace ndo {
 namespace {
@@ -35,7 +36,10 @@ Result<uint16_t> ParsePort(std::string_view s, std::string_view whole) {
 }  // namespace
 
 Result<std::vector<uint16_t>> ParsePortList(std::string_view spec) {
-  std::vector<uint16_t> out;
+  // The items are kept as ranges and expanded once, in order, at the end: a
+  // list that names the same ports again and again ("-,-,-,...") costs its
+  // length, not up to 65535 ports per item (found by tests/fuzz/fuzz_port_list).
+  std::vector<std::pair<uint16_t, uint16_t>> ranges;
   if (spec.empty()) return Status::InvalidArgument("empty port list");
   size_t i = 0;
   while (i <= spec.size()) {
@@ -63,11 +67,18 @@ Result<std::vector<uint16_t>> ParsePortList(std::string_view spec) {
       if (!a.ok()) return a.status();
       lo = hi = *a;
     }
-    for (uint32_t p = lo; p <= hi; ++p) out.push_back(static_cast<uint16_t>(p));
+    ranges.emplace_back(lo, hi);
     i = j + 1;
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  // Sorted by first port, each range adds only what lies above the ports so
+  // far: those below are covered by the range that reached the highest one.
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<uint16_t> out;
+  for (auto [lo, hi] : ranges) {
+    uint32_t from = lo;
+    if (!out.empty() && out.back() >= from) from = out.back() + 1u;
+    for (uint32_t p = from; p <= hi; ++p) out.push_back(static_cast<uint16_t>(p));
+  }
   return out;
 }
 
