@@ -213,7 +213,7 @@ Status EnrolNode(const mesh::MeshNodeOptions& options, const mesh::HostPort& see
   auto kc = MakeKeyAndCsr(node, name);
   if (!kc.ok()) return kc.status();
   auto reply = mesh::EnrolThrough(
-      seed, *ca_hash,
+      seed, options.identity.listen, *ca_hash,
       [&](std::string_view exporter) -> Result<mesh::EnrolRequest> {
         auto csr = mesh::CheckCsr(kc->csr_pem);
         if (!csr.ok()) return csr.status();

@@ -103,6 +103,29 @@ Result<EnrolReply> DecodeEnrolReply(std::string_view bytes) {
   return out;
 }
 
+Result<std::string> EncodeRelayedEnrol(const RelayedEnrol& r) {
+  return CapnpEncode<schema::RelayedEnrol>("relayed enrolment", 2 * kMaxEnrolMessageBytes, [&](auto b) {
+    b.setRequest(AsBytes(r.request));
+    b.setExporter(AsBytes(r.exporter));
+    b.setSource(r.source);
+    return Status::Ok();
+  });
+}
+
+Result<RelayedEnrol> DecodeRelayedEnrol(std::string_view bytes) {
+  RelayedEnrol out;
+  Status s = CapnpDecode<schema::RelayedEnrol>(bytes, "relayed enrolment", 2 * kMaxEnrolMessageBytes, [&](auto r) {
+    out.request = std::string(AsView(r.getRequest()));
+    out.exporter = std::string(AsView(r.getExporter()));
+    out.source = r.getSource().cStr();
+    if (out.request.size() > kMaxEnrolMessageBytes) return Status::InvalidArgument("relayed request too long");
+    if (out.exporter.size() != kEnrolExporterBytes) return Status::InvalidArgument("exporter is not 32 bytes");
+    return CheckText(out.source, kMaxAddressBytes, "source");
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
 Result<TokenRecord> LoadToken(Store& store, std::string_view id) {
   auto bytes = store.GetMeta(TokenKey(id));
   if (!bytes.ok()) return bytes.status();

@@ -13,11 +13,18 @@
 //    (synced) and only then signs the certificate and answers with it, the
 //    CA, the gossip keyring and the members' addresses.
 //
-// The use-count rule: only a node that holds the CA key can enrol, and it
-// serves enrolments one at a time on its single event thread, reading the
-// token's record, checking it and writing the increased count (synced)
-// before it signs. Two simultaneous requests are therefore serialised; a
-// token cannot be used more often than allowed even when asked at once.
+// Any member serves step 3: one without the CA key relays the request, with
+// the exporter of its session with the joiner, over mutual TLS to a member
+// that holds it (an enrolment authority, announced in the replicated
+// security state).
+//
+// The use-count rule: only a node that holds the CA key redeems tokens, each
+// only the tokens it created (they live in its store), and it serves
+// redemptions one at a time on its single event thread, reading the token's
+// record, checking it and writing the increased count (synced) before it
+// signs. Two simultaneous requests, through any members, are therefore
+// serialised; a token cannot be used more often than allowed even when two
+// nodes are asked at once.
 // Every refusal is logged with its reason and changes nothing.
 //
 // This file is sans-IO: the driver hands in the decoded request, the
@@ -51,6 +58,13 @@ struct EnrolReply {
   std::vector<std::string> members;
 };
 
+// What a member without the CA key sends on to one that has it.
+struct RelayedEnrol {
+  std::string request;   // the joiner's encoded EnrolRequest
+  std::string exporter;  // the keying material of the joiner's session with the relay
+  std::string source;    // the joiner's IP address
+};
+
 inline constexpr size_t kMaxEnrolMessageBytes = 256 * 1024;
 inline constexpr size_t kMaxEnrolMembers = 256;
 
@@ -58,6 +72,8 @@ Result<std::string> EncodeEnrolRequest(const EnrolRequest& request);
 Result<EnrolRequest> DecodeEnrolRequest(std::string_view bytes);
 Result<std::string> EncodeEnrolReply(const EnrolReply& reply);
 Result<EnrolReply> DecodeEnrolReply(std::string_view bytes);
+Result<std::string> EncodeRelayedEnrol(const RelayedEnrol& relayed);
+Result<RelayedEnrol> DecodeRelayedEnrol(std::string_view bytes);
 
 // Token records in a node's store (metadata key "mesh.token.<id>").
 Result<TokenRecord> LoadToken(Store& store, std::string_view id);

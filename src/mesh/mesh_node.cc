@@ -121,6 +121,13 @@ class Node {
   void PushPullFailed(const std::string& address, const std::string& reason);
   void OnInboundStream(const FrameStreamPtr& stream);
   void OnEnrolStream(const FrameStreamPtr& stream);
+  EnrolReply Enrol(const EnrolRequest& request, std::string_view exporter, const std::string& source,
+                   const std::string& from);
+  void RelayEnrolment(const FrameStreamPtr& stream, std::string request_bytes, const EnrolRequest& request,
+                      std::string exporter, const std::string& source);
+  void OnRelayedEnrol(const FrameStreamPtr& stream, std::string_view body);
+  void RefuseEnrolment(const std::string& from, const std::string& token, const std::string& reason);
+  void Answer(const FrameStreamPtr& stream, const EnrolReply& reply, std::string kind = {});
   ControlResponse CreateTokenFor(const TokenParams& params);
   Status SetUpSecurity();
   void DropStream(const FrameStreamPtr& stream, const std::string& reason);
@@ -448,6 +455,7 @@ void Node::PushPullFailed(const std::string& address, const std::string& reason)
 // syncs. An unsecured mesh sends bare push-pulls, as before.
 constexpr char kPushPullFrame = 'P';
 constexpr char kSecuritySyncFrame = 'S';
+constexpr char kEnrolRelayFrame = 'E';
 
 void Node::StartPushPull(StreamRequest req) {
   std::string address = req.address;
@@ -535,6 +543,7 @@ void Node::OnInboundStream(const FrameStreamPtr& stream) {
     std::string_view bytes = *frame;
     if (opts_.cluster) {
       if (!bytes.empty() && bytes.front() == kSecuritySyncFrame) return OnSecuritySync(stream, bytes.substr(1));
+      if (!bytes.empty() && bytes.front() == kEnrolRelayFrame) return OnRelayedEnrol(stream, bytes.substr(1));
       if (bytes.empty() || bytes.front() != kPushPullFrame) return DropStream(stream, "unknown frame kind");
       bytes.remove_prefix(1);
     }
@@ -605,7 +614,10 @@ Status Node::SetUpSecurity() {
     seal_ = aead_;
   }
   if (opts_.cluster->holds_ca_key()) authority_ = std::make_unique<EnrolmentAuthority>(*store_, *opts_.cluster);
-  return LoadSecurityState();
+  if (Status s = LoadSecurityState(); !s.ok()) return s;
+  // Members without the CA key relay enrolments to the ones announced here.
+  if (authority_ && AddAuthority(security_, state_.self.id)) ApplySecurityState("enrolment authority");
+  return Status::Ok();
 }
 
 Status Node::LoadSecurityState() {
@@ -772,28 +784,31 @@ ControlResponse Node::RemoveMember(const std::string& who) {
   return r;
 }
 
+void Node::RefuseEnrolment(const std::string& from, const std::string& token, const std::string& reason) {
+  uint64_t suppressed = 0;
+  if (enrol_refusals_.Allow(std::chrono::steady_clock::now(), suppressed))
+    Log(LogLevel::kWarn, "refused enrolment", {{"from", from}, {"token", token}, {"reason", reason}, {"suppressed", suppressed}});
+}
+
+// Writes `reply` as the stream's one answer (with `kind` before it, between
+// members) and closes the stream.
+void Node::Answer(const FrameStreamPtr& stream, const EnrolReply& reply, std::string kind) {
+  auto body = EncodeEnrolReply(reply);
+  if (!body.ok()) return stream->Close();
+  stream->WriteFrame(kind + *body, [stream](Status) { stream->Close(); });
+}
+
 void Node::OnEnrolStream(const FrameStreamPtr& stream) {
   std::string source = stream->peer();
   if (auto host = ParseHostPort(source); host.ok()) source = host->ip.ToString();
-  auto refuse = [this, stream, source](const std::string& reason, const std::string& token) {
-    uint64_t suppressed = 0;
-    if (enrol_refusals_.Allow(std::chrono::steady_clock::now(), suppressed))
-      Log(LogLevel::kWarn, "refused enrolment",
-          {{"from", stream->peer()}, {"token", token}, {"reason", reason}, {"suppressed", suppressed}});
-  };
   if (std::string why = enrol_limiter_.Admit(source, Now()); !why.empty()) {
-    refuse(why, "");
+    RefuseEnrolment(stream->peer(), "", why);
     return stream->Close();
   }
-  stream->ReadFrame(kMaxEnrolMessageBytes, [this, stream, source, refuse](Result<std::string> frame) {
-    auto answer = [stream](EnrolReply reply) {
-      auto body = EncodeEnrolReply(reply);
-      if (!body.ok()) return stream->Close();
-      stream->WriteFrame(std::move(*body), [stream](Status) { stream->Close(); });
-    };
+  stream->ReadFrame(kMaxEnrolMessageBytes, [this, stream, source](Result<std::string> frame) {
     if (!frame.ok()) {
       enrol_limiter_.RecordFailure(source, Now());
-      refuse("unauthenticated stream: " + frame.status().message(), "");
+      RefuseEnrolment(stream->peer(), "", "unauthenticated stream: " + frame.status().message());
       return stream->Close();
     }
     auto request = DecodeEnrolRequest(*frame);
@@ -801,32 +816,84 @@ void Node::OnEnrolStream(const FrameStreamPtr& stream) {
       // Also what a node without a certificate gets for anything else (a
       // push-pull from an unenrolled or misconfigured node).
       enrol_limiter_.RecordFailure(source, Now());
-      refuse("not an enrolment request: " + request.status().message(), "");
-      return answer(EnrolReply{"expected an enrolment request (no client certificate)"});
-    }
-    if (!authority_) {
-      refuse("this node does not hold the cluster CA key", request->token_id);
-      return answer(EnrolReply{"this node cannot enrol others (it does not hold the cluster CA key); join through "
-                               "the node that ran ndo init"});
+      RefuseEnrolment(stream->peer(), "", "not an enrolment request: " + request.status().message());
+      return Answer(stream, EnrolReply{"expected an enrolment request (no client certificate)"});
     }
     auto exporter = stream->ExportKeyingMaterial(kEnrolExporterLabel, kEnrolExporterBytes);
     if (!exporter.ok()) return stream->Close();
-    std::vector<std::string> members{core_->self().address};
-    for (const auto& [id, m] : core_->members())
-      if (m.info && m.state == MemberState::kAlive && members.size() < kMaxEnrolMembers) members.push_back(m.info->address);
-    auto known = [this](const NodeId& id) { return id == state_.self.id || core_->Find(id) != nullptr; };
-    auto outcome = authority_->Handle(*request, *exporter, std::move(members), known,
-                                      static_cast<int64_t>(std::time(nullptr)));
-    if (!outcome.reply.error.empty()) {
-      enrol_limiter_.RecordFailure(source, Now());
-      refuse(outcome.log_reason, request->token_id);
-    } else {
-      Log(LogLevel::kInfo, "enrolled node",
-          {{"id", outcome.enrolled.Hex()}, {"name", request->name}, {"vantage", request->vantage},
-           {"from", stream->peer()}, {"token", request->token_id}});
-    }
-    answer(std::move(outcome.reply));
+    if (authority_) return Answer(stream, Enrol(*request, *exporter, source, stream->peer()));
+    RelayEnrolment(stream, std::move(*frame), *request, std::move(*exporter), source);
   });
+}
+
+EnrolReply Node::Enrol(const EnrolRequest& request, std::string_view exporter, const std::string& source,
+                       const std::string& from) {
+  std::vector<std::string> members{core_->self().address};
+  for (const auto& [id, m] : core_->members())
+    if (m.info && m.state == MemberState::kAlive && members.size() < kMaxEnrolMembers) members.push_back(m.info->address);
+  auto known = [this](const NodeId& id) { return id == state_.self.id || core_->Find(id) != nullptr; };
+  auto outcome = authority_->Handle(request, exporter, std::move(members), known, static_cast<int64_t>(std::time(nullptr)));
+  if (!outcome.reply.error.empty()) {
+    enrol_limiter_.RecordFailure(source, Now());
+    RefuseEnrolment(from, request.token_id, outcome.log_reason);
+  } else {
+    Log(LogLevel::kInfo, "enrolled node",
+        {{"id", outcome.enrolled.Hex()}, {"name", request.name}, {"vantage", request.vantage}, {"from", from},
+         {"token", request.token_id}});
+  }
+  return std::move(outcome.reply);
+}
+
+// A member without the CA key passes the request to an alive enrolment
+// authority and the answer back; the joiner's proof stays bound to its
+// session with this member, whose exporter goes along.
+void Node::RelayEnrolment(const FrameStreamPtr& stream, std::string request_bytes, const EnrolRequest& request,
+                          std::string exporter, const std::string& source) {
+  std::vector<std::string> authorities;
+  for (const NodeId& id : security_.authorities)
+    if (const Member* m = core_->Find(id); m && m->info && m->state == MemberState::kAlive && !revoked_->IsRevoked(id))
+      authorities.push_back(m->info->address);
+  if (authorities.empty()) {
+    RefuseEnrolment(stream->peer(), request.token_id, "no enrolment authority (a member holding the CA key) is alive");
+    return Answer(stream, EnrolReply{"enrolment unavailable: no member that can enrol is reachable now"});
+  }
+  auto body = EncodeRelayedEnrol({std::move(request_bytes), std::move(exporter), source});
+  if (!body.ok()) return stream->Close();
+  body->insert(body->begin(), kEnrolRelayFrame);
+  const std::string& to = authorities[std::uniform_int_distribution<size_t>(0, authorities.size() - 1)(rng_)];
+  RequestReply(to, std::move(*body), [this, stream, source, token = request.token_id, to](Result<std::string> reply,
+                                                                                          const NodeId&) {
+    Result<EnrolReply> decoded = Status::Unavailable("no reply");
+    if (!reply.ok()) {
+      decoded = reply.status();
+    } else if (reply->empty() || reply->front() != kEnrolRelayFrame) {
+      decoded = Status::InvalidArgument("not an enrolment reply");
+    } else {
+      decoded = DecodeEnrolReply(std::string_view(*reply).substr(1));
+    }
+    if (!decoded.ok()) {
+      RefuseEnrolment(stream->peer(), token, "relay to " + to + " failed: " + decoded.status().message());
+      return Answer(stream, EnrolReply{"enrolment unavailable: the member that can enrol did not answer"});
+    }
+    if (!decoded->error.empty()) enrol_limiter_.RecordFailure(source, Now());
+    Log(LogLevel::kInfo, "relayed enrolment",
+        {{"from", stream->peer()}, {"to", to}, {"token", token}, {"result", decoded->error.empty() ? "enrolled" : decoded->error}});
+    Answer(stream, *decoded);
+  });
+}
+
+void Node::OnRelayedEnrol(const FrameStreamPtr& stream, std::string_view body) {
+  if (!authority_) return DropStream(stream, "relayed enrolment to a node that does not hold the CA key");
+  auto relayed = DecodeRelayedEnrol(body);
+  if (!relayed.ok()) return DropStream(stream, "bad relayed enrolment: " + relayed.status().message());
+  std::string from = relayed->source + " via " + stream->peer();
+  if (std::string why = enrol_limiter_.Admit(relayed->source, Now()); !why.empty()) {
+    RefuseEnrolment(from, "", why);
+    return Answer(stream, EnrolReply{"too many enrolment attempts; try again later"}, std::string(1, kEnrolRelayFrame));
+  }
+  auto request = DecodeEnrolRequest(relayed->request);
+  if (!request.ok()) return DropStream(stream, "bad relayed enrolment request: " + request.status().message());
+  Answer(stream, Enrol(*request, relayed->exporter, relayed->source, from), std::string(1, kEnrolRelayFrame));
 }
 
 ControlResponse Node::CreateTokenFor(const TokenParams& params) {

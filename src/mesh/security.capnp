@@ -62,8 +62,23 @@ struct RevokedNode {
   name @4 :Text;
 }
 
+struct NodeRef {
+  idHi @0 :UInt64;
+  idLo @1 :UInt64;
+}
+
 struct SecurityState {
   keys @0 :Data;               # an encoded Keyring of the key material held (its primary field unused)
   schedule @1 :List(KeySchedule);
   revoked @2 :List(RevokedNode);
+  authorities @3 :List(NodeRef);  # members that hold the CA key and enrol
+}
+
+# A member without the CA key passes an enrolment on to one that has it,
+# over mutual TLS, with the keying material of its session with the joiner
+# (which the proof is bound to).
+struct RelayedEnrol {
+  request @0 :Data;            # the joiner's EnrolRequest, as received
+  exporter @1 :Data;
+  source @2 :Text;             # the joiner's address, for the rate limit and logs
 }

@@ -70,7 +70,8 @@ Status CheckSortedUnique(const SecurityState& s) {
       if (!(key_of(v[i - 1]) < key_of(v[i]))) return false;
     return true;
   };
-  if (!ids_ok(s.keys, IdOfKey) || !ids_ok(s.schedule, IdOfSchedule) || !ids_ok(s.revoked, IdOfRevoked))
+  if (!ids_ok(s.keys, IdOfKey) || !ids_ok(s.schedule, IdOfSchedule) || !ids_ok(s.revoked, IdOfRevoked) ||
+      !ids_ok(s.authorities, [](const NodeId& n) { return n; }))
     return Status::Corruption("security state entries out of order or repeated");
   return Status::Ok();
 }
@@ -90,7 +91,7 @@ bool operator==(const SecurityState& a, const SecurityState& b) {
                               [](const GossipKey& x, const GossipKey& y) {
                                 return x.id == y.id && x.key == y.key && x.created_unix == y.created_unix;
                               });
-  return same_keys && a.schedule == b.schedule && a.revoked == b.revoked;
+  return same_keys && a.schedule == b.schedule && a.revoked == b.revoked && a.authorities == b.authorities;
 }
 
 SecurityState StateFromKeyring(const Keyring& ring) {
@@ -107,6 +108,7 @@ bool Merge(SecurityState& into, const SecurityState& other) {
   for (const GossipKey& k : other.keys) changed |= Upsert(into.keys, k, IdOfKey, JoinKey);
   for (const KeySchedule& s : other.schedule) changed |= Upsert(into.schedule, s, IdOfSchedule, JoinSchedule);
   for (const RevokedNode& r : other.revoked) changed |= Upsert(into.revoked, r, IdOfRevoked, JoinRevoked);
+  for (const NodeId& n : other.authorities) changed |= AddAuthority(into, n);
   return changed;
 }
 
@@ -165,6 +167,13 @@ Status ScheduleRotation(SecurityState& state, const GossipKey& fresh, int64_t no
 
 void Revoke(SecurityState& state, const RevokedNode& revoked) { Upsert(state.revoked, revoked, IdOfRevoked, JoinRevoked); }
 
+bool AddAuthority(SecurityState& state, const NodeId& node) {
+  auto it = std::lower_bound(state.authorities.begin(), state.authorities.end(), node);
+  if (it != state.authorities.end() && *it == node) return false;
+  state.authorities.insert(it, node);
+  return true;
+}
+
 Result<std::string> EncodeSecurityState(const SecurityState& s) {
   std::string keys;
   if (!s.keys.empty()) {
@@ -175,6 +184,7 @@ Result<std::string> EncodeSecurityState(const SecurityState& s) {
   }
   if (s.schedule.size() > kMaxKeySchedules) return Status::InvalidArgument("too many gossip key schedules");
   if (s.revoked.size() > kMaxRevokedNodes) return Status::InvalidArgument("too many revoked nodes");
+  if (s.authorities.size() > kMaxAuthorities) return Status::InvalidArgument("too many enrolment authorities");
   return CapnpEncode<schema::SecurityState>("security state", kMaxSecurityStateBytes, [&](auto b) {
     b.setKeys(kj::ArrayPtr<const kj::byte>(reinterpret_cast<const kj::byte*>(keys.data()), keys.size()));
     auto schedule = b.initSchedule(static_cast<unsigned>(s.schedule.size()));
@@ -190,6 +200,11 @@ Result<std::string> EncodeSecurityState(const SecurityState& s) {
       revoked[i].setSerial(s.revoked[i].serial_hex);
       revoked[i].setRevokedUnix(s.revoked[i].revoked_unix);
       revoked[i].setName(s.revoked[i].name);
+    }
+    auto authorities = b.initAuthorities(static_cast<unsigned>(s.authorities.size()));
+    for (unsigned i = 0; i < s.authorities.size(); ++i) {
+      authorities[i].setIdHi(s.authorities[i].hi);
+      authorities[i].setIdLo(s.authorities[i].lo);
     }
     return Status::Ok();
   });
@@ -211,6 +226,13 @@ Result<SecurityState> DecodeSecurityState(std::string_view bytes) {
       if (n.node.empty() || n.serial_hex.size() > 40 || n.name.size() > kMaxNameBytes)
         return Status::Corruption("malformed revoked node");
       out.revoked.push_back(std::move(n));
+    }
+    auto authorities = r.getAuthorities();
+    if (authorities.size() > kMaxAuthorities) return Status::Corruption("too many enrolment authorities");
+    for (auto e : authorities) {
+      NodeId n{e.getIdHi(), e.getIdLo()};
+      if (n.empty()) return Status::Corruption("empty enrolment authority id");
+      out.authorities.push_back(n);
     }
     return Status::Ok();
   });

@@ -11,7 +11,8 @@
 // * key schedule, per key id: primary_from is the largest time announced,
 //   removed_from the earliest non-zero one (a removal is final);
 // * revoked nodes: the union by node id (the earliest time, any serial and
-//   name known); a revocation is final.
+//   name known); a revocation is final;
+// * enrolment authorities (members holding the CA key): the union.
 //
 // Times are wall-clock seconds: a rotation is scheduled a few seconds ahead
 // (kRotationLead) so every member holds the new key before anyone seals with
@@ -36,6 +37,7 @@ namespace ndo::mesh {
 inline constexpr int64_t kRotationLead = 10;     // s from `ndo keys rotate` to the new key sealing
 inline constexpr int64_t kRotationOverlap = 10;  // s the old key still opens after that
 inline constexpr size_t kMaxRevokedNodes = 100000;
+inline constexpr size_t kMaxAuthorities = 64;
 inline constexpr size_t kMaxKeySchedules = 4096;  // tombstones of removed keys included
 inline constexpr size_t kMaxSecurityStateBytes = 16u << 20;
 
@@ -58,6 +60,7 @@ struct SecurityState {
   std::vector<GossipKey> keys;          // sorted by id
   std::vector<KeySchedule> schedule;    // sorted by id
   std::vector<RevokedNode> revoked;     // sorted by node id
+  std::vector<NodeId> authorities;      // sorted: members that hold the CA key and enrol
 
   const KeySchedule* ScheduleOf(uint32_t id) const;
   const RevokedNode* FindRevoked(const NodeId& node) const;
@@ -91,6 +94,9 @@ Status ScheduleRotation(SecurityState& state, const GossipKey& fresh, int64_t no
 
 // Revokes `node` (idempotent).
 void Revoke(SecurityState& state, const RevokedNode& revoked);
+// Announces `node` as an enrolment authority (idempotent); whether it
+// changed the state.
+bool AddAuthority(SecurityState& state, const NodeId& node);
 
 Result<std::string> EncodeSecurityState(const SecurityState& state);
 Result<SecurityState> DecodeSecurityState(std::string_view bytes);  // bounded; sorted and validated

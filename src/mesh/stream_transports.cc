@@ -211,7 +211,7 @@ StreamTransportFactory MutualTlsTransportFactory(std::shared_ptr<const ClusterMa
 
 namespace ndo::mesh {
 
-Result<EnrolReply> EnrolThrough(const HostPort& server, const std::string& ca_hash,
+Result<EnrolReply> EnrolThrough(const HostPort& server, const std::optional<HostPort>& source, const std::string& ca_hash,
                                 const std::function<Result<EnrolRequest>(std::string_view exporter)>& make_request,
                                 std::chrono::milliseconds timeout) {
   using namespace detail;
@@ -229,6 +229,13 @@ Result<EnrolReply> EnrolThrough(const HostPort& server, const std::string& ca_ha
       stream->Close();
     };
     tcp::endpoint ep(ToAsio(server.ip), server.port);
+    if (source && !source->unspecified() && SameFamily(*source, server)) {
+      error_code ec;
+      stream->socket().lowest_layer().open(ep.protocol(), ec);
+      if (!ec) stream->socket().lowest_layer().bind(tcp::endpoint(ToAsio(source->ip), 0), ec);
+      // A listen address this machine does not have: a mistake, not worth a retry.
+      if (ec) return Status::InvalidArgument("binding the enrolment connection to " + source->ip.ToString() + ": " + ec.message());
+    }
     stream->socket().lowest_layer().async_connect(ep, [&](const error_code& ec) {
       if (ec) return fail(stream->Failure(ec, ("connecting to " + server.ToString()).c_str()));
       stream->socket().async_handshake(ssl::stream_base::client, [&](const error_code& hec) {
