@@ -25,6 +25,10 @@ inline std::string CapnpToBytes(capnp::MessageBuilder& msg) {
   return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
 }
 
+// A text field with every byte it holds: cStr() would stop at an embedded
+// NUL and hide it from the checks that refuse one.
+inline std::string CapnpText(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
+
 // Builds a message with `build(root builder)` (which may throw kj
 // exceptions on impossible sizes) and returns its bytes, at most max_bytes.
 template <typename Root, typename Build>

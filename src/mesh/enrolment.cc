@@ -43,10 +43,10 @@ Result<std::string> EncodeEnrolRequest(const EnrolRequest& r) {
 Result<EnrolRequest> DecodeEnrolRequest(std::string_view bytes) {
   EnrolRequest out;
   Status s = CapnpDecode<schema::EnrolRequest>(bytes, "enrol request", kMaxEnrolMessageBytes, [&](auto r) {
-    out.token_id = r.getTokenId().cStr();
-    out.csr_pem = r.getCsr().cStr();
-    out.vantage = r.getVantage().cStr();
-    out.name = r.getName().cStr();
+    out.token_id = CapnpText(r.getTokenId());
+    out.csr_pem = CapnpText(r.getCsr());
+    out.vantage = CapnpText(r.getVantage());
+    out.name = CapnpText(r.getName());
     out.proof = std::string(AsView(r.getProof()));
     if (Status st = CheckText(out.token_id, kTokenIdHexDigits, "token id"); !st.ok()) return st;
     if (Status st = CheckText(out.csr_pem, kMaxPemBytes, "CSR"); !st.ok()) return st;
@@ -81,11 +81,11 @@ Result<std::string> EncodeEnrolReply(const EnrolReply& r) {
 Result<EnrolReply> DecodeEnrolReply(std::string_view bytes) {
   EnrolReply out;
   Status s = CapnpDecode<schema::EnrolReply>(bytes, "enrol reply", kMaxEnrolMessageBytes, [&](auto r) {
-    out.error = r.getError().cStr();
+    out.error = CapnpText(r.getError());
     if (Status st = CheckText(out.error, 1024, "error"); !st.ok()) return st;
     if (!out.error.empty()) return Status::Ok();
-    out.cert_pem = r.getCert().cStr();
-    out.ca_pem = r.getCa().cStr();
+    out.cert_pem = CapnpText(r.getCert());
+    out.ca_pem = CapnpText(r.getCa());
     if (Status st = CheckText(out.cert_pem, kMaxPemBytes, "certificate"); !st.ok()) return st;
     if (Status st = CheckText(out.ca_pem, kMaxPemBytes, "CA certificate"); !st.ok()) return st;
     auto ring = DecodeKeyring(AsView(r.getKeyring()));
@@ -94,8 +94,9 @@ Result<EnrolReply> DecodeEnrolReply(std::string_view bytes) {
     auto members = r.getMembers();
     if (members.size() > kMaxEnrolMembers) return Status::InvalidArgument("too many members");
     for (auto m : members) {
-      if (Status st = CheckText(m.cStr(), kMaxAddressBytes, "member address"); !st.ok()) return st;
-      out.members.emplace_back(m.cStr());
+      std::string member = CapnpText(m);
+      if (Status st = CheckText(member, kMaxAddressBytes, "member address"); !st.ok()) return st;
+      out.members.push_back(std::move(member));
     }
     return Status::Ok();
   });
@@ -117,7 +118,7 @@ Result<RelayedEnrol> DecodeRelayedEnrol(std::string_view bytes) {
   Status s = CapnpDecode<schema::RelayedEnrol>(bytes, "relayed enrolment", 2 * kMaxEnrolMessageBytes, [&](auto r) {
     out.request = std::string(AsView(r.getRequest()));
     out.exporter = std::string(AsView(r.getExporter()));
-    out.source = r.getSource().cStr();
+    out.source = CapnpText(r.getSource());
     if (out.request.size() > kMaxEnrolMessageBytes) return Status::InvalidArgument("relayed request too long");
     if (out.exporter.size() != kEnrolExporterBytes) return Status::InvalidArgument("exporter is not 32 bytes");
     return CheckText(out.source, kMaxAddressBytes, "source");

@@ -10,7 +10,12 @@
 namespace ndo::mesh {
 namespace {
 
-bool KeyBytesLess(const GossipKey& a, const GossipKey& b) { return a.key < b.key; }
+// The order in which a clash of key ids is decided: the smaller bytes, then
+// the earlier creation time (a total order on what operator== compares, so
+// every merge order keeps the same entry).
+bool KeyLess(const GossipKey& a, const GossipKey& b) {
+  return std::tie(a.key, a.created_unix) < std::tie(b.key, b.created_unix);
+}
 
 template <typename T, typename Key>
 const T* FindSorted(const std::vector<T>& v, const Key& key, Key (*key_of)(const T&)) {
@@ -35,7 +40,7 @@ bool Upsert(std::vector<T>& v, const T& e, Key (*key_of)(const T&), Join&& join)
 }
 
 bool JoinKey(GossipKey& into, const GossipKey& other) {
-  if (!KeyBytesLess(other, into)) return false;
+  if (!KeyLess(other, into)) return false;
   into = other;
   return true;
 }
@@ -125,7 +130,14 @@ Result<Keyring> EffectiveKeyring(const SecurityState& state, int64_t now) {
   if (ring.keys.empty()) return Status::InvalidArgument("no gossip key is left in the security state");
   // A state whose primary is not due yet (a fresh joiner's copy, say) seals
   // with the newest key it holds rather than not at all.
-  ring.primary = best ? best->id : ring.keys.back().id;
+  if (best) {
+    ring.primary = best->id;
+  } else {
+    auto newest = std::max_element(ring.keys.begin(), ring.keys.end(), [](const GossipKey& a, const GossipKey& b) {
+      return std::tie(a.created_unix, a.id) < std::tie(b.created_unix, b.id);
+    });
+    ring.primary = newest->id;
+  }
   if (ring.keys.size() > kMaxGossipKeys) {
     // Only after many rotations within one overlap: the primary and the
     // highest other ids stay.
@@ -156,6 +168,14 @@ void PruneRemovedKeys(SecurityState& state, int64_t now) {
 
 Status ScheduleRotation(SecurityState& state, const GossipKey& fresh, int64_t now) {
   if (state.ScheduleOf(fresh.id)) return Status::InvalidArgument("gossip key id " + std::to_string(fresh.id) + " is taken");
+  // A state holding more keys than a keyring does no longer encodes (it
+  // could be neither saved nor exchanged): wait for older keys to go.
+  auto open = std::count_if(state.keys.begin(), state.keys.end(),
+                            [&](const GossipKey& k) { return !Removed(state.ScheduleOf(k.id), now); });
+  if (static_cast<size_t>(open) >= kMaxGossipKeys)
+    return Status::Unavailable("already " + std::to_string(open) + " gossip keys in use; rotate again once the older " +
+                               "ones are removed (" + std::to_string(kRotationLead + kRotationOverlap) +
+                               " s after a rotation)");
   auto current = EffectiveKeyring(state, now);
   if (!current.ok()) return current.status();
   for (const GossipKey& k : current->keys)
@@ -222,8 +242,10 @@ Result<SecurityState> DecodeSecurityState(std::string_view bytes) {
     auto revoked = r.getRevoked();
     if (revoked.size() > kMaxRevokedNodes) return Status::Corruption("too many revoked nodes");
     for (auto e : revoked) {
-      RevokedNode n{NodeId{e.getIdHi(), e.getIdLo()}, e.getSerial().cStr(), e.getRevokedUnix(), e.getName().cStr()};
-      if (n.node.empty() || n.serial_hex.size() > 40 || n.name.size() > kMaxNameBytes)
+      RevokedNode n{NodeId{e.getIdHi(), e.getIdLo()}, CapnpText(e.getSerial()), e.getRevokedUnix(),
+                    CapnpText(e.getName())};
+      if (n.node.empty() || n.serial_hex.size() > 40 || n.name.size() > kMaxNameBytes ||
+          n.serial_hex.find('\0') != std::string::npos || n.name.find('\0') != std::string::npos)
         return Status::Corruption("malformed revoked node");
       out.revoked.push_back(std::move(n));
     }
