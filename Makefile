@@ -1,6 +1,8 @@
 # ndo: one-command set-up on a fresh Debian 12 machine.
 #   make demo   install what is missing, build (Release), scan a loopback lab
 #   make test   install what is missing, build, run every test (ctest)
+#   make test-sanitize  the same under ASan + UBSan (Debug, in build-asan)
+#   make fuzz   the libFuzzer targets of tests/fuzz, FUZZ_SECONDS (60) each (clang, in build-fuzz)
 #   make bench  the network-namespace testbed benchmark against nmap and masscan (root)
 #   make meshsim  the mesh's simulated acceptance figures (docs/meshsim/, ~20 min, ~13 GB RAM)
 BUILD_DIR ?= build
@@ -12,13 +14,21 @@ JOBS ?= $(shell nproc)
 # ndiff check the XML output), and what the testbed benchmark drives.
 BUILD_PACKAGES := g++ cmake ninja-build pkg-config libboost-dev libboost-system-dev libssl-dev \
   capnproto libcapnp-dev librocksdb-dev libcli11-dev libgtest-dev libgmock-dev
-TEST_PACKAGES := libxml2-utils nmap ndiff
+# iproute2 and nftables: the network-namespace tests (testbed, mesh partition)
+# run where the machine allows it (root) and skip elsewhere.
+TEST_PACKAGES := libxml2-utils nmap ndiff iproute2 nftables
 BENCH_PACKAGES := masscan nftables iproute2 time
 MESHSIM_PACKAGES := gnuplot-nox time
+# clang 14 and its libFuzzer runtime, for `make fuzz`.
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+
+SANITIZE_BUILD_DIR ?= build-asan
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps bench-deps configure build test demo bench meshsim clean
+.PHONY: all deps bench-deps configure build test test-sanitize fuzz demo bench meshsim clean
 
 all: build
 
@@ -38,6 +48,15 @@ build: configure
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# `make test` in its own build directory, with -DNDO_SANITIZE=ON, Debug.
+test-sanitize:
+	$(MAKE) test BUILD_DIR=$(SANITIZE_BUILD_DIR) BUILD_TYPE=Debug CMAKE_FLAGS="$(CMAKE_FLAGS) -DNDO_SANITIZE=ON"
+
+# Every fuzz target (or FUZZ_TARGETS) for FUZZ_SECONDS each; non-zero on any finding.
+fuzz:
+	@scripts/install-deps.sh $(BUILD_PACKAGES) $(FUZZ_PACKAGES)
+	JOBS=$(JOBS) scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 demo: build
 	BUILD_DIR=$(BUILD_DIR) simulations/demo/demo.sh
