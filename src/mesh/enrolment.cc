@@ -189,8 +189,11 @@ EnrolmentAuthority::Outcome EnrolmentAuthority::Handle(const EnrolRequest& reque
     return refuse("invalid token", "wrong token proof (forged or wrong secret) for token " + request.token_id);
   // A node id is issued once: a token holder may not take over a member's
   // identity by asking for a certificate in its name.
-  if (known_member(csr->node) || store_.GetMeta(IssuedKey(csr->node)).ok())
-    return refuse("node id already taken; retry", "CSR asks for node id " + csr->node.Hex() + ", which exists");
+  if (known_member(csr->node))
+    return refuse("node id already taken", "CSR asks for node id " + csr->node.Hex() + ", a member's");
+  if (auto issued = store_.GetMeta(IssuedKey(csr->node)); issued.status().code() != Status::Code::kNotFound)
+    return issued.ok() ? refuse("node id already taken", "CSR asks for node id " + csr->node.Hex() + ", issued before")
+                       : refuse("enrolment unavailable", "cannot read issued certificates: " + issued.status().message());
   // Counted (synced) before the certificate exists: a crash in between
   // wastes a use, never grants an extra one.
   record->uses += 1;

@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include <climits>
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -400,6 +401,7 @@ Result<std::string> AeadSeal::Seal(std::string_view plain) {
   p[0] = kSealVersion;
   PutBig(p + kKeyIdAt, key->id, 4);
   PutId(p + kSenderAt, self_);
+  if (clock_) counter_ = std::max(counter_, clock_());
   PutBig(p + kCounterAt, counter_++, 8);
   // Random 96-bit nonces stay safe far beyond the datagrams a key seals
   // between rotations (NIST's bound is 2^32 per key).
@@ -430,7 +432,16 @@ Result<OpenedDatagram> AeadSeal::Open(std::string_view wire) {
   // then skip its check that the message names the sealer.
   opened.sender = GetId(p + kSenderAt);
   if (opened.sender.empty()) return Status::Corruption("sealed without a sender id");
-  if (Status s = Admit(windows_, opened.sender, GetBig(p + kCounterAt, 8)); !s.ok()) return s;
+  const uint64_t counter = GetBig(p + kCounterAt, 8);
+  if (clock_) {
+    const uint64_t now = clock_();
+    if (counter > now && counter - now > kMaxCounterSkewMicros)
+      return Status::Corruption("counter " + Num(counter) + " from " + opened.sender.Hex() + " is ahead of the clock");
+    if (counter < now && now - counter > kMaxCounterSkewMicros)
+      return Status::Corruption("stale: counter " + Num(counter) + " from " + opened.sender.Hex() +
+                                " is behind the clock");
+  }
+  if (Status s = Admit(windows_, opened.sender, counter); !s.ok()) return s;
   return opened;
 }
 

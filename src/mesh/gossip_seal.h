@@ -20,6 +20,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +47,9 @@ inline constexpr uint64_t kReplayWindow = 1024;
 // sender beyond this is dropped (only key holders create entries).
 inline constexpr size_t kMaxReplaySenders = 1u << 18;
 inline constexpr size_t kMaxGossipKeys = 16;
+// How far a sealed counter may be from the receiver's clock (AeadSeal::
+// SetClock): clock skew between members plus transit, with room to spare.
+inline constexpr uint64_t kMaxCounterSkewMicros = 120'000'000;
 
 struct GossipKey {
   uint32_t id = 0;
@@ -104,6 +108,15 @@ class AeadSeal final : public DatagramSeal {
   Result<OpenedDatagram> Open(std::string_view wire) override;
   size_t Overhead() const override { return kSealOverhead; }
 
+  // Ties counters to a wall clock in microseconds (the daemon sets it; the
+  // simulator and most tests do not). Seal then sends max(counter + 1, now),
+  // and Open refuses a counter more than kMaxCounterSkewMicros away from
+  // now: a datagram captured earlier cannot be replayed to a member that
+  // restarted since (its windows are gone), and no counter from the far
+  // future can push a sender's window out of reach of its real datagrams.
+  using WallClockMicros = std::function<uint64_t()>;
+  void SetClock(WallClockMicros clock) { clock_ = std::move(clock); }
+
   // Takes effect for the next datagram (no restart). Validated first.
   Status SetKeyring(Keyring ring);
   const Keyring& keyring() const { return ring_; }
@@ -113,6 +126,7 @@ class AeadSeal final : public DatagramSeal {
   NodeId self_;
   Keyring ring_;
   uint64_t counter_;
+  WallClockMicros clock_;
   std::unordered_map<NodeId, ReplayWindow, NodeIdHash> windows_;
 };
 

@@ -499,19 +499,22 @@ void Node::RequestReply(const std::string& address, std::string body, ReplyHandl
   // from inside Connect would re-enter the core from inside AfterInput, so
   // such a call is deferred here.
   auto in_connect = std::make_shared<bool>(true);
-  auto on_connect = [body = std::move(body), done, on_reply](Result<FrameStreamPtr> connected) mutable {
+  auto on_connect = [this, body = std::move(body), done, on_reply](Result<FrameStreamPtr> connected) mutable {
     if (!connected.ok()) {
       done(nullptr);
       return on_reply(connected.status(), NodeId{});
     }
     FrameStreamPtr s = *connected;
-    s->WriteFrame(std::move(body), [s, done, on_reply](Status written) {
+    s->WriteFrame(std::move(body), [this, s, done, on_reply](Status written) {
       if (!written.ok()) {
         done(s);
         return on_reply(written, NodeId{});
       }
-      s->ReadFrame(kMaxStreamBytes, [s, done, on_reply](Result<std::string> frame) {
+      s->ReadFrame(kMaxStreamBytes, [this, s, done, on_reply](Result<std::string> frame) {
         done(s);
+        // As for inbound frames: a peer revoked meanwhile is not listened to.
+        if (frame.ok() && opts_.cluster && revoked_->IsRevoked(s->authenticated_peer()))
+          return on_reply(Status::InvalidArgument("node " + s->authenticated_peer().Hex() + " is revoked"), NodeId{});
         on_reply(std::move(frame), s->authenticated_peer());
       });
     });
@@ -542,6 +545,10 @@ void Node::OnInboundStream(const FrameStreamPtr& stream) {
     if (!frame.ok()) return DropStream(stream, frame.status().message());
     std::string_view bytes = *frame;
     if (opts_.cluster) {
+      // Checked for every frame, not only at the handshake: a node revoked
+      // while its stream was open gets nothing more through it.
+      if (revoked_->IsRevoked(stream->authenticated_peer()))
+        return DropStream(stream, "node " + stream->authenticated_peer().Hex() + " is revoked");
       if (!bytes.empty() && bytes.front() == kSecuritySyncFrame) return OnSecuritySync(stream, bytes.substr(1));
       if (!bytes.empty() && bytes.front() == kEnrolRelayFrame) return OnRelayedEnrol(stream, bytes.substr(1));
       if (bytes.empty() || bytes.front() != kPushPullFrame) return DropStream(stream, "unknown frame kind");
@@ -591,6 +598,8 @@ void Node::OnControlStream(const std::shared_ptr<LocalStream>& stream) {
       body = EncodeControlResponse(err);
       if (!body.ok()) return stream->Close();
     }
+    // A rotation or revocation may have scheduled a key change.
+    ArmTimer();
     bool leave = request.ok() && request->command == ControlCommand::kLeave;
     stream->WriteFrame(std::move(*body), [this, stream, leave](Status) {
       stream->Close();
@@ -611,6 +620,11 @@ Status Node::SetUpSecurity() {
         std::chrono::system_clock::now().time_since_epoch());
     aead_ = std::make_shared<AeadSeal>(opts_.cluster->cluster, opts_.cluster->node, opts_.cluster->keyring,
                                        static_cast<uint64_t>(now_us.count()));
+    aead_->SetClock([] {
+      return static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count());
+    });
     seal_ = aead_;
   }
   if (opts_.cluster->holds_ca_key()) authority_ = std::make_unique<EnrolmentAuthority>(*store_, *opts_.cluster);
@@ -641,6 +655,10 @@ Status Node::LoadSecurityState() {
 void Node::ApplySecurityState(const std::string& why) {
   int64_t unix_now = static_cast<int64_t>(std::time(nullptr));
   PruneRemovedKeys(security_, unix_now);
+  // On disk first: what is put in force below survives a crash.
+  auto bytes = EncodeSecurityState(security_);
+  Status saved = bytes.ok() ? store_->PutMeta(kSecurityStateKey, *bytes, /*sync=*/true) : bytes.status();
+  if (!saved.ok()) Log(LogLevel::kError, "cannot save the security state", {{"reason", saved.message()}});
   RevocationSet revoked;
   for (const RevokedNode& r : security_.revoked) revoked.Add(r.serial_hex, r.node);
   *revoked_ = std::move(revoked);
@@ -664,9 +682,6 @@ void Node::ApplySecurityState(const std::string& why) {
       }
     }
   }
-  auto bytes = EncodeSecurityState(security_);
-  Status saved = bytes.ok() ? store_->PutMeta(kSecurityStateKey, *bytes, /*sync=*/true) : bytes.status();
-  if (!saved.ok()) Log(LogLevel::kError, "cannot save the security state", {{"reason", saved.message()}});
   next_key_change_ = NextKeyChange(security_, unix_now);
   if (revoked_->IsRevoked(state_.self.id) && !self_revoked_logged_) {
     self_revoked_logged_ = true;
@@ -774,6 +789,10 @@ ControlResponse Node::RemoveMember(const std::string& who) {
   RevokedNode revoked{node, "", unix_now, name};
   if (auto serial = IssuedSerial(*store_, node); serial.ok()) revoked.serial_hex = *serial;
   Revoke(security_, revoked);
+  // In force, saved and on its way to every member at once, whatever the
+  // rotation below does.
+  ApplySecurityState("revocation");
+  PushSecurityToAll();
   // The removed node knows the gossip keys: new ones, which it will never
   // receive (every stream refuses it now), replace them.
   ControlResponse rotation = RotateKeys();
@@ -833,6 +852,10 @@ EnrolReply Node::Enrol(const EnrolRequest& request, std::string_view exporter, c
     if (m.info && m.state == MemberState::kAlive && members.size() < kMaxEnrolMembers) members.push_back(m.info->address);
   auto known = [this](const NodeId& id) { return id == state_.self.id || core_->Find(id) != nullptr; };
   auto outcome = authority_->Handle(request, exporter, std::move(members), known, static_cast<int64_t>(std::time(nullptr)));
+  // The keys in force now, with any rotation under way (the authority only
+  // knows the keyring the node started with); the joiner syncs the rest of
+  // the security state right after joining.
+  if (outcome.reply.error.empty() && aead_) outcome.reply.keyring = aead_->keyring();
   if (!outcome.reply.error.empty()) {
     enrol_limiter_.RecordFailure(source, Now());
     RefuseEnrolment(from, request.token_id, outcome.log_reason);
@@ -1038,8 +1061,10 @@ void Node::ArmTimer() {
   if (opts_.cluster && !leaving_) {
     wake = std::min(wake, next_security_sync_);
     if (next_key_change_) {
-      int64_t in_s = *next_key_change_ - static_cast<int64_t>(std::time(nullptr));
-      wake = std::min(wake, now + std::chrono::seconds(std::max<int64_t>(in_s, 0)) + std::chrono::milliseconds(20));
+      // Clamped before the conversion: a time far ahead (from a hostile or
+      // broken peer) must not overflow the clock's arithmetic.
+      int64_t in_s = std::clamp<int64_t>(*next_key_change_ - static_cast<int64_t>(std::time(nullptr)), 0, 60);
+      wake = std::min(wake, now + std::chrono::seconds(in_s) + std::chrono::milliseconds(20));
     }
   }
   wake = std::min(wake, now + std::chrono::seconds(60));  // never arm "forever"

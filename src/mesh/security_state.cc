@@ -238,7 +238,15 @@ Result<SecurityState> DecodeSecurityState(std::string_view bytes) {
     keys.assign(reinterpret_cast<const char*>(k.begin()), k.size());
     auto schedule = r.getSchedule();
     if (schedule.size() > kMaxKeySchedules) return Status::Corruption("too many gossip key schedules");
-    for (auto e : schedule) out.schedule.push_back({e.getId(), e.getPrimaryFromUnix(), e.getRemovedFromUnix()});
+    // Times are seconds of this era: anything past 2^40 s is an attack or a
+    // bug, and would reach every member through the merge.
+    constexpr int64_t kMaxTime = int64_t{1} << 40;
+    for (auto e : schedule) {
+      if (e.getPrimaryFromUnix() < 0 || e.getPrimaryFromUnix() > kMaxTime || e.getRemovedFromUnix() < 0 ||
+          e.getRemovedFromUnix() > kMaxTime)
+        return Status::Corruption("key schedule time out of range");
+      out.schedule.push_back({e.getId(), e.getPrimaryFromUnix(), e.getRemovedFromUnix()});
+    }
     auto revoked = r.getRevoked();
     if (revoked.size() > kMaxRevokedNodes) return Status::Corruption("too many revoked nodes");
     for (auto e : revoked) {

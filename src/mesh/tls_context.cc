@@ -68,7 +68,10 @@ Status ConfigurePeerContext(SSL_CTX* ctx, const ClusterMaterial& m, bool server)
   auto ca = ReadCert(m.ca_pem);
   if (!cert || !ca) return Status::InvalidArgument(OpenSslError("cannot read the node or CA certificate"));
   std::unique_ptr<BIO, BioFree> kbio(BIO_new_mem_buf(m.key_pem.data(), static_cast<int>(m.key_pem.size())));
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(kbio ? PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr)
+  // No passphrase callback: an encrypted key fails here instead of OpenSSL
+  // asking for a passphrase on the agent's terminal.
+  auto no_passphrase = [](char*, int, int, void*) { return -1; };
+  std::unique_ptr<EVP_PKEY, PkeyFree> key(kbio ? PEM_read_bio_PrivateKey(kbio.get(), nullptr, no_passphrase, nullptr)
                                                  : nullptr);
   if (!key) return Status::InvalidArgument(OpenSslError("cannot read the node key"));
   if (SSL_CTX_use_certificate(ctx, cert.get()) != 1 || SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 ||

@@ -226,6 +226,47 @@ TEST(GossipSealTest, ReplayFailsTheSecondTime) {
   EXPECT_EQ(OpenError(c, wire), "");
 }
 
+// With clocks (as the daemon runs it), counters follow the sender's clock
+// and a receiver refuses counters far from its own: an old capture cannot be
+// replayed to a receiver without windows (restarted), and a counter from the
+// far future cannot push a sender's window out of reach.
+TEST(GossipSealTest, WithClocksCountersFollowTimeAndFarOnesAreRefused) {
+  Keyring ring = MustNewKeyring();
+  uint64_t now = 1'800'000'000'000'000;  // microseconds
+  auto clock = [&now] { return now; };
+  AeadSeal a(kCluster, kA, ring, 5);
+  a.SetClock(clock);
+  auto first = a.Seal("ping");
+  ASSERT_TRUE(first.ok());
+  AeadSeal b(kCluster, kB, ring, 0);
+  b.SetClock(clock);
+  ASSERT_TRUE(b.Open(*first).ok()) << "a counter at the clock opens";
+
+  // Captured now, replayed to a receiver that restarted 10 minutes later.
+  now += 600'000'000;
+  AeadSeal restarted(kCluster, kB, ring, 0);
+  restarted.SetClock(clock);
+  auto replay = restarted.Open(*first);
+  ASSERT_FALSE(replay.ok());
+  EXPECT_NE(replay.status().message().find("stale"), std::string::npos) << replay.status().message();
+  // The sender's next datagram follows the clock and opens.
+  auto next = a.Seal("ping");
+  ASSERT_TRUE(next.ok());
+  EXPECT_TRUE(restarted.Open(*next).ok());
+
+  // A key holder's counter far ahead is refused and moves no window: the
+  // sender's real datagrams still open after it.
+  AeadSeal ahead(kCluster, kA, ring, now + 3'600'000'000ULL);
+  auto far = ahead.Seal("ping");
+  ASSERT_TRUE(far.ok());
+  auto refused = restarted.Open(*far);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("ahead of the clock"), std::string::npos) << refused.status().message();
+  auto after = a.Seal("ping");
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(restarted.Open(*after).ok());
+}
+
 TEST(GossipSealTest, OutOfOrderWithinTheWindowAcceptedOnceEach) {
   Pair p;
   std::vector<std::string> wires;
