@@ -22,6 +22,7 @@ SimConfig ConfigOf(const ScenarioOptions& o) {
   c.seed = o.seed;
   c.loss = o.loss;
   c.count_bytes = o.count_bytes;
+  c.seal = o.seal;
   c.membership = o.membership;
   return c;
 }
@@ -49,6 +50,24 @@ void AddTraffic(Figures& f, const SimMesh& mesh, Duration elapsed) {
   f.Add("bytes_per_s_per_node_max", *std::max_element(per_node.begin(), per_node.end()));
   f.Add("datagram_bytes_per_s_per_node", total_dgram / secs / n);
   f.Add("stream_bytes_per_s_per_node", total_stream / secs / n);
+  if (mesh.config().seal) {
+    const SealStats& s = mesh.seal_stats();
+    f.Add("seal_dropped", static_cast<double>(s.dropped()));
+    f.Add("seal_dropped_too_old", static_cast<double>(s.too_old));
+    f.Add("seal_dropped_replayed", static_cast<double>(s.replayed));
+    f.Add("seal_dropped_other", static_cast<double>(s.refused));
+    f.Add("seal_sender_mismatch", static_cast<double>(s.sender_mismatch));
+    f.Add("seal_decode_errors", static_cast<double>(s.decode_errors));
+    f.Add("seal_errors", static_cast<double>(s.seal_errors));
+    uint64_t encode_errors = 0;
+    for (const auto& t : mesh.traffic()) encode_errors += t.encode_errors;
+    f.Add("encode_errors", static_cast<double>(encode_errors));  // not sent, as by the daemon
+    f.Add("seal_opened", static_cast<double>(s.opened));
+    // Sealed datagrams per second per node: the unsealed bytes of the same
+    // trace are datagram_bytes_per_s_per_node minus kSealOverhead times this.
+    f.Add("datagrams_per_s_per_node", static_cast<double>(s.sealed) / secs / n);
+    f.Add("seal_windows", static_cast<double>(s.windows));
+  }
 }
 
 }  // namespace

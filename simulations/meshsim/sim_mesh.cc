@@ -1,16 +1,45 @@
 #include "sim_mesh.h"
 
 #include <cmath>
+#include <stdexcept>
 
 #include "mesh/codec.h"
 #include "scan/permutation.h"
 
 namespace ndo::mesh::sim {
 
+namespace {
+
+// SimConfig::seal: the cluster's id, the keyring's creation time and the
+// wall clock the simulated clock stands for (Unix microseconds at Time{}),
+// all fixed and arbitrary. The key itself is random; nothing depends on it.
+constexpr ClusterId kSimCluster{0x6e646f2d6d657368, 0x73696d2d636c7573};
+constexpr int64_t kSimKeyringUnix = 1'795'000'000;
+constexpr uint64_t kSimEpochUnixMicros = 1'795'000'000'000'000;
+// Clock skew between nodes: each node's wall clock is off by up to this.
+constexpr uint64_t kMaxSkewMicros = 1'000'000;
+
+}  // namespace
+
 SimMesh::SimMesh(SimConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {
   // A fixed, arbitrary start: steady_clock's epoch is meaningless anyway.
   now_ = Time{} + std::chrono::hours(1);
+  if (cfg_.seal) {
+    cfg_.count_bytes = true;  // every datagram is encoded anyway
+    auto ring = NewKeyring(kSimKeyringUnix);
+    if (!ring.ok()) throw std::runtime_error("meshsim: no keyring: " + ring.status().message());
+    keyring_ = std::move(*ring);
+  }
   for (int i = 0; i < cfg_.nodes; ++i) AddNode();
+}
+
+std::unique_ptr<AeadSeal> SimMesh::NewSeal(int i) const {
+  // Not from rng_: sealing must not change what the simulation draws.
+  uint64_t skew_state = cfg_.seed ^ (0x5ea1ed5ea1ed5ea1ULL + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ULL);
+  uint64_t skew = SplitMix64(skew_state) % kMaxSkewMicros;
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now_.time_since_epoch()).count();
+  return std::make_unique<AeadSeal>(kSimCluster, nodes_[i]->self().id, keyring_,
+                                    kSimEpochUnixMicros + static_cast<uint64_t>(micros) + skew);
 }
 
 double SimMesh::Uniform() { return static_cast<double>(SplitMix64(rng_) >> 11) * 0x1.0p-53; }
@@ -42,6 +71,10 @@ int SimMesh::AddNode() {
   stalled_until_.push_back(Time{});
   scheduled_.push_back(Time::max());
   traffic_.emplace_back();
+  if (cfg_.seal) {
+    seals_.push_back(NewSeal(i));
+    heard_.emplace_back();
+  }
   Reschedule(i);
   return i;
 }
@@ -91,6 +124,13 @@ void SimMesh::Restart(int i, int seed_node) {
   nodes_[i]->set_max_epoch_seen(epoch);
   up_[i] = true;
   stalled_until_[i] = Time{};
+  if (cfg_.seal) {
+    // A new process: a new seal whose counter starts at the clock (above
+    // what the old one reached), and no replay windows.
+    seals_[i] = NewSeal(i);
+    for (bool heard : heard_[i]) seal_stats_.windows -= heard;
+    heard_[i].clear();
+  }
   nodes_[i]->Join({Address(seed_node)}, now_);
   Flush(i);
 }
@@ -129,6 +169,10 @@ void SimMesh::Flush(int i) {
   Membership& n = *nodes_[i];
   for (auto& o : n.TakeOutgoing()) {
     int to = ParseAddress(o.address);
+    if (cfg_.seal) {
+      SendSealed(i, o, to);
+      continue;
+    }
     if (cfg_.count_bytes) {
       auto bytes = EncodeMessage(o.message);
       if (bytes.ok()) {
@@ -143,7 +187,7 @@ void SimMesh::Flush(int i) {
       ++traffic_[i].dropped;
       continue;
     }
-    Push(now_ + Latency(), Kind::kDatagram, i, to, Store({std::move(o.message), {}, {}}));
+    Push(now_ + Latency(), Kind::kDatagram, i, to, Store({std::move(o.message), {}, {}, {}}));
   }
   for (auto& s : n.TakeStreamRequests()) {
     int to = ParseAddress(s.address);
@@ -151,7 +195,7 @@ void SimMesh::Flush(int i) {
       auto bytes = EncodePushPull(s.request);
       traffic_[i].stream_bytes += bytes.ok() ? bytes.value().size() : 0;
     }
-    size_t slot = Store({{}, std::move(s.request), s.address});
+    size_t slot = Store({{}, std::move(s.request), s.address, {}});
     if (to < 0 || !Reachable(i, to)) {
       Push(now_ + cfg_.stream_timeout, Kind::kStreamFailed, to, i, slot);
       continue;
@@ -162,6 +206,64 @@ void SimMesh::Flush(int i) {
   for (auto& e : n.TakeEvents())
     if (observer_) observer_({i, e});
   Reschedule(i);
+}
+
+void SimMesh::SendSealed(int i, Outgoing& o, int to) {
+  // mesh_node.cc Send(): a datagram that cannot be encoded or sealed is not
+  // sent. Neither happens in a correct run (they are counted).
+  Traffic& t = traffic_[i];
+  auto bytes = EncodeMessage(o.message);
+  if (!bytes.ok()) {
+    ++t.encode_errors;
+    return;
+  }
+  auto wire = seals_[i]->Seal(bytes.value());
+  if (!wire.ok()) {
+    ++seal_stats_.seal_errors;
+    return;
+  }
+  ++seal_stats_.sealed;
+  t.datagram_bytes += wire->size();
+  t.largest_datagram = std::max<uint64_t>(t.largest_datagram, wire->size());
+  ++t.datagrams;
+  // The same draws, in the same order, as the unsealed path.
+  if (to < 0 || !Reachable(i, to) || Uniform() < cfg_.loss) {
+    ++t.dropped;
+    return;
+  }
+  Push(now_ + Latency(), Kind::kDatagram, i, to, Store({{}, {}, {}, std::move(wire.value())}));
+}
+
+void SimMesh::DeliverSealed(const Event& e, Payload& p) {
+  // mesh_node.cc OnDatagram(): open (authenticate, replay window), decode,
+  // check that the sealer is the sender the message names.
+  const int to = e.to;
+  auto opened = seals_[to]->Open(p.wire);
+  if (!opened.ok()) {
+    const std::string& why = opened.status().message();
+    if (why.rfind("too old", 0) == 0) ++seal_stats_.too_old;
+    else if (why.rfind("replayed", 0) == 0) ++seal_stats_.replayed;
+    else ++seal_stats_.refused;
+    return;
+  }
+  ++seal_stats_.opened;
+  std::vector<bool>& heard = heard_[to];
+  if (heard.size() <= static_cast<size_t>(e.from)) heard.resize(static_cast<size_t>(size()));
+  if (!heard[e.from]) {
+    heard[e.from] = true;
+    ++seal_stats_.windows;
+  }
+  auto msg = DecodeMessage(opened->plain);
+  if (!msg.ok()) {
+    ++seal_stats_.decode_errors;
+    return;
+  }
+  if (opened->sender != msg->sender) {
+    ++seal_stats_.sender_mismatch;
+    return;
+  }
+  nodes_[to]->OnMessage(Address(e.from), msg.value(), now_);
+  Flush(to);
 }
 
 void SimMesh::Reschedule(int i) {
@@ -200,6 +302,7 @@ void SimMesh::Handle(const Event& e) {
     case Kind::kDatagram: {
       Payload p = Take(e.slot);
       if (!up_[to]) return;
+      if (cfg_.seal) return DeliverSealed(e, p);
       nodes_[to]->OnMessage(Address(e.from), p.message, now_);
       Flush(to);
       return;
@@ -216,7 +319,7 @@ void SimMesh::Handle(const Event& e) {
         traffic_[to].stream_bytes += bytes.ok() ? bytes.value().size() : 0;
       }
       Flush(to);
-      Push(now_ + Latency(), Kind::kStreamReply, to, e.from, Store({{}, std::move(reply), p.address}));
+      Push(now_ + Latency(), Kind::kStreamReply, to, e.from, Store({{}, std::move(reply), p.address, {}}));
       return;
     }
     case Kind::kStreamReply: {

@@ -2,6 +2,7 @@
 // daemon runs), at small N, with invariants checked after every instant.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -275,6 +276,115 @@ TEST(MeshSim, DatagramsStayWithinTheSafeSizeEvenWithLongNames) {
   EXPECT_LE(largest, kMaxDatagramBytes);
   EXPECT_GT(largest, kMaxDatagramBytes / 2);  // the queues really were full
   for (int i = 0; i < 60; ++i) EXPECT_EQ(mesh.node(i).AliveCount(), 60u);
+}
+
+// --- With every datagram sealed as by the daemon (SimConfig::seal) ---------
+
+struct CrashRun {
+  Time detected{};  // since the crash
+  Duration took{};
+  uint64_t digest = 0;
+  int violations = 0;
+  std::string first;
+  SealStats seal;
+  uint64_t datagrams = 0, datagram_bytes = 0, stream_bytes = 0;
+};
+
+// The crash scenario above at N=50, sealed or not.
+CrashRun RunCrash(bool seal) {
+  SimConfig c = Config(50, 2, 0.01);
+  c.count_bytes = true;
+  c.seal = seal;
+  SimMesh mesh(c);
+  Invariants inv(mesh, true);
+  mesh.Bootstrap();
+  mesh.RunUntil(mesh.now() + 5s);
+  Time crash = mesh.now();
+  mesh.Crash(7);
+  CrashRun r;
+  mesh.RunUntil(crash + 30s, [&] {
+    if (r.detected == Time{} && mesh.AllSee(7, MemberState::kDead)) r.detected = mesh.now();
+  });
+  r.took = r.detected - crash;
+  r.digest = inv.digest();
+  r.violations = inv.violations();
+  r.first = inv.first();
+  r.seal = mesh.seal_stats();
+  for (const auto& t : mesh.traffic()) {
+    r.datagrams += t.datagrams;
+    r.datagram_bytes += t.datagram_bytes;
+    r.stream_bytes += t.stream_bytes;
+  }
+  return r;
+}
+
+TEST(MeshSimSealed, CrashDetectionIsTheSameTraceAsUnsealedAndTheSealDropsNothing) {
+  CrashRun plain = RunCrash(false), sealed = RunCrash(true);
+  ASSERT_NE(sealed.detected, Time{}) << "never declared dead by all";
+  EXPECT_LT(sealed.took, 10s);
+  EXPECT_EQ(sealed.violations, 0) << sealed.first;
+  // Every datagram that reached an up node opened, named its sealer and
+  // decoded.
+  EXPECT_GT(sealed.seal.opened, 1000u);
+  EXPECT_EQ(sealed.seal.dropped(), 0u);
+  EXPECT_EQ(sealed.seal.too_old, 0u);
+  EXPECT_EQ(sealed.seal.replayed, 0u);
+  EXPECT_EQ(sealed.seal.seal_errors, 0u);
+  EXPECT_EQ(sealed.seal.sealed, sealed.datagrams);
+  EXPECT_LE(sealed.seal.windows, 50u * 49u);
+  // Same seed, same behaviour: the detection time and every view change.
+  EXPECT_EQ(sealed.detected, plain.detected);
+  EXPECT_EQ(sealed.digest, plain.digest);
+  // Only the bytes differ: the seal's overhead on every datagram.
+  EXPECT_EQ(sealed.datagrams, plain.datagrams);
+  EXPECT_EQ(sealed.datagram_bytes, plain.datagram_bytes + kSealOverhead * plain.datagrams);
+  EXPECT_EQ(sealed.stream_bytes, plain.stream_bytes);
+  EXPECT_EQ(plain.seal.opened, 0u);  // unsealed runs do not seal
+}
+
+TEST(MeshSimSealed, TheCrashScenarioGivesTheSameFiguresExceptBytes) {
+  ScenarioOptions o;
+  o.nodes = 50;
+  o.seed = 13;
+  o.loss = 0.01;
+  o.repeats = 4;
+  Figures plain = CrashDetection(o);
+  o.seal = true;
+  Figures sealed = CrashDetection(o);
+  EXPECT_EQ(sealed.Get("seal_dropped"), 0);
+  EXPECT_EQ(sealed.Get("encode_errors"), 0);
+  EXPECT_GT(sealed.Get("seal_opened"), 0);
+  EXPECT_EQ(sealed.Get("never_detected_by_all"), 0);
+  EXPECT_EQ(sealed.Get("false_dead"), 0);
+  for (const char* k : {"detect_all_p50_s", "detect_all_p99_s", "detect_all_max_s", "detect_observer_p50_s",
+                        "detect_observer_p99_s", "first_suspicion_p50_s", "first_declared_dead_p50_s",
+                        "dead_dissemination_p50_s", "dead_dissemination_max_s", "false_dead", "false_suspect",
+                        "stream_bytes_per_s_per_node"})
+    EXPECT_EQ(sealed.Get(k), plain.Get(k)) << k;
+  EXPECT_GT(sealed.Get("datagram_bytes_per_s_per_node"), plain.Get("datagram_bytes_per_s_per_node"));
+  EXPECT_TRUE(std::isnan(plain.Get("seal_dropped")));  // reported only when sealed
+}
+
+TEST(MeshSimSealed, ARestartedNodesNewCounterIsAcceptedByItsPeers) {
+  // The restarted node's seal starts over at its clock, above where the old
+  // one stopped, so the windows its peers kept take it (the daemon's rule).
+  SimConfig c = Config(10, 8, 0.01);
+  c.seal = true;
+  SimMesh mesh(c);
+  Invariants inv(mesh, false);
+  mesh.Bootstrap();
+  mesh.RunUntil(mesh.now() + 3s);
+  mesh.Crash(4);
+  mesh.RunUntil(mesh.now() + 30s);
+  ASSERT_TRUE(mesh.AllSee(4, MemberState::kDead));
+  uint64_t opened = mesh.seal_stats().opened;
+  mesh.Restart(4, 0);
+  mesh.RunUntil(mesh.now() + 10s);
+  EXPECT_TRUE(mesh.AllSee(4, MemberState::kAlive));
+  EXPECT_EQ(mesh.node(4).AliveCount(), 10u);
+  EXPECT_GT(mesh.seal_stats().opened, opened);
+  EXPECT_EQ(mesh.seal_stats().dropped(), 0u);
+  EXPECT_EQ(inv.violations(), 0) << inv.first();
 }
 
 }  // namespace
