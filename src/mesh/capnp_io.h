@@ -18,6 +18,25 @@
 
 namespace ndo::mesh {
 
+// Runs fn, which returns a Status, and turns anything it throws (Cap'n Proto
+// reports malformed input with kj exceptions) into an error value made by
+// `error` ("what: reason"). For decoders that read their own way (packed,
+// wiping buffers) rather than through CapnpDecode.
+template <typename Fn>
+Status CapnpGuarded(Status (*error)(std::string), const char* what, Fn&& fn) {
+  Status status;
+  try {
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] { status = fn(); })) {
+      return error(std::string(what) + ": " + e->getDescription().cStr());
+    }
+  } catch (const std::exception& e) {
+    return error(std::string(what) + ": " + e.what());
+  } catch (...) {
+    return error(std::string(what) + ": unknown exception");
+  }
+  return status;
+}
+
 // The flat (unpacked) encoding of a built message.
 inline std::string CapnpToBytes(capnp::MessageBuilder& msg) {
   auto words = capnp::messageToFlatArray(msg);

@@ -11,6 +11,7 @@
 #include <exception>
 #include <memory>
 
+#include "mesh/capnp_io.h"
 #include "mesh/wire.capnp.h"
 
 // Encoding choice: datagrams are PACKED, push-pull bodies are not.
@@ -73,22 +74,6 @@ constexpr unsigned kLastKind = static_cast<unsigned>(Update::Kind::kLeft);
 
 std::string Num(size_t n) { return std::to_string(n); }
 
-// Runs fn, which returns a Status, and turns anything it throws (Cap'n Proto
-// reports malformed input with kj exceptions) into an error value.
-template <typename Fn>
-Status Guarded(Status (*error)(std::string), const char* what, Fn&& fn) {
-  Status status;
-  try {
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] { status = fn(); })) {
-      return error(std::string(what) + ": " + e->getDescription().cStr());
-    }
-  } catch (const std::exception& e) {
-    return error(std::string(what) + ": " + e.what());
-  } catch (...) {
-    return error(std::string(what) + ": unknown exception");
-  }
-  return status;
-}
 
 // Why a text field is unacceptable, or empty if it is fine. NUL bytes are
 // refused: nothing legitimate holds one, and it would cut the text short
@@ -255,7 +240,7 @@ Result<kj::ArrayPtr<const capnp::word>> Unpack(std::string_view in, kj::ArrayPtr
 // insists that it fills `words` exactly.
 template <typename ReadFn>
 Status ReadFlat(kj::ArrayPtr<const capnp::word> words, size_t traversal_limit, const char* what, ReadFn&& read) {
-  return Guarded(&Status::Corruption, what, [&]() -> Status {
+  return CapnpGuarded(&Status::Corruption, what, [&]() -> Status {
     capnp::ReaderOptions options;
     // A valid message traverses each of its words once; twice as many
     // leaves room without letting shared pointers multiply the work.
@@ -358,7 +343,7 @@ Status ValidateMemberInfo(const MemberInfo& info) {
 Result<std::string> EncodeMessage(const Message& msg) {
   if (Status s = ValidateMessage(msg); !s.ok()) return s;
   std::string out;
-  Status status = Guarded(&Status::InvalidArgument, "cannot encode datagram", [&]() -> Status {
+  Status status = CapnpGuarded(&Status::InvalidArgument, "cannot encode datagram", [&]() -> Status {
     capnp::MallocMessageBuilder builder(kMaxDatagramWords);
     auto root = builder.initRoot<wire::Message>();
     root.setType(static_cast<wire::Message::Type>(msg.type));
@@ -449,7 +434,7 @@ Result<std::string> EncodePushPull(const PushPull& pp) {
   if (pp.sender.empty()) return Status::InvalidArgument("push-pull without sender id");
   if (Status s = ValidateUpdates(pp.state, kMaxStateMembers, "members"); !s.ok()) return s;
   std::string out;
-  Status status = Guarded(&Status::InvalidArgument, "cannot encode push-pull", [&]() -> Status {
+  Status status = CapnpGuarded(&Status::InvalidArgument, "cannot encode push-pull", [&]() -> Status {
     // One segment sized for the whole state: no reallocation, no far pointers.
     size_t words = 8;
     for (const Update& u : pp.state)

@@ -18,6 +18,7 @@
 #include <exception>
 #include <utility>
 
+#include "mesh/capnp_io.h"
 #include "mesh/security.capnp.h"
 
 namespace ndo::mesh {
@@ -204,22 +205,6 @@ Status Admit(Windows& windows, const NodeId& sender, uint64_t counter) {
 // ---------------------------------------------------------------------------
 // Keyring encoding.
 
-// Runs fn, which returns a Status, and turns anything it throws (Cap'n Proto
-// reports malformed input with kj exceptions) into an error value.
-template <typename Fn>
-Status Guarded(Status (*error)(std::string), const char* what, Fn&& fn) {
-  Status status;
-  try {
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] { status = fn(); })) {
-      return error(std::string(what) + ": " + e->getDescription().cStr());
-    }
-  } catch (const std::exception& e) {
-    return error(std::string(what) + ": " + e.what());
-  } catch (...) {
-    return error(std::string(what) + ": unknown exception");
-  }
-  return status;
-}
 
 void Wipe(kj::ArrayPtr<capnp::word> words) { OPENSSL_cleanse(words.begin(), words.size() * kWord); }
 
@@ -303,7 +288,7 @@ Result<std::string> EncodeKeyring(const Keyring& ring) {
   auto scratch = kj::heapArray<capnp::word>(kMaxKeyringBytes / kWord);
   std::memset(scratch.begin(), 0, scratch.size() * kWord);
   std::string out;
-  Status status = Guarded(&Status::InvalidArgument, "encoding keyring", [&]() -> Status {
+  Status status = CapnpGuarded(&Status::InvalidArgument, "encoding keyring", [&]() -> Status {
     capnp::MallocMessageBuilder msg(scratch.asPtr());
     auto root = msg.initRoot<schema::Keyring>();
     root.setPrimary(ring.primary);
@@ -335,7 +320,7 @@ Result<Keyring> DecodeKeyring(std::string_view bytes) {
   auto words = kj::heapArray<capnp::word>(bytes.size() / kWord);
   std::memcpy(words.begin(), bytes.data(), bytes.size());
   Keyring ring;
-  Status status = Guarded(&Status::Corruption, "malformed keyring", [&]() -> Status {
+  Status status = CapnpGuarded(&Status::Corruption, "malformed keyring", [&]() -> Status {
     capnp::ReaderOptions options;
     // A valid message traverses each of its words once.
     options.traversalLimitInWords = 2 * words.size();

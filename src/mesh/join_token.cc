@@ -16,6 +16,7 @@
 #include <exception>
 #include <iterator>
 
+#include "mesh/capnp_io.h"
 #include "mesh/messages.h"
 #include "mesh/security.capnp.h"
 
@@ -70,22 +71,6 @@ void AppendField(std::string& msg, std::string_view field) {
   msg.append(field);
 }
 
-// Runs fn, which returns a Status, and turns anything it throws (Cap'n Proto
-// reports malformed input with kj exceptions) into an error value.
-template <typename Fn>
-Status Guarded(Status (*error)(std::string), const char* what, Fn&& fn) {
-  Status status;
-  try {
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] { status = fn(); })) {
-      return error(std::string(what) + ": " + e->getDescription().cStr());
-    }
-  } catch (const std::exception& e) {
-    return error(std::string(what) + ": " + e.what());
-  } catch (...) {
-    return error(std::string(what) + ": unknown exception");
-  }
-  return status;
-}
 
 // Why a record cannot be stored (or was not stored by us); empty if fine.
 std::string RecordProblem(const TokenRecord& r) {
@@ -197,7 +182,7 @@ Status CheckTokenUsable(const TokenRecord& record, std::string_view vantage, int
 Result<std::string> EncodeTokenRecord(const TokenRecord& record) {
   if (std::string p = RecordProblem(record); !p.empty()) return Status::InvalidArgument(p);
   std::string out;
-  Status status = Guarded(&Status::InvalidArgument, "cannot encode token record", [&]() -> Status {
+  Status status = CapnpGuarded(&Status::InvalidArgument, "cannot encode token record", [&]() -> Status {
     capnp::MallocMessageBuilder builder;
     auto root = builder.initRoot<schema::TokenRecord>();
     SetText(record.id, [&](capnp::Text::Reader t) { root.setId(t); });
@@ -233,7 +218,7 @@ Result<TokenRecord> DecodeTokenRecord(std::string_view bytes) {
   auto words = kj::heapArray<capnp::word>(bytes.size() / kWord);
   std::memcpy(words.begin(), bytes.data(), bytes.size());
   TokenRecord record;
-  Status status = Guarded(&Status::Corruption, "malformed token record", [&]() -> Status {
+  Status status = CapnpGuarded(&Status::Corruption, "malformed token record", [&]() -> Status {
     capnp::ReaderOptions options;
     options.traversalLimitInWords = 2 * words.size();
     options.nestingLimit = kNestingLimit;

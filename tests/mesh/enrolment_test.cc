@@ -724,7 +724,7 @@ TEST_F(EnrolmentTest, RefusesTheNodeIdOfAMember) {
   ExpectRefused(Request(token, j), kExporter, {j.node}, "node id already taken", j.node.Hex(), known);
   // A member's id is refused even with a CSR made with a new key.
   Joiner impostor = MakeJoiner(1);
-  ExpectRefused(Request(token, impostor), kExporter, {j.node}, "node id already taken", "which exists", known);
+  ExpectRefused(Request(token, impostor), kExporter, {j.node}, "node id already taken", "a member's", known);
 }
 
 TEST_F(EnrolmentTest, RefusesANodeIdIssuedBefore) {
@@ -743,7 +743,7 @@ TEST_F(EnrolmentTest, RefusesANodeIdIssuedBefore) {
   ASSERT_TRUE(cert.found);
   Joiner again = MakeJoiner(1);
   ASSERT_EQ(again.node, j.node);
-  ExpectRefused(Request(token, again), kExporter, {j.node}, "node id already taken", "which exists");
+  ExpectRefused(Request(token, again), kExporter, {j.node}, "node id already taken", "issued before");
   EXPECT_EQ(Meta(CertKey(j.node)).bytes, cert.bytes);
   EXPECT_EQ(Must(LoadToken(*store_, token.id)).uses, 0u);
 }
