@@ -255,7 +255,14 @@ Result<EnrolReply> EnrolThrough(const HostPort& server, const std::optional<Host
             if (!frame.ok()) return fail(frame.status().WithContext("reading the enrolment reply"));
             auto reply = DecodeEnrolReply(*frame);
             if (!reply.ok()) return fail(reply.status().WithContext("enrolment reply"));
-            if (!reply->error.empty()) return fail(Status::InvalidArgument(server.ToString() + " refused: " + reply->error));
+            if (!reply->error.empty()) {
+              // A member that cannot enrol right now (the CA holder down, the
+              // rate limit) is worth another try; a verdict on the token is not.
+              bool transient = reply->error.rfind("enrolment unavailable", 0) == 0 ||
+                               reply->error.rfind("too many enrolment attempts", 0) == 0;
+              std::string why = server.ToString() + " refused: " + reply->error;
+              return fail(transient ? Status::Unavailable(why) : Status::InvalidArgument(why));
+            }
             if (reply->ca_pem != pinned_ca)
               return fail(Status::InvalidArgument("the enrolment reply's CA is not the pinned one"));
             result = std::move(*reply);
