@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the mesh issue's simulated acceptance figures and writes them under
 # docs/meshsim/ (CSV, and a plot when gnuplot is installed). Deterministic:
-# the same seeds give the same figures. Takes about 15 minutes on 2 cores,
-# plus the sealed runs at the end (docs/meshsim/figures-sealed.csv).
+# the same seeds give the same figures. Takes about 30 minutes on 2 cores,
+# plus about 80 for the sealed runs at the end (docs/meshsim/figures-sealed.csv).
 #   simulations/meshsim/run_acceptance.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,9 +20,11 @@ run falsepos  --nodes 1000  --loss 0.10 --duration 3600 --stall-fraction 0.01 --
 run partition --nodes 1000  --loss 0.01 --seed 4
 run coldjoin  --nodes 1000  --loss 0.01 --seed 5
 run detect    --nodes 10000 --loss 0.01 --repeats 3 --seed 6 --no-bytes
-# The first three again with every datagram sealed as by the daemon (same
-# seeds, so the same traces; bytes include the seal). Not at N=10,000: the
-# replay windows alone would take ~20 GB.
+# The first three again with every datagram sealed as by the daemon, its
+# counters tied to the clock (bytes include the seal; seal_dropped counts
+# what the seals refused; --seal-without-clock gives the unsealed traces). About 80 more minutes,
+# the sealed hour of falsepos most of it. Not at N=10,000: the replay
+# windows alone would take 20 GB or more.
 run_sealed detect   --nodes 1000 --loss 0.01 --repeats 40 --seed 1 --seal
 run_sealed join     --nodes 1000 --loss 0.01 --repeats 20 --seed 2 --seal
 run_sealed falsepos --nodes 1000 --loss 0.10 --duration 3600 --stall-fraction 0.01 --stall 2 --seed 3 --seal

@@ -23,6 +23,7 @@ SimConfig ConfigOf(const ScenarioOptions& o) {
   c.loss = o.loss;
   c.count_bytes = o.count_bytes;
   c.seal = o.seal;
+  c.seal_clock = o.seal_clock;
   c.membership = o.membership;
   return c;
 }
@@ -55,6 +56,7 @@ void AddTraffic(Figures& f, const SimMesh& mesh, Duration elapsed) {
     f.Add("seal_dropped", static_cast<double>(s.dropped()));
     f.Add("seal_dropped_too_old", static_cast<double>(s.too_old));
     f.Add("seal_dropped_replayed", static_cast<double>(s.replayed));
+    f.Add("seal_dropped_off_clock", static_cast<double>(s.off_clock));
     f.Add("seal_dropped_other", static_cast<double>(s.refused));
     f.Add("seal_sender_mismatch", static_cast<double>(s.sender_mismatch));
     f.Add("seal_decode_errors", static_cast<double>(s.decode_errors));

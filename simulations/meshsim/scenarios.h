@@ -30,6 +30,7 @@ struct ScenarioOptions {
   double stall_s = 2;
   bool count_bytes = true;
   bool seal = false;            // SimConfig::seal: datagrams sealed as by the daemon
+  bool seal_clock = true;       // SimConfig::seal_clock
   MembershipConfig membership;  // the daemon's defaults unless changed
 };
 
@@ -54,7 +55,7 @@ double Percentile(std::vector<double> v, double p);
 // sealed, what the seals did: seal_dropped (datagrams that reached an up
 // node and were dropped by its seal, the sender check or the decoder: 0 in
 // a correct run), split into seal_dropped_too_old, seal_dropped_replayed,
-// seal_dropped_other, seal_sender_mismatch, seal_decode_errors; seal_opened,
+// seal_dropped_off_clock, seal_dropped_other, seal_sender_mismatch, seal_decode_errors; seal_opened,
 // seal_errors and seal_windows (replay windows held at the end).
 
 }  // namespace ndo::mesh::sim

@@ -33,13 +33,20 @@ SimMesh::SimMesh(SimConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {
   for (int i = 0; i < cfg_.nodes; ++i) AddNode();
 }
 
-std::unique_ptr<AeadSeal> SimMesh::NewSeal(int i) const {
+uint64_t SimMesh::WallMicros(int i) const {
   // Not from rng_: sealing must not change what the simulation draws.
   uint64_t skew_state = cfg_.seed ^ (0x5ea1ed5ea1ed5ea1ULL + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ULL);
   uint64_t skew = SplitMix64(skew_state) % kMaxSkewMicros;
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now_.time_since_epoch()).count();
-  return std::make_unique<AeadSeal>(kSimCluster, nodes_[i]->self().id, keyring_,
-                                    kSimEpochUnixMicros + static_cast<uint64_t>(micros) + skew);
+  return kSimEpochUnixMicros + static_cast<uint64_t>(micros) + skew;
+}
+
+std::unique_ptr<AeadSeal> SimMesh::NewSeal(int i) {
+  // As mesh_node.cc makes it: the first counter at the wall clock, and the
+  // clock tied to the seal (unless seal_clock is off).
+  auto seal = std::make_unique<AeadSeal>(kSimCluster, nodes_[i]->self().id, keyring_, WallMicros(i));
+  if (cfg_.seal_clock) seal->SetClock([this, i] { return WallMicros(i); });
+  return seal;
 }
 
 double SimMesh::Uniform() { return static_cast<double>(SplitMix64(rng_) >> 11) * 0x1.0p-53; }
@@ -243,6 +250,7 @@ void SimMesh::DeliverSealed(const Event& e, Payload& p) {
     const std::string& why = opened.status().message();
     if (why.rfind("too old", 0) == 0) ++seal_stats_.too_old;
     else if (why.rfind("replayed", 0) == 0) ++seal_stats_.replayed;
+    else if (why.find("the clock") != std::string::npos) ++seal_stats_.off_clock;
     else ++seal_stats_.refused;
     return;
   }

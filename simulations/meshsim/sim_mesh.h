@@ -11,7 +11,9 @@
 // check that the sealed sender is the message's sender, DecodeMessage, the
 // core. The seal's random nonces change the bytes, never the behaviour: the
 // seal draws nothing from the simulation's seeded generator, so a sealed run
-// follows the same trace as an unsealed one with the same seed.
+// follows the same trace as an unsealed one with the same seed, as long as
+// the seals drop nothing (with seal_clock they do drop a few overtaken
+// datagrams: see SealStats).
 #pragma once
 
 #include <cstdint>
@@ -42,23 +44,33 @@ struct SimConfig {
   // Seal every datagram as the daemon does (see the top of this file); bytes
   // are then always counted (count_bytes is forced on), seal included.
   // Memory: each node keeps a replay window per sender it heard (about 200
-  // bytes with the map's overhead), i.e. N^2 x 200 B: ~0.2 GB at N=1000,
-  // ~20 GB at N=10,000.
+  // bytes with the map's overhead), up to N^2 of them: 0.2-0.4 GB more at
+  // N=1000 (measured), 20 GB or more at N=10,000.
   bool seal = false;
+  // As the daemon does (mesh_node.cc), tie each seal's counters to its
+  // node's wall clock (AeadSeal::SetClock: a counter is max(last + 1, now
+  // in microseconds), and Open refuses one kMaxCounterSkewMicros away from
+  // its own clock). Off: counters rise by one per datagram from the first.
+  bool seal_clock = true;
 };
 
 // What the seals did to the datagrams that reached an up receiver (zero
 // unless SimConfig::seal). Any drop here is a finding: the simulated network
 // neither duplicates nor forges, so the only way to lose a datagram to the
 // seal is the replay window (a sender's counter more than kReplayWindow
-// ahead of a late datagram of its own) or a bug.
+// ahead of a late datagram of its own) or a bug. With seal_clock, counters
+// advance with the clock's microseconds, so the window spans 1.024 ms of the
+// sender's time: a datagram overtaken by one sent more than that after it is
+// dropped as too old.
 struct SealStats {
   uint64_t sealed = 0, opened = 0;
-  uint64_t too_old = 0, replayed = 0, refused = 0;  // Open failed: for its age, a repeat, anything else
+  // Open failed: too old for the window, a repeat, too far from the
+  // receiver's clock, anything else.
+  uint64_t too_old = 0, replayed = 0, off_clock = 0, refused = 0;
   uint64_t sender_mismatch = 0;                     // sealed by one member, in the name of another
   uint64_t decode_errors = 0, seal_errors = 0;
   uint64_t windows = 0;  // replay windows the receivers hold now, (receiver, sender) pairs
-  uint64_t dropped() const { return too_old + replayed + refused + sender_mismatch + decode_errors; }
+  uint64_t dropped() const { return too_old + replayed + off_clock + refused + sender_mismatch + decode_errors; }
 };
 
 // What happened, for measurements and invariants.
@@ -70,6 +82,8 @@ struct Observation {
 class SimMesh {
  public:
   explicit SimMesh(SimConfig cfg);
+  SimMesh(const SimMesh&) = delete;  // the seals' clocks point here
+  SimMesh& operator=(const SimMesh&) = delete;
 
   int size() const { return static_cast<int>(nodes_.size()); }
   Membership& node(int i) { return *nodes_[i]; }
@@ -147,10 +161,13 @@ class SimMesh {
   void Reschedule(int i);
   void Handle(const Event& e);
   int ParseAddress(const std::string& a) const;
-  // The node's datagram seal, new (as after a start): its first counter is
-  // the simulated wall clock in microseconds plus a fixed per-node skew, as
-  // the daemon starts its counter at its wall clock.
-  std::unique_ptr<AeadSeal> NewSeal(int i) const;
+  // Node i's wall clock in Unix microseconds: the simulated clock plus a
+  // fixed per-node skew (below a second) drawn from the seed.
+  uint64_t WallMicros(int i) const;
+  // The node's datagram seal, new (as after a start), made as the daemon
+  // makes it: its first counter at the node's wall clock and, with
+  // seal_clock, that clock tied to it (AeadSeal::SetClock).
+  std::unique_ptr<AeadSeal> NewSeal(int i);
   void SendSealed(int i, Outgoing& o, int to);
   void DeliverSealed(const Event& e, Payload& p);
 

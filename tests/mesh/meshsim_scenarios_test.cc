@@ -279,9 +279,19 @@ TEST(MeshSim, DatagramsStayWithinTheSafeSizeEvenWithLongNames) {
 }
 
 // --- With every datagram sealed as by the daemon (SimConfig::seal) ---------
+//
+// Two seals: the daemon's (counters tied to the wall clock, AeadSeal::
+// SetClock, as mesh_node.cc makes it) and a counter-only one (seal_clock
+// off: counters rise by one per datagram). The counter-only seal must be
+// invisible but for the bytes: same trace, no drop. The daemon's drops a
+// few datagrams that another of the same sender overtook: its counters
+// advance one per microsecond, so the 1024-counter replay window spans only
+// 1.024 ms of the sender's time, less than the simulated latency's jitter
+// (see docs/mesh.md, "With sealed datagrams"). Once that is fixed in
+// gossip_seal, the daemon's seal should pass the counter-only test too.
 
 struct CrashRun {
-  Time detected{};  // since the crash
+  Time detected{};
   Duration took{};
   uint64_t digest = 0;
   int violations = 0;
@@ -290,11 +300,14 @@ struct CrashRun {
   uint64_t datagrams = 0, datagram_bytes = 0, stream_bytes = 0;
 };
 
-// The crash scenario above at N=50, sealed or not.
-CrashRun RunCrash(bool seal) {
+enum class Sealing { kNone, kCounterOnly, kDaemon };
+
+// The crash scenario above at N=50.
+CrashRun RunCrash(Sealing sealing) {
   SimConfig c = Config(50, 2, 0.01);
   c.count_bytes = true;
-  c.seal = seal;
+  c.seal = sealing != Sealing::kNone;
+  c.seal_clock = sealing == Sealing::kDaemon;
   SimMesh mesh(c);
   Invariants inv(mesh, true);
   mesh.Bootstrap();
@@ -318,8 +331,8 @@ CrashRun RunCrash(bool seal) {
   return r;
 }
 
-TEST(MeshSimSealed, CrashDetectionIsTheSameTraceAsUnsealedAndTheSealDropsNothing) {
-  CrashRun plain = RunCrash(false), sealed = RunCrash(true);
+TEST(MeshSimSealed, ACounterSealIsTheSameTraceAsUnsealedAndDropsNothing) {
+  CrashRun plain = RunCrash(Sealing::kNone), sealed = RunCrash(Sealing::kCounterOnly);
   ASSERT_NE(sealed.detected, Time{}) << "never declared dead by all";
   EXPECT_LT(sealed.took, 10s);
   EXPECT_EQ(sealed.violations, 0) << sealed.first;
@@ -327,8 +340,6 @@ TEST(MeshSimSealed, CrashDetectionIsTheSameTraceAsUnsealedAndTheSealDropsNothing
   // decoded.
   EXPECT_GT(sealed.seal.opened, 1000u);
   EXPECT_EQ(sealed.seal.dropped(), 0u);
-  EXPECT_EQ(sealed.seal.too_old, 0u);
-  EXPECT_EQ(sealed.seal.replayed, 0u);
   EXPECT_EQ(sealed.seal.seal_errors, 0u);
   EXPECT_EQ(sealed.seal.sealed, sealed.datagrams);
   EXPECT_LE(sealed.seal.windows, 50u * 49u);
@@ -342,6 +353,28 @@ TEST(MeshSimSealed, CrashDetectionIsTheSameTraceAsUnsealedAndTheSealDropsNothing
   EXPECT_EQ(plain.seal.opened, 0u);  // unsealed runs do not seal
 }
 
+TEST(MeshSimSealed, TheDaemonsSealKeepsTheInvariantsAndDropsOnlyOvertakenDatagrams) {
+  CrashRun plain = RunCrash(Sealing::kNone), sealed = RunCrash(Sealing::kDaemon);
+  ASSERT_NE(sealed.detected, Time{}) << "never declared dead by all";
+  EXPECT_LT(sealed.took, 10s);
+  EXPECT_EQ(sealed.violations, 0) << sealed.first;
+  EXPECT_GT(sealed.seal.opened, 1000u);
+  EXPECT_EQ(sealed.seal.seal_errors, 0u);
+  EXPECT_EQ(sealed.seal.sealed, sealed.datagrams);
+  // The only drops are the window's: no replay, nothing off the clock, no
+  // failed authentication, sender mismatch or decoding error...
+  EXPECT_EQ(sealed.seal.dropped(), sealed.seal.too_old);
+  // ...and few of them (6 of ~7,000 here; 118 of 4.4 million in meshsim
+  // detect at N=1000). Should be 0, and the trace the unsealed one: then
+  // this test can assert what the counter-only one does.
+  EXPECT_LE(sealed.seal.too_old, sealed.seal.opened / 200);
+  EXPECT_LT(sealed.took, plain.took + 2s);
+  // Still deterministic: the clock is the simulated one.
+  CrashRun again = RunCrash(Sealing::kDaemon);
+  EXPECT_EQ(again.digest, sealed.digest);
+  EXPECT_EQ(again.seal.too_old, sealed.seal.too_old);
+}
+
 TEST(MeshSimSealed, TheCrashScenarioGivesTheSameFiguresExceptBytes) {
   ScenarioOptions o;
   o.nodes = 50;
@@ -350,6 +383,7 @@ TEST(MeshSimSealed, TheCrashScenarioGivesTheSameFiguresExceptBytes) {
   o.repeats = 4;
   Figures plain = CrashDetection(o);
   o.seal = true;
+  o.seal_clock = false;
   Figures sealed = CrashDetection(o);
   EXPECT_EQ(sealed.Get("seal_dropped"), 0);
   EXPECT_EQ(sealed.Get("encode_errors"), 0);
@@ -363,28 +397,41 @@ TEST(MeshSimSealed, TheCrashScenarioGivesTheSameFiguresExceptBytes) {
     EXPECT_EQ(sealed.Get(k), plain.Get(k)) << k;
   EXPECT_GT(sealed.Get("datagram_bytes_per_s_per_node"), plain.Get("datagram_bytes_per_s_per_node"));
   EXPECT_TRUE(std::isnan(plain.Get("seal_dropped")));  // reported only when sealed
+  // The daemon's seal: the same scenario keeps its invariants.
+  o.seal_clock = true;
+  Figures daemon = CrashDetection(o);
+  EXPECT_EQ(daemon.Get("never_detected_by_all"), 0);
+  EXPECT_EQ(daemon.Get("false_dead"), 0);
+  EXPECT_LT(daemon.Get("detect_all_max_s"), 10);
+  EXPECT_EQ(daemon.Get("seal_dropped"), daemon.Get("seal_dropped_too_old"));
 }
 
 TEST(MeshSimSealed, ARestartedNodesNewCounterIsAcceptedByItsPeers) {
   // The restarted node's seal starts over at its clock, above where the old
   // one stopped, so the windows its peers kept take it (the daemon's rule).
-  SimConfig c = Config(10, 8, 0.01);
-  c.seal = true;
-  SimMesh mesh(c);
-  Invariants inv(mesh, false);
-  mesh.Bootstrap();
-  mesh.RunUntil(mesh.now() + 3s);
-  mesh.Crash(4);
-  mesh.RunUntil(mesh.now() + 30s);
-  ASSERT_TRUE(mesh.AllSee(4, MemberState::kDead));
-  uint64_t opened = mesh.seal_stats().opened;
-  mesh.Restart(4, 0);
-  mesh.RunUntil(mesh.now() + 10s);
-  EXPECT_TRUE(mesh.AllSee(4, MemberState::kAlive));
-  EXPECT_EQ(mesh.node(4).AliveCount(), 10u);
-  EXPECT_GT(mesh.seal_stats().opened, opened);
-  EXPECT_EQ(mesh.seal_stats().dropped(), 0u);
-  EXPECT_EQ(inv.violations(), 0) << inv.first();
+  for (bool clock : {true, false}) {
+    SimConfig c = Config(10, 8, 0.01);
+    c.seal = true;
+    c.seal_clock = clock;
+    SimMesh mesh(c);
+    Invariants inv(mesh, false);
+    mesh.Bootstrap();
+    mesh.RunUntil(mesh.now() + 3s);
+    mesh.Crash(4);
+    mesh.RunUntil(mesh.now() + 30s);
+    ASSERT_TRUE(mesh.AllSee(4, MemberState::kDead)) << "clock " << clock;
+    uint64_t opened = mesh.seal_stats().opened;
+    mesh.Restart(4, 0);
+    mesh.RunUntil(mesh.now() + 10s);
+    EXPECT_TRUE(mesh.AllSee(4, MemberState::kAlive)) << "clock " << clock;
+    EXPECT_EQ(mesh.node(4).AliveCount(), 10u) << "clock " << clock;
+    EXPECT_GT(mesh.seal_stats().opened, opened);
+    // Nothing refused for its age relative to the clock, nor as a replay.
+    const SealStats& s = mesh.seal_stats();
+    EXPECT_EQ(s.dropped() - s.too_old, 0u) << "clock " << clock;
+    if (!clock) EXPECT_EQ(s.too_old, 0u);
+    EXPECT_EQ(inv.violations(), 0) << inv.first();
+  }
 }
 
 }  // namespace
