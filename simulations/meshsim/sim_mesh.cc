@@ -44,7 +44,8 @@ uint64_t SimMesh::WallMicros(int i) const {
 std::unique_ptr<AeadSeal> SimMesh::NewSeal(int i) {
   // As mesh_node.cc makes it: the first counter at the wall clock, and the
   // clock tied to the seal (unless seal_clock is off).
-  auto seal = std::make_unique<AeadSeal>(kSimCluster, nodes_[i]->self().id, keyring_, WallMicros(i));
+  auto seal = std::make_unique<AeadSeal>(kSimCluster, nodes_[i]->self().id, keyring_,
+                                         CounterAtWallMicros(WallMicros(i)));
   if (cfg_.seal_clock) seal->SetClock([this, i] { return WallMicros(i); });
   return seal;
 }

@@ -12,8 +12,7 @@
 // core. The seal's random nonces change the bytes, never the behaviour: the
 // seal draws nothing from the simulation's seeded generator, so a sealed run
 // follows the same trace as an unsealed one with the same seed, as long as
-// the seals drop nothing (with seal_clock they do drop a few overtaken
-// datagrams: see SealStats).
+// the seals drop nothing (see SealStats).
 #pragma once
 
 #include <cstdint>
@@ -49,7 +48,7 @@ struct SimConfig {
   bool seal = false;
   // As the daemon does (mesh_node.cc), tie each seal's counters to its
   // node's wall clock (AeadSeal::SetClock: a counter is max(last + 1, now
-  // in microseconds), and Open refuses one kMaxCounterSkewMicros away from
+  // in milliseconds), and Open refuses one kMaxCounterSkewMicros away from
   // its own clock). Off: counters rise by one per datagram from the first.
   bool seal_clock = true;
 };
@@ -59,9 +58,9 @@ struct SimConfig {
 // neither duplicates nor forges, so the only way to lose a datagram to the
 // seal is the replay window (a sender's counter more than kReplayWindow
 // ahead of a late datagram of its own) or a bug. With seal_clock, counters
-// advance with the clock's microseconds, so the window spans 1.024 ms of the
-// sender's time: a datagram overtaken by one sent more than that after it is
-// dropped as too old.
+// advance with the clock's milliseconds, so the window spans about 1 s of
+// the sender's time: a datagram overtaken by one sent more than that after
+// it would be dropped as too old.
 struct SealStats {
   uint64_t sealed = 0, opened = 0;
   // Open failed: too old for the window, a repeat, too far from the

@@ -386,7 +386,7 @@ Result<std::string> AeadSeal::Seal(std::string_view plain) {
   p[0] = kSealVersion;
   PutBig(p + kKeyIdAt, key->id, 4);
   PutId(p + kSenderAt, self_);
-  if (clock_) counter_ = std::max(counter_, clock_());
+  if (clock_) counter_ = std::max(counter_, CounterAtWallMicros(clock_()));
   PutBig(p + kCounterAt, counter_++, 8);
   // Random 96-bit nonces stay safe far beyond the datagrams a key seals
   // between rotations (NIST's bound is 2^32 per key).
@@ -419,10 +419,11 @@ Result<OpenedDatagram> AeadSeal::Open(std::string_view wire) {
   if (opened.sender.empty()) return Status::Corruption("sealed without a sender id");
   const uint64_t counter = GetBig(p + kCounterAt, 8);
   if (clock_) {
-    const uint64_t now = clock_();
-    if (counter > now && counter - now > kMaxCounterSkewMicros)
+    const uint64_t now = CounterAtWallMicros(clock_());
+    constexpr uint64_t kMaxSkew = CounterAtWallMicros(kMaxCounterSkewMicros);
+    if (counter > now && counter - now > kMaxSkew)
       return Status::Corruption("counter " + Num(counter) + " from " + opened.sender.Hex() + " is ahead of the clock");
-    if (counter < now && now - counter > kMaxCounterSkewMicros)
+    if (counter < now && now - counter > kMaxSkew)
       return Status::Corruption("stale: counter " + Num(counter) + " from " + opened.sender.Hex() +
                                 " is behind the clock");
   }

@@ -614,12 +614,12 @@ Status Node::SetUpSecurity() {
     return Status::Ok();
   }
   if (!seal_) {
-    // Counters start at the wall clock in microseconds: a restarted node
+    // Counters start at the wall clock (milliseconds): a restarted node
     // continues above what its peers' replay windows hold.
     auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::system_clock::now().time_since_epoch());
     aead_ = std::make_shared<AeadSeal>(opts_.cluster->cluster, opts_.cluster->node, opts_.cluster->keyring,
-                                       static_cast<uint64_t>(now_us.count()));
+                                       CounterAtWallMicros(static_cast<uint64_t>(now_us.count())));
     aead_->SetClock([] {
       return static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())

@@ -256,7 +256,7 @@ TEST(GossipSealTest, WithClocksCountersFollowTimeAndFarOnesAreRefused) {
 
   // A key holder's counter far ahead is refused and moves no window: the
   // sender's real datagrams still open after it.
-  AeadSeal ahead(kCluster, kA, ring, now + 3'600'000'000ULL);
+  AeadSeal ahead(kCluster, kA, ring, CounterAtWallMicros(now + 3'600'000'000ULL));
   auto far = ahead.Seal("ping");
   ASSERT_TRUE(far.ok());
   auto refused = restarted.Open(*far);
@@ -265,6 +265,32 @@ TEST(GossipSealTest, WithClocksCountersFollowTimeAndFarOnesAreRefused) {
   auto after = a.Seal("ping");
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE(restarted.Open(*after).ok());
+}
+
+// The window must cover reordering on the way, not only a count: with the
+// clock on, a datagram overtaken by one sealed 900 ms later still opens
+// (once), and one overtaken by a datagram sealed 2 s later is too old.
+TEST(GossipSealTest, WithClocksTheWindowSpansAboutASecondOfTheSendersTime) {
+  Keyring ring = MustNewKeyring();
+  uint64_t now = 1'800'000'000'000'000;  // microseconds
+  auto clock = [&now] { return now; };
+  AeadSeal a(kCluster, kA, ring, 0), b(kCluster, kB, ring, 0);
+  a.SetClock(clock);
+  b.SetClock(clock);
+  auto early = a.Seal("early");
+  now += 900'000;
+  auto late = a.Seal("late");
+  ASSERT_TRUE(early.ok() && late.ok());
+  EXPECT_EQ(OpenError(b, *late), "");
+  EXPECT_EQ(OpenError(b, *early), "") << "overtaken by 900 ms";
+  EXPECT_NE(OpenError(b, *early), "") << "a repeat";
+
+  auto old = a.Seal("old");
+  now += 2'000'000;
+  auto newer = a.Seal("newer");
+  ASSERT_TRUE(old.ok() && newer.ok());
+  EXPECT_EQ(OpenError(b, *newer), "");
+  EXPECT_NE(OpenError(b, *old), "") << "overtaken by 2 s: too old for the window";
 }
 
 TEST(GossipSealTest, OutOfOrderWithinTheWindowAcceptedOnceEach) {
