@@ -1,4 +1,5 @@
 #include "cli/commands.h"
+#include "cli/mesh_scan_commands.h"
 
 #include <unistd.h>
 
@@ -84,6 +85,14 @@ int RunScanCommand(const ScanCommand& cmd) {
   } else {
     auto spec = BuildScanSpec(cmd.options, cmd.arguments, SystemResolver());
     if (!spec.ok()) return Fail(spec.status());
+    if (!cmd.local && !cmd.dry_run && (!cmd.vantages.empty() || cmd.wait || AgentRunning(cmd.data_dir))) {
+      MeshScanSubmit submit;
+      submit.data_dir = cmd.data_dir;
+      submit.vantages = cmd.vantages;
+      submit.shards_given = cmd.options.shards.has_value();
+      submit.wait = cmd.wait;
+      return SubmitMeshScan(submit, std::move(*spec));
+    }
     if (cmd.dry_run) {
       auto perm = Permutation::Create(static_cast<uint64_t>(spec->ProbeCount()), spec->seed);
       if (!perm.ok()) return Fail(perm.status());

@@ -29,6 +29,11 @@ struct ScanCommand {
   bool quiet = false;
   uint32_t threads = 0;
   std::vector<std::string> arguments;  // the whole command line
+  // Distributed scans: with an agent running on the data dir (or --vantage)
+  // the scan goes to the mesh, one pool per vantage; --local keeps it here.
+  std::vector<std::string> vantages;
+  bool local = false;
+  bool wait = false;
 };
 
 int RunScanCommand(const ScanCommand& cmd);

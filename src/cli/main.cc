@@ -6,9 +6,11 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/mesh_scan_commands.h"
 #include "cli/exit_codes.h"
 #include "cli/mesh_commands.h"
 #include "cli/output/result_writer.h"
+#include "cli/view_commands.h"
 
 namespace {
 
@@ -102,6 +104,11 @@ int main(int argc, char** argv) {
   sc->add_option("--threads", scan.threads, "Worker threads, one io_context each (default: cores, at most 4)");
   sc->add_option("--data-dir", data_dir, "Where scans are stored (default: $XDG_DATA_HOME/ndo)");
   sc->add_option("--resume", scan.resume_id, "Continue an interrupted scan with its stored settings");
+  sc->add_option("--vantage", scan.vantages,
+                 "Distributed scan: the vantage points whose pools scan every target (comma-separated; default: "
+                 "every vantage present in the mesh). A scan started on a node whose agent runs goes to the mesh");
+  sc->add_flag("--local", scan.local, "Scan from this machine only, even where a mesh agent runs");
+  sc->add_flag("--wait", scan.wait, "Distributed scan: follow its progress until every pool is done");
   sc->add_flag("--dry-run", scan.dry_run, "Print the probe count and exit without sending anything");
   sc->add_flag("--no-progress", scan.no_progress, "No progress bar on standard error");
   sc->add_flag("-q,--quiet", scan.quiet, "Only the summary line on standard error");
@@ -139,8 +146,12 @@ int main(int argc, char** argv) {
   add_report_options(expired_cmd);
 
   ndo::MeshCli mesh(app);  // agent, join, members, leave
+  ndo::ViewCli view(app);  // views of distributed scans: view SCAN, compare, diff, list, report
 
   std::vector<std::string> args = NmapCompatibleArgs(argc, argv);
+  // `ndo scan status|pause|resume|stop SCAN`: the scan command's own
+  // positionals are targets, so these are told apart before parsing.
+  if (ndo::IsMeshScanSubcommand(args)) return ndo::RunMeshScanSubcommand(args);
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses a reversed vector
   try {
     app.parse(reversed);
@@ -168,5 +179,6 @@ int main(int argc, char** argv) {
     return ndo::RunReportCommand(data_dir, report);
   }
   if (int rc = mesh.Dispatch(); rc >= 0) return rc;
+  if (int rc = view.Dispatch(); rc >= 0) return rc;
   return ndo::kExitUsage;
 }

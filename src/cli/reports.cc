@@ -21,16 +21,6 @@ int YearOf(int64_t unix_seconds) {
   return parts.tm_year + 1900;
 }
 
-// Each distinct leaf certificate of the scan, once.
-Status ForEachLeaf(Store& store, const ScanRecord& scan, const std::function<void(const CertificateInfo&)>& visit) {
-  std::set<std::array<uint8_t, 32>> seen;
-  return store.ForEachEvidence(scan.id, [&](const ServiceEvidence& ev) {
-    if (ev.tls && !ev.tls->chain.empty() && seen.insert(ev.tls->chain.front().sha256).second)
-      visit(ev.tls->chain.front());
-    return true;
-  });
-}
-
 }  // namespace
 
 Result<IssuerGroup> ParseIssuerGroup(const std::string& spec) {
@@ -46,66 +36,115 @@ Result<IssuerGroup> ParseIssuerGroup(const std::string& spec) {
   return g;
 }
 
-Result<ReportTable> ServicesReport(Store& store, const ScanRecord& scan) {
-  std::map<std::pair<uint16_t, std::string>, uint64_t> counts;
+void ServiceCounts::Add(size_t column, uint16_t port, const std::string& service) {
+  auto& row = counts_[{port, service}];
+  row.resize(columns_.size(), 0);
+  ++row[column];
+}
+
+ReportTable ServiceCounts::Table(bool total_row) const {
+  ReportTable t{"", {"PORT", "SERVICE"}, columns_, {}};
+  std::vector<uint64_t> total(columns_.size(), 0);
+  for (const auto& [key, counts] : counts_) {
+    t.rows.push_back({{std::to_string(key.first), key.second}, counts});
+    for (size_t i = 0; i < counts.size(); ++i) total[i] += counts[i];
+  }
+  if (total_row) t.rows.push_back({{"Total", ""}, total});
+  return t;
+}
+
+IssuerCounts::IssuerCounts(std::vector<std::string> columns, const std::vector<IssuerGroup>& groups)
+    : columns_(std::move(columns)) {
+  for (const auto& g : groups) {
+    names_.push_back(g.name);
+    patterns_.emplace_back(g.pattern, std::regex::icase);
+  }
+  names_.push_back(groups.empty() ? "all CAs" : "other CAs");
+  counts_.assign(names_.size(), std::vector<uint64_t>(columns_.size(), 0));
+}
+
+void IssuerCounts::Add(size_t column, const CertificateInfo& leaf) {
+  if (!seen_.insert({column, leaf.sha256}).second) return;
+  std::string issuer = DistinguishedName(leaf.issuer_cn, leaf.issuer_o, leaf.issuer_ou);
+  size_t i = 0;
+  while (i < patterns_.size() && !std::regex_search(issuer, patterns_[i])) ++i;
+  ++counts_[i][column];
+}
+
+ReportTable IssuerCounts::Table() const {
+  ReportTable t{"", {"ISSUER"}, columns_, {}};
+  std::vector<uint64_t> total(columns_.size(), 0);
+  for (size_t g = 0; g < names_.size(); ++g) {
+    t.rows.push_back({{names_[g]}, counts_[g]});
+    for (size_t i = 0; i < columns_.size(); ++i) total[i] += counts_[g][i];
+  }
+  t.rows.push_back({{"Total"}, total});
+  return t;
+}
+
+void ExpiryCounts::Add(size_t column, const CertificateInfo& leaf) {
+  if (leaf.not_after >= reference_ || !seen_.insert({column, leaf.sha256}).second) return;
+  auto& row = by_year_[YearOf(leaf.not_after)];
+  row.resize(columns_.size(), 0);
+  ++row[column];
+}
+
+ReportTable ExpiryCounts::Table() const {
+  ReportTable t{"", {"YEAR"}, columns_, {}};
+  std::vector<uint64_t> total(columns_.size(), 0);
+  if (!by_year_.empty()) {
+    // Every year from the first to the last, zeros included, as in the seed's table.
+    for (int y = by_year_.begin()->first; y <= by_year_.rbegin()->first; ++y) {
+      auto it = by_year_.find(y);
+      std::vector<uint64_t> counts = it == by_year_.end() ? std::vector<uint64_t>(columns_.size(), 0) : it->second;
+      for (size_t i = 0; i < counts.size(); ++i) total[i] += counts[i];
+      t.rows.push_back({{std::to_string(y)}, std::move(counts)});
+    }
+  }
+  t.rows.push_back({{"Total"}, total});
+  return t;
+}
+
+Status CountServices(Store& store, const ScanId& scan, size_t column, ServiceCounts& counts) {
   Status lookup;
-  Status s = store.ForEachResult(scan.id, [&](const ProbeResult& r) {
+  Status s = store.ForEachResult(scan, [&](const ProbeResult& r) {
     if (r.state != PortState::kOpen) return true;
-    auto ev = store.GetEvidence(scan.id, r.address, r.port);
+    auto ev = store.GetEvidence(scan, r.address, r.port);
     if (!ev.ok() && ev.status().code() != Status::Code::kNotFound) {
       lookup = ev.status();
       return false;
     }
-    ++counts[{r.port, ServiceLabel(r.port, ev.ok() ? &*ev : nullptr)}];
+    counts.Add(column, r.port, ServiceLabel(r.port, ev.ok() ? &*ev : nullptr));
     return true;
   });
-  if (!s.ok()) return s;
-  if (!lookup.ok()) return lookup;
-  ReportTable t{{"PORT", "SERVICE"}, kLocalColumn, {}};
-  for (const auto& [key, n] : counts) t.rows.push_back({{std::to_string(key.first), key.second}, {n}});
-  return t;
+  return s.ok() ? lookup : s;
+}
+
+Status ForEachLeaf(Store& store, const ScanId& scan, const std::function<void(const CertificateInfo&)>& visit) {
+  return store.ForEachEvidence(scan, [&](const ServiceEvidence& ev) {
+    if (ev.tls && !ev.tls->chain.empty()) visit(ev.tls->chain.front());
+    return true;
+  });
+}
+
+Result<ReportTable> ServicesReport(Store& store, const ScanRecord& scan) {
+  ServiceCounts counts(kLocalColumn);
+  if (Status s = CountServices(store, scan.id, 0, counts); !s.ok()) return s;
+  return counts.Table(false);
 }
 
 Result<ReportTable> TlsIssuersReport(Store& store, const ScanRecord& scan, const std::vector<IssuerGroup>& groups) {
-  std::vector<std::regex> patterns;
-  for (const auto& g : groups) patterns.emplace_back(g.pattern, std::regex::icase);
-  std::vector<uint64_t> counts(groups.size() + 1, 0);  // the last is "other CAs"
-  Status s = ForEachLeaf(store, scan, [&](const CertificateInfo& c) {
-    std::string issuer = DistinguishedName(c.issuer_cn, c.issuer_o, c.issuer_ou);
-    size_t i = 0;
-    while (i < patterns.size() && !std::regex_search(issuer, patterns[i])) ++i;
-    ++counts[i];
-  });
+  IssuerCounts counts(kLocalColumn, groups);
+  Status s = ForEachLeaf(store, scan.id, [&](const CertificateInfo& c) { counts.Add(0, c); });
   if (!s.ok()) return s;
-  ReportTable t{{"ISSUER"}, kLocalColumn, {}};
-  uint64_t total = 0;
-  for (size_t i = 0; i <= groups.size(); ++i) {
-    t.rows.push_back({{i < groups.size() ? groups[i].name : (groups.empty() ? "all CAs" : "other CAs")}, {counts[i]}});
-    total += counts[i];
-  }
-  t.rows.push_back({{"Total"}, {total}});
-  return t;
+  return counts.Table();
 }
 
 Result<ReportTable> TlsExpiredReport(Store& store, const ScanRecord& scan) {
-  const int64_t scan_start = scan.created_us / 1'000'000;
-  std::map<int, uint64_t> by_year;
-  Status s = ForEachLeaf(store, scan, [&](const CertificateInfo& c) {
-    if (c.not_after < scan_start) ++by_year[YearOf(c.not_after)];
-  });
+  ExpiryCounts counts(kLocalColumn, scan.created_us / 1'000'000);
+  Status s = ForEachLeaf(store, scan.id, [&](const CertificateInfo& c) { counts.Add(0, c); });
   if (!s.ok()) return s;
-  ReportTable t{{"YEAR"}, kLocalColumn, {}};
-  uint64_t total = 0;
-  if (!by_year.empty()) {
-    // Every year from the first to the last, zeros included, as in the seed's table.
-    for (int y = by_year.begin()->first; y <= by_year.rbegin()->first; ++y) {
-      uint64_t n = by_year.count(y) ? by_year[y] : 0;
-      t.rows.push_back({{std::to_string(y)}, {n}});
-      total += n;
-    }
-  }
-  t.rows.push_back({{"Total"}, {total}});
-  return t;
+  return counts.Table();
 }
 
 Status PrintReport(const ReportTable& t, const std::string& format, std::ostream& out) {
@@ -149,6 +188,11 @@ Status PrintReport(const ReportTable& t, const std::string& format, std::ostream
   } else if (format == "json") {
     for (const auto& r : t.rows) {
       std::string line = "{";
+      if (!t.name.empty()) {
+        line += "\"report\":";
+        AppendJsonString(line, t.name);
+        line += ',';
+      }
       for (size_t i = 0; i < t.key_columns.size(); ++i) {
         std::string key = t.key_columns[i];
         std::transform(key.begin(), key.end(), key.begin(), ::tolower);

@@ -121,24 +121,8 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
   uint64_t positions_total = WorkSource::Positions(*work);
 
   out.file_limit = RaiseFileLimit();
-  uint32_t concurrency = AutoConcurrency(out.file_limit);
-  if (rec.spec.probe.concurrency > 0) concurrency = std::min(concurrency, rec.spec.probe.concurrency);
-  // No more slots (and sockets) than there are probes left.
-  concurrency = static_cast<uint32_t>(std::clamp<uint64_t>(positions_total, 1, concurrency));
-  out.concurrency = concurrency;
-
-  EngineOptions eo;
-  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  eo.threads = settings.threads ? settings.threads : std::min(cores, 4u);
-  eo.threads = std::min<uint32_t>(eo.threads, std::max<uint32_t>(1, concurrency / 64));
-  eo.concurrency = concurrency;
-  eo.rate = rec.spec.probe.rate;
-  eo.max_retries = rec.spec.probe.max_retries;
-  eo.rtt.initial = std::chrono::milliseconds(rec.spec.probe.initial_rtt_ms);
-  eo.rtt.floor = std::chrono::milliseconds(rec.spec.probe.min_rtt_ms);
-  eo.rtt.ceiling = std::chrono::milliseconds(rec.spec.probe.max_rtt_ms);
-  eo.rtt.fixed = std::chrono::milliseconds(rec.spec.probe.timeout_ms);
-  eo.scope = rec.spec.has_scope ? &rec.spec.scope : nullptr;
+  EngineOptions eo = EngineOptionsForSpec(rec.spec, positions_total, settings.threads);
+  out.concurrency = eo.concurrency;
 
   rec.state = ScanState::kRunning;
   rec.updated_us = NowMicros();

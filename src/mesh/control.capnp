@@ -20,7 +20,18 @@ struct ControlRequest {
     createToken @3 :TokenRequest;
     removeMember @4 :Text;   # a node id (32 hex) or an unambiguous name
     rotateKeys @5 :Void;
+    submitScan @6 :SubmitScan;
+    scanControl @7 :ScanControlRequest;
   }
+}
+
+struct SubmitScan {
+  definition @0 :Data;   # EncodeScanDefinition (mesh/pool_state.h); vantages empty: every vantage present
+}
+
+struct ScanControlRequest {
+  scan @0 :Text;         # id or unique hex prefix
+  action @1 :UInt8;      # ScanControl: 0 running (resume), 1 paused, 2 stopped
 }
 
 struct ControlMember {
@@ -48,5 +59,6 @@ struct ControlResponse {
   token @10 :Text;                   # createToken: the token (the only copy outside the agent)
   caHash @11 :Text;                  # createToken: "sha256:..." of the cluster CA
   expiresUnix @12 :Int64;            # createToken
-  message @13 :Text;                 # removeMember, rotateKeys: what was done
+  message @13 :Text;                 # removeMember, rotateKeys, submitScan, scanControl: what was done
+  scanId @14 :Text;                  # submitScan, scanControl: the scan's id (hex)
 }

@@ -94,6 +94,16 @@ Result<std::string> EncodeControlRequest(const ControlRequest& request) {
       }
       case ControlCommand::kRemoveMember: root.setRemoveMember(request.member); break;
       case ControlCommand::kRotateKeys: root.setRotateKeys(); break;
+      case ControlCommand::kSubmitScan:
+        root.initSubmitScan().setDefinition(capnp::Data::Reader(
+            reinterpret_cast<const kj::byte*>(request.scan_definition.data()), request.scan_definition.size()));
+        break;
+      case ControlCommand::kScanControl: {
+        auto c = root.initScanControl();
+        c.setScan(request.scan);
+        c.setAction(request.scan_action);
+        break;
+      }
     }
     out = ToBytes(msg);
   })) {
@@ -125,6 +135,21 @@ Result<ControlRequest> DecodeControlRequest(std::string_view body) {
         if (request.member.size() > kMaxNameBytes) return Status::InvalidArgument("member name too long");
         return Status::Ok();
       case schema::ControlRequest::ROTATE_KEYS: request.command = ControlCommand::kRotateKeys; return Status::Ok();
+      case schema::ControlRequest::SUBMIT_SCAN: {
+        request.command = ControlCommand::kSubmitScan;
+        auto d = r.getSubmitScan().getDefinition();
+        request.scan_definition.assign(reinterpret_cast<const char*>(d.begin()), d.size());
+        return Status::Ok();
+      }
+      case schema::ControlRequest::SCAN_CONTROL: {
+        request.command = ControlCommand::kScanControl;
+        auto c = r.getScanControl();
+        request.scan = c.getScan().cStr();
+        request.scan_action = c.getAction();
+        if (request.scan.size() > 64) return Status::InvalidArgument("scan id too long");
+        if (request.scan_action > 2) return Status::InvalidArgument("unknown scan action");
+        return Status::Ok();
+      }
     }
     return Status::InvalidArgument("unknown control request (a newer ndo?)");
   });
@@ -152,6 +177,7 @@ Result<std::string> EncodeControlResponse(const ControlResponse& r) {
     root.setCaHash(r.ca_hash);
     root.setExpiresUnix(r.expires_unix);
     root.setMessage(r.message);
+    root.setScanId(r.scan_id);
     out = ToBytes(msg);
   })) {
     return Status::InvalidArgument("encoding control response: " + std::string(e->getDescription().cStr()));
@@ -180,6 +206,7 @@ Result<ControlResponse> DecodeControlResponse(std::string_view body) {
     out.ca_hash = r.getCaHash().cStr();
     out.expires_unix = r.getExpiresUnix();
     out.message = r.getMessage().cStr();
+    out.scan_id = r.getScanId().cStr();
     return Status::Ok();
   });
   if (!s.ok()) return s;

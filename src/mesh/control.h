@@ -16,7 +16,16 @@
 
 namespace ndo::mesh {
 
-enum class ControlCommand : uint8_t { kMembers, kLeave, kStatus, kCreateToken, kRemoveMember, kRotateKeys };
+enum class ControlCommand : uint8_t {
+  kMembers,
+  kLeave,
+  kStatus,
+  kCreateToken,
+  kRemoveMember,
+  kRotateKeys,
+  kSubmitScan,   // a distributed scan (mesh/pool_state.h)
+  kScanControl,  // pause, resume or stop one
+};
 
 // `ndo token create`'s parameters.
 struct TokenParams {
@@ -30,6 +39,9 @@ struct ControlRequest {
   ControlCommand command;
   TokenParams token;   // kCreateToken
   std::string member;  // kRemoveMember: a node id (32 hex) or a name
+  std::string scan_definition;  // kSubmitScan: EncodeScanDefinition bytes
+  std::string scan;             // kScanControl: id or unique hex prefix
+  uint8_t scan_action = 0;      // kScanControl: a ScanControl value
 };
 
 struct ControlMember {
@@ -52,14 +64,16 @@ struct ControlResponse {
   bool leaving = false;
   std::string token, ca_hash;  // kCreateToken
   int64_t expires_unix = 0;    // kCreateToken
-  std::string message;         // kRemoveMember, kRotateKeys
+  std::string message;         // kRemoveMember, kRotateKeys, kSubmitScan, kScanControl
+  std::string scan_id;         // kSubmitScan, kScanControl (hex)
 };
 
 // A control response is at most this long (a members list of
 // kMaxStateMembers records fits).
 inline constexpr size_t kMaxControlBytes = kMaxStreamBytes;
-// A request is small: a command and a few short fields.
-inline constexpr size_t kMaxControlRequestBytes = 1024;
+// A request is small (a command and a few short fields), but for a scan
+// submission, which holds the whole target set.
+inline constexpr size_t kMaxControlRequestBytes = 16u << 20;
 
 std::string ControlSocketPath(const std::string& data_dir);
 

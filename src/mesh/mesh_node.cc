@@ -35,6 +35,8 @@
 #include "mesh/gossip_seal.h"
 #include "mesh/security_state.h"
 #include "mesh/tls_context.h"
+#include "mesh/work_messages.h"
+#include "mesh/work_service.h"
 #include "mesh/log.h"
 #include "store/store.h"
 
@@ -129,6 +131,14 @@ class Node {
   void RefuseEnrolment(const std::string& from, const std::string& token, const std::string& reason);
   void Answer(const FrameStreamPtr& stream, const EnrolReply& reply, std::string kind = {});
   ControlResponse CreateTokenFor(const TokenParams& params);
+  // Distributed scans (mesh/work_service.h).
+  Status SetUpWork();
+  MeshView WorkView() const;
+  void WorkTick(Time now);
+  void OnWorkStream(const FrameStreamPtr& stream, std::string_view body);
+  void SendWork(const std::string& address, const WorkMessage& message, WorkEnv::ReplyHandler on_reply);
+  ControlResponse SubmitScan(const ControlRequest& request);
+  ControlResponse ControlScan(const ControlRequest& request);
   Status SetUpSecurity();
   void DropStream(const FrameStreamPtr& stream, const std::string& reason);
   void OnControlStream(const std::shared_ptr<LocalStream>& stream);
@@ -165,6 +175,7 @@ class Node {
   std::unique_ptr<StreamTransport> streams_;
   std::unique_ptr<StreamAcceptLoop<local_stream>> control_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<WorkService> work_;  // after the store: destroyed (engines joined) before it
   std::optional<Membership> core_;
   NodeState state_;
   HostPort listen_;
@@ -317,6 +328,7 @@ Status Node::Start() {
   core_.emplace(state_.self, opts_.membership, *seed, now, state_.incarnation);
   core_->set_max_epoch_seen(state_.max_epoch_seen);
   rng_.seed(*seed ^ 0x5bd1e995);
+  if (Status s = SetUpWork(); !s.ok()) return s;
   Log(LogLevel::kInfo, "node started",
       {{"id", state_.self.id.Hex()}, {"name", state_.self.name}, {"vantage", state_.self.vantage},
        {"addr", state_.self.address}, {"listen", listen_.ToString()}, {"priority", state_.self.priority},
@@ -551,8 +563,14 @@ void Node::OnInboundStream(const FrameStreamPtr& stream) {
         return DropStream(stream, "node " + stream->authenticated_peer().Hex() + " is revoked");
       if (!bytes.empty() && bytes.front() == kSecuritySyncFrame) return OnSecuritySync(stream, bytes.substr(1));
       if (!bytes.empty() && bytes.front() == kEnrolRelayFrame) return OnRelayedEnrol(stream, bytes.substr(1));
+      if (!bytes.empty() && bytes.front() == kWorkFrame) return OnWorkStream(stream, bytes.substr(1));
       if (bytes.empty() || bytes.front() != kPushPullFrame) return DropStream(stream, "unknown frame kind");
       bytes.remove_prefix(1);
+    } else if (!bytes.empty() && bytes.front() == kWorkFrame) {
+      // Unsecured mesh: push-pulls go without a kind byte, and a Cap'n
+      // Proto message never starts with 'W' (its first byte is the segment
+      // count less one, which the decoders bound far below 0x57).
+      return OnWorkStream(stream, bytes.substr(1));
     }
     auto request = DecodePushPull(bytes);
     if (!request.ok()) return DropStream(stream, request.status().message());
@@ -587,6 +605,10 @@ void Node::OnControlStream(const std::shared_ptr<LocalStream>& stream) {
       response = RotateKeys();
     } else if (request->command == ControlCommand::kRemoveMember) {
       response = RemoveMember(request->member);
+    } else if (request->command == ControlCommand::kSubmitScan) {
+      response = SubmitScan(*request);
+    } else if (request->command == ControlCommand::kScanControl) {
+      response = ControlScan(*request);
     } else {
       response = DescribeMembership(*core_, request->command);
       if (request->command == ControlCommand::kLeave) response.leaving = true;
@@ -919,6 +941,128 @@ void Node::OnRelayedEnrol(const FrameStreamPtr& stream, std::string_view body) {
   Answer(stream, Enrol(*request, relayed->exporter, relayed->source, from), std::string(1, kEnrolRelayFrame));
 }
 
+Status Node::SetUpWork() {
+  WorkEnv env;
+  env.request = [this](const std::string& address, const WorkMessage& m, WorkEnv::ReplyHandler on_reply) {
+    SendWork(address, m, std::move(on_reply));
+  };
+  env.post = [this](std::function<void()> fn) {
+    asio::post(io_, [this, fn = std::move(fn)] {
+      if (finished_) return;
+      fn();
+      ArmTimer();  // the worker may want to wake sooner now
+    });
+  };
+  env.wall_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  work_ = std::make_unique<WorkService>(*store_, state_.self.id, state_.self.vantage, WorkConfig{}, std::move(env),
+                                        rng_());
+  return work_->Load();
+}
+
+MeshView Node::WorkView() const {
+  MeshView v;
+  v.coordinator = core_->Coordinator();
+  v.epoch = core_->epoch();
+  for (const auto& [id, m] : core_->members()) {
+    if (!m.info) continue;
+    ++v.known;
+    if (m.state != MemberState::kAlive && m.state != MemberState::kSuspect) continue;
+    if (opts_.cluster && revoked_->IsRevoked(id)) continue;
+    v.alive.push_back({id, m.info->address, m.info->vantage});
+    if (v.coordinator && *v.coordinator == id) v.coordinator_address = m.info->address;
+  }
+  return v;
+}
+
+void Node::WorkTick(Time now) {
+  if (work_) work_->Tick(now, WorkView());
+}
+
+void Node::SendWork(const std::string& address, const WorkMessage& m, WorkEnv::ReplyHandler on_reply) {
+  auto body = EncodeWorkMessage(m);
+  if (!body.ok()) {
+    return asio::post(io_, [on_reply, st = body.status()] { on_reply(st); });
+  }
+  body->insert(body->begin(), kWorkFrame);
+  RequestReply(address, std::move(*body), [this, on_reply](Result<std::string> frame, const NodeId& peer) {
+    if (finished_) return;
+    if (!frame.ok()) return on_reply(frame.status());
+    std::string_view bytes = *frame;
+    if (bytes.empty() || bytes.front() != kWorkFrame) return on_reply(Status::Corruption("not a work reply"));
+    auto reply = DecodeWorkMessage(bytes.substr(1));
+    if (!reply.ok()) return on_reply(reply.status());
+    if (opts_.cluster && reply->sender != peer)
+      return on_reply(Status::Corruption("work reply in the name of " + reply->sender.Hex() + " from node " + peer.Hex()));
+    on_reply(std::move(*reply));
+    ArmTimer();
+  });
+}
+
+void Node::OnWorkStream(const FrameStreamPtr& stream, std::string_view body) {
+  auto message = DecodeWorkMessage(body);
+  if (!message.ok()) return DropStream(stream, "work message: " + message.status().message());
+  std::string vantage;
+  if (opts_.cluster) {
+    if (message->sender != stream->authenticated_peer())
+      return DropStream(stream, "work message in the name of " + message->sender.Hex() + " from node " +
+                                    stream->authenticated_peer().Hex());
+  }
+  // The vantage a member asks work for is the one its membership record
+  // names (authenticated in a secured cluster).
+  if (const Member* m = core_->Find(message->sender); m && m->info) vantage = m->info->vantage;
+  work_->Tick(Now(), WorkView());
+  work_->OnMessage(*message, vantage, [this, stream](WorkMessage reply) {
+    auto bytes = EncodeWorkMessage(reply);
+    if (!bytes.ok()) {
+      Log(LogLevel::kError, "cannot encode work reply", {{"reason", bytes.status().message()}});
+      return stream->Close();
+    }
+    bytes->insert(bytes->begin(), kWorkFrame);
+    stream->WriteFrame(std::move(*bytes), [stream](Status) { stream->Close(); });
+  });
+  ArmTimer();
+}
+
+ControlResponse Node::SubmitScan(const ControlRequest& request) {
+  ControlResponse r;
+  auto def = DecodeScanDefinition(request.scan_definition);
+  if (!def.ok()) {
+    r.error = "bad scan definition: " + def.status().message();
+    return r;
+  }
+  work_->Tick(Now(), WorkView());
+  auto id = work_->Submit(std::move(*def));
+  if (!id.ok()) {
+    r.error = id.status().message();
+    return r;
+  }
+  r.scan_id = ScanIdToHex(*id);
+  const ScanState* s = nullptr;
+  if (auto it = work_->scans().find(*id); it != work_->scans().end()) s = &it->second;
+  std::string vantages;
+  if (s)
+    for (const auto& v : s->definition.vantages) vantages += (vantages.empty() ? "" : ",") + v;
+  r.message = "scan " + r.scan_id + " submitted: " + std::to_string(s ? s->definition.spec.shard_count : 0) +
+              " shards per pool, vantages " + vantages;
+  return r;
+}
+
+ControlResponse Node::ControlScan(const ControlRequest& request) {
+  ControlResponse r;
+  auto action = static_cast<ScanControl>(request.scan_action);
+  auto id = work_->SetControl(request.scan, action);
+  if (!id.ok()) {
+    r.error = id.status().message();
+    return r;
+  }
+  r.scan_id = ScanIdToHex(*id);
+  r.message = "scan " + r.scan_id + " " + std::string(ScanControlName(action));
+  return r;
+}
+
 ControlResponse Node::CreateTokenFor(const TokenParams& params) {
   ControlResponse r;
   if (!opts_.cluster) {
@@ -1067,6 +1211,7 @@ void Node::ArmTimer() {
       wake = std::min(wake, now + std::chrono::seconds(in_s) + std::chrono::milliseconds(20));
     }
   }
+  if (work_ && !leaving_) wake = std::min(wake, work_->NextWakeup());
   wake = std::min(wake, now + std::chrono::seconds(60));  // never arm "forever"
   // A wake-up in the past fires after 1 ms, not at once: should the core
   // ever keep asking for "now", the node idles instead of spinning.
@@ -1099,6 +1244,7 @@ void Node::OnTimer() {
     join_backoff_ = std::min(join_backoff_ * 2, opts_.join_retry_max);
   }
   if (opts_.cluster && !leaving_) SecurityTick(now);
+  if (!leaving_) WorkTick(now);
   MaybeSave(false);
   AfterInput();
 }
@@ -1169,6 +1315,7 @@ void Node::Finish() {
   if (finished_) return;
   MaybeSave(true);
   finished_ = true;
+  work_.reset();  // stops and joins the engines of the shards in hand
   error_code ignored;
   udp_.close(ignored);
   timer_.cancel();

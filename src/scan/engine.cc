@@ -322,4 +322,24 @@ uint32_t AutoConcurrency(uint64_t file_limit) {
   return static_cast<uint32_t>(std::min(file_limit - kReserve, kCap));
 }
 
+EngineOptions EngineOptionsForSpec(const ScanSpec& spec, uint64_t positions, uint32_t threads) {
+  uint32_t concurrency = AutoConcurrency(RaiseFileLimit());
+  if (spec.probe.concurrency > 0) concurrency = std::min(concurrency, spec.probe.concurrency);
+  // No more slots (and sockets) than there are probes left.
+  concurrency = static_cast<uint32_t>(std::clamp<uint64_t>(positions, 1, concurrency));
+  EngineOptions eo;
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  eo.threads = threads ? threads : std::min(cores, 4u);
+  eo.threads = std::min<uint32_t>(eo.threads, std::max<uint32_t>(1, concurrency / 64));
+  eo.concurrency = concurrency;
+  eo.rate = spec.probe.rate;
+  eo.max_retries = spec.probe.max_retries;
+  eo.rtt.initial = std::chrono::milliseconds(spec.probe.initial_rtt_ms);
+  eo.rtt.floor = std::chrono::milliseconds(spec.probe.min_rtt_ms);
+  eo.rtt.ceiling = std::chrono::milliseconds(spec.probe.max_rtt_ms);
+  eo.rtt.fixed = std::chrono::milliseconds(spec.probe.timeout_ms);
+  eo.scope = spec.has_scope ? &spec.scope : nullptr;
+  return eo;
+}
+
 }  // namespace ndo

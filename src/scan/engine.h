@@ -65,6 +65,12 @@ class Engine {
   std::atomic<bool> running_{false};
 };
 
+// The engine settings a spec asks for: its rate, retries, timeouts and
+// scope; concurrency from the descriptor limit (raised first), the spec's cap
+// and the positions to scan; `threads` (0: one per core, at most 4) fewer
+// when there is little concurrency to share.
+EngineOptions EngineOptionsForSpec(const ScanSpec& spec, uint64_t positions, uint32_t threads);
+
 // Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
 uint64_t RaiseFileLimit();
 // In-flight probes the descriptor limit allows, keeping a reserve for the

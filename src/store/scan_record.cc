@@ -5,6 +5,7 @@
 #include <kj/exception.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "store/records.capnp.h"
@@ -120,6 +121,28 @@ std::string ToBytes(capnp::MessageBuilder& msg) {
   return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
 }
 
+// Reads a flat Cap'n Proto message of `bytes` with `read(root reader)`,
+// which returns a Status. Never throws: kj exceptions (malformed input)
+// become Corruption.
+template <typename Root, typename Read>
+Status ReadMessage(std::string_view bytes, const char* what, uint64_t traversal_words, Read&& read) {
+  if (bytes.size() % sizeof(capnp::word) != 0) return Status::Corruption(std::string(what) + " is not word-aligned");
+  // RocksDB gives no alignment guarantee: copy into words before reading.
+  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  Status status;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+    capnp::ReaderOptions opts;
+    opts.traversalLimitInWords = traversal_words;
+    opts.nestingLimit = 16;
+    capnp::FlatArrayMessageReader reader(words.asPtr(), opts);
+    status = read(reader.getRoot<Root>());
+  })) {
+    return Status::Corruption(std::string("malformed ") + what + ": " + e->getDescription().cStr());
+  }
+  return status;
+}
+
 }  // namespace
 
 std::string ScanIdToHex(const ScanId& id) {
@@ -190,34 +213,19 @@ std::string EncodeScanRecord(const ScanRecord& rec) {
 }
 
 Result<ScanRecord> DecodeScanRecord(std::string_view bytes) {
-  if (bytes.size() % sizeof(capnp::word) != 0) return Status::Corruption("scan record is not word-aligned");
-  // RocksDB gives no alignment guarantee: copy into words before reading.
-  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), bytes.data(), bytes.size());
   ScanRecord rec;
-  Status status;
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-    capnp::ReaderOptions opts;
-    opts.traversalLimitInWords = 64 * 1024 * 1024;
-    opts.nestingLimit = 16;
-    capnp::FlatArrayMessageReader reader(words.asPtr(), opts);
-    auto r = reader.getRoot<schema::ScanRecord>();
+  // A record is our own, from the local store: a generous traversal limit.
+  Status status = ReadMessage<schema::ScanRecord>(bytes, "scan record", 64 * 1024 * 1024, [&](auto r) {
     auto id = r.getId();
-    if (id.size() != rec.id.size()) {
-      status = Status::Corruption("scan record id has " + std::to_string(id.size()) + " bytes");
-      return;
-    }
+    if (id.size() != rec.id.size()) return Status::Corruption("scan record id has " + std::to_string(id.size()) + " bytes");
     std::memcpy(rec.id.data(), id.begin(), id.size());
-    status = ReadSpec(r.getSpec(), rec.spec);
+    Status spec = ReadSpec(r.getSpec(), rec.spec);
     rec.created_us = r.getCreatedUs();
     rec.updated_us = r.getUpdatedUs();
     rec.finished_us = r.getFinishedUs();
     rec.elapsed_us = r.getElapsedUs();
     auto state = static_cast<uint16_t>(r.getState());
-    if (state > static_cast<uint16_t>(ScanState::kFailed)) {
-      status = Status::Corruption("unknown scan state");
-      return;
-    }
+    if (state > static_cast<uint16_t>(ScanState::kFailed)) return Status::Corruption("unknown scan state");
     rec.state = static_cast<ScanState>(state);
     rec.error = r.getError().cStr();
     rec.counters.probes_sent = r.getProbesSent();
@@ -226,11 +234,21 @@ Result<ScanRecord> DecodeScanRecord(std::string_view bytes) {
     rec.counters.closed = r.getClosedCount();
     rec.counters.filtered = r.getFilteredCount();
     rec.counters.unreachable = r.getUnreachableCount();
-  })) {
-    return Status::Corruption(std::string("malformed scan record: ") + e->getDescription().cStr());
-  }
+    return spec;
+  });
   if (!status.ok()) return status;
   return rec;
+}
+
+Result<ScanSpec> DecodeScanSpec(std::string_view bytes) {
+  ScanSpec spec;
+  // A spec may come from a peer (inside a scan definition): traversal is
+  // bounded by the input's own size, so aliased pointers cannot amplify it.
+  uint64_t words = bytes.size() / sizeof(capnp::word);
+  Status status = ReadMessage<schema::ScanSpec>(bytes, "scan spec", std::max<uint64_t>(words * 2, 64),
+                                                [&](auto r) { return ReadSpec(r, spec); });
+  if (!status.ok()) return status;
+  return spec;
 }
 
 }  // namespace ndo

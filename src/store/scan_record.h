@@ -46,5 +46,9 @@ ScanId MakeScanId(const ScanSpec& spec, int64_t created_us);
 std::string EncodeScanRecord(const ScanRecord& rec);
 Result<ScanRecord> DecodeScanRecord(std::string_view bytes);
 std::string EncodeScanSpec(const ScanSpec& spec);
+// The spec alone, as EncodeScanSpec writes it (a mesh scan's definition
+// carries it). Bounded for bytes from peers: traversal is limited by the
+// input's size. Corruption on malformed bytes or an invalid spec.
+Result<ScanSpec> DecodeScanSpec(std::string_view bytes);
 
 }  // namespace ndo

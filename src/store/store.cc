@@ -4,6 +4,8 @@
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/write_batch.h>
 
+#include <stdlib.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -64,28 +66,73 @@ class ResultMergeOperator : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "ndo.PreferredResult.v1"; }
 };
 
+// The options of every opening, primary or secondary: a reader must merge
+// results by the same rule as the writer.
+rocksdb::Options StoreOptions() {
+  rocksdb::Options opts;
+  opts.merge_operator = std::make_shared<ResultMergeOperator>();
+  opts.max_open_files = 256;  // descriptors belong to probes
+  opts.keep_log_file_num = 4;
+  opts.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  return opts;
+}
+
 }  // namespace
 
-Store::Store(rocksdb::DB* db) : db_(db) {}
-Store::~Store() = default;
+Store::Store(rocksdb::DB* db, bool read_only, std::string secondary_dir)
+    : db_(db), read_only_(read_only), secondary_dir_(std::move(secondary_dir)) {}
+
+Store::~Store() {
+  db_.reset();  // the secondary's files go only once it is closed
+  if (!secondary_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(secondary_dir_, ec);
+  }
+}
+
+Status Store::RefuseWrite(const std::string& what) const {
+  if (!read_only_) return Status::Ok();
+  return Status::Unavailable("cannot write " + what + ": the store is open read-only");
+}
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("cannot create data directory '" + dir + "': " + ec.message());
-  rocksdb::Options opts;
+  rocksdb::Options opts = StoreOptions();
   opts.create_if_missing = true;
-  opts.merge_operator = std::make_shared<ResultMergeOperator>();
-  opts.max_open_files = 256;  // descriptors belong to probes
-  opts.keep_log_file_num = 4;
-  opts.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(opts, dir, &db);
   if (!s.ok()) return FromRocks(s, "opening store '" + dir + "'");
-  return std::unique_ptr<Store>(new Store(db));
+  return std::unique_ptr<Store>(new Store(db, false, ""));
+}
+
+Result<std::unique_ptr<Store>> Store::OpenReadOnly(const std::string& dir) {
+  std::error_code ec;
+  // A reader never creates a store: a mistyped --data-dir must say so.
+  if (!std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec))
+    return Status::NotFound("no ndo store in '" + dir + "'");
+  std::string scratch = (std::filesystem::temp_directory_path(ec) / "ndo-reader-XXXXXX").string();
+  if (ec || !mkdtemp(scratch.data()))
+    return Status::IoError("cannot create a temporary directory for reading '" + dir + "'");
+  rocksdb::Options opts = StoreOptions();
+  // RocksDB's rule for secondaries: the primary may delete a table file at
+  // any time, so a secondary keeps every one it uses open. Readers run no
+  // probes, so the descriptors are theirs to spend.
+  opts.max_open_files = -1;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenAsSecondary(opts, dir, scratch, &db);
+  if (s.ok()) s = db->TryCatchUpWithPrimary();
+  if (!s.ok()) {
+    delete db;
+    std::filesystem::remove_all(scratch, ec);
+    return FromRocks(s, "opening store '" + dir + "' for reading");
+  }
+  return std::unique_ptr<Store>(new Store(db, true, scratch));
 }
 
 Status Store::PutScan(const ScanRecord& rec) {
+  if (Status s = RefuseWrite("scan"); !s.ok()) return s;
   return FromRocks(db_->Put(rocksdb::WriteOptions(), ScanKey(rec.id), EncodeScanRecord(rec)), "writing scan");
 }
 
@@ -114,6 +161,7 @@ Result<ScanRecord> Store::FindScan(std::string_view prefix) {
 }
 
 Status Store::WriteBatch(const ScanId& scan, const ResultBatch& batch, bool store_all) {
+  if (Status s = RefuseWrite("results"); !s.ok()) return s;
   rocksdb::WriteBatch wb;
   for (const auto& r : batch.results) {
     if (!store_all && r.state != PortState::kOpen) continue;
@@ -160,6 +208,7 @@ Status Store::ForEachResult(const ScanId& scan, const std::function<bool(const P
 }
 
 Status Store::WriteEvidence(const ScanId& scan, const std::vector<ServiceEvidence>& evidence) {
+  if (Status s = RefuseWrite("service evidence"); !s.ok()) return s;
   rocksdb::WriteBatch wb;
   for (const auto& ev : evidence) {
     if (ev.tls)
@@ -220,6 +269,7 @@ Status Store::ForEachEvidence(const ScanId& scan, const std::function<bool(const
 
 Status Store::PutMeta(std::string_view key, std::string_view value, bool sync) {
   if (key.empty()) return Status::InvalidArgument("empty metadata key");
+  if (Status s = RefuseWrite("metadata '" + std::string(key) + "'"); !s.ok()) return s;
   rocksdb::WriteOptions options;
   options.sync = sync;
   return FromRocks(db_->Put(options, MetaKey(key), rocksdb::Slice(value.data(), value.size())),
@@ -235,7 +285,19 @@ Result<std::string> Store::GetMeta(std::string_view key) {
 }
 
 Status Store::DeleteMeta(std::string_view key) {
+  if (Status s = RefuseWrite("metadata '" + std::string(key) + "'"); !s.ok()) return s;
   return FromRocks(db_->Delete(rocksdb::WriteOptions(), MetaKey(key)), "deleting metadata '" + std::string(key) + "'");
+}
+
+Status Store::ForEachMeta(std::string_view prefix,
+                         const std::function<bool(std::string_view key, std::string_view value)>& visit) {
+  std::string start = MetaKey(prefix);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+    std::string_view key(it->key().data() + 1, it->key().size() - 1);  // without the 'm'
+    if (!visit(key, std::string_view(it->value().data(), it->value().size()))) break;
+  }
+  return FromRocks(it->status(), "reading metadata");
 }
 
 std::string DefaultDataDir() {

@@ -34,7 +34,15 @@ class Store {
   // Opens (creating if needed) the store in `dir`. Unavailable if another
   // process holds it.
   static Result<std::unique_ptr<Store>> Open(const std::string& dir);
+  // Opens the store in `dir` for reading only, as a RocksDB secondary
+  // instance: it takes no lock, so it works while an agent holds the
+  // database, and it sees what that agent had written when it was opened.
+  // The secondary's own files live in a fresh temporary directory, removed
+  // when the store is destroyed. NotFound when `dir` holds no store; every
+  // write returns Unavailable.
+  static Result<std::unique_ptr<Store>> OpenReadOnly(const std::string& dir);
   ~Store();
+  bool read_only() const { return read_only_; }
 
   Status PutScan(const ScanRecord& rec);
   // By full id or unique hex prefix (at least 4 digits).
@@ -64,10 +72,17 @@ class Store {
   Status PutMeta(std::string_view key, std::string_view value, bool sync = false);
   Result<std::string> GetMeta(std::string_view key);
   Status DeleteMeta(std::string_view key);
+  // Visits metadata whose key starts with `prefix`, in key order; stop early
+  // by returning false.
+  Status ForEachMeta(std::string_view prefix,
+                     const std::function<bool(std::string_view key, std::string_view value)>& visit);
 
  private:
-  explicit Store(rocksdb::DB* db);
+  Store(rocksdb::DB* db, bool read_only, std::string secondary_dir);
+  Status RefuseWrite(const std::string& what) const;
   std::unique_ptr<rocksdb::DB> db_;
+  bool read_only_ = false;
+  std::string secondary_dir_;  // OpenReadOnly's scratch directory, removed last
 };
 
 // $XDG_DATA_HOME/ndo, else $HOME/.local/share/ndo.

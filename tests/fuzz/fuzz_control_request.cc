@@ -14,7 +14,8 @@ namespace {
 
 bool Same(const ControlRequest& a, const ControlRequest& b) {
   return a.command == b.command && a.token.ttl_seconds == b.token.ttl_seconds &&
-         a.token.max_uses == b.token.max_uses && a.token.vantage == b.token.vantage && a.member == b.member;
+         a.token.max_uses == b.token.max_uses && a.token.vantage == b.token.vantage && a.member == b.member &&
+         a.scan_definition == b.scan_definition && a.scan == b.scan && a.scan_action == b.scan_action;
 }
 
 }  // namespace

@@ -104,6 +104,7 @@ struct Node {
   std::string data, log;
   pid_t pid = -1;
   std::vector<std::string> seeds;  // empty: `ndo agent`
+  std::string vantage = "lab";
   std::string Address() const { return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port); }
 };
 
@@ -199,7 +200,7 @@ class MeshProcess : public ::testing::Test {
       for (const auto& s : n.seeds) args.push_back(s);
     }
     for (const std::string& a : {std::string("--listen"), n.Address(), std::string("--data-dir"), n.data,
-                                 std::string("--vantage"), std::string("lab"), std::string("--name"), n.name})
+                                 std::string("--vantage"), n.vantage, std::string("--name"), n.name})
       args.push_back(a);
     // A secured cluster, as in production: joiners enrol with the token on
     // their first start (later starts find their certificate and ignore it).

@@ -1,0 +1,290 @@
+#include "cli/mesh_scan_commands.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "cli/exit_codes.h"
+#include "mesh/control.h"
+#include "mesh/pool_state.h"
+#include "mesh/pool_store.h"
+#include "mesh/work_core.h"
+#include "store/store.h"
+
+namespace ndo {
+namespace {
+
+using mesh::ControlCommand;
+using mesh::ControlRequest;
+
+constexpr auto kControlTimeout = std::chrono::seconds(10);
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
+  return ExitCodeFor(s);
+}
+
+std::string DataDir(const std::string& d) { return d.empty() ? DefaultDataDir() : d; }
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The scan states of this data dir, read beside the running agent.
+Result<std::map<ScanId, mesh::ScanState>> ReadStates(const std::string& data_dir) {
+  auto store = Store::OpenReadOnly(DataDir(data_dir) + "/db");
+  if (!store.ok()) return store.status();
+  return mesh::LoadScanStates(**store);
+}
+
+Result<mesh::ScanState> FindState(const std::map<ScanId, mesh::ScanState>& states, std::string prefix) {
+  std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (prefix.size() < 4) return Status::InvalidArgument("a scan id prefix needs at least 4 hex digits");
+  const mesh::ScanState* found = nullptr;
+  for (const auto& [id, s] : states) {
+    if (ScanIdToHex(id).rfind(prefix, 0) != 0) continue;
+    if (found) return Status::InvalidArgument("scan id prefix " + prefix + " is ambiguous");
+    found = &s;
+  }
+  if (!found) return Status::NotFound("no distributed scan " + prefix + " in this data dir");
+  return *found;
+}
+
+std::string FormatRate(double per_s) {
+  char buf[32];
+  if (per_s >= 1e6) std::snprintf(buf, sizeof buf, "%.1fM", per_s / 1e6);
+  else if (per_s >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", per_s / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f", per_s);
+  return buf;
+}
+
+std::string FormatDuration(double s) {
+  if (s < 0 || s > 1e8) return "-";
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, int(s) / 60 % 60);
+  return buf;
+}
+
+std::string Bar(double fraction, int width) {
+  int full = static_cast<int>(std::clamp(fraction, 0.0, 1.0) * width + 0.5);
+  return "[" + std::string(full, '#') + std::string(width - full, '.') + "]";
+}
+
+// Names of the members, when the agent answers (ids otherwise).
+std::map<mesh::NodeId, std::string> MemberNames(const std::string& data_dir) {
+  std::map<mesh::NodeId, std::string> names;
+  auto r = mesh::CallControl(DataDir(data_dir), ControlCommand::kMembers, std::chrono::milliseconds(2000));
+  if (!r.ok() || !r->error.empty()) return names;
+  names[r->self.id] = r->self.name;
+  for (const auto& m : r->members) names[m.id] = m.name;
+  return names;
+}
+
+struct PoolLine {
+  std::string vantage;
+  mesh::PoolCounts counts;
+  std::set<mesh::NodeId> working;
+  double probes_done = 0;
+};
+
+std::vector<PoolLine> Lines(const mesh::ScanState& s, int64_t now_ms) {
+  std::vector<PoolLine> out;
+  double per_shard = static_cast<double>(s.definition.spec.ProbeCount()) / s.definition.spec.shard_count;
+  for (size_t v = 0; v < s.pools.size(); ++v) {
+    PoolLine line;
+    line.vantage = s.definition.vantages[v];
+    line.counts = mesh::CountPool(s.pools[v], now_ms);
+    for (const auto& shard : s.pools[v])
+      if (!shard.done.done && !shard.lease.holder.empty() && shard.lease.expires_ms > now_ms)
+        line.working.insert(shard.lease.holder);
+    line.probes_done = per_shard * line.counts.done;
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
+bool AllDone(const mesh::ScanState& s) {
+  for (const auto& pool : s.pools)
+    for (const auto& shard : pool)
+      if (!shard.done.done) return false;
+  return true;
+}
+
+// One status block. `previous` (the same scan a moment ago, --watch) gives
+// the current probes/s; otherwise the average since the scan began.
+void PrintStatus(const mesh::ScanState& s, const std::map<mesh::NodeId, std::string>& names,
+                 const std::vector<PoolLine>* previous, double seconds_between, bool bars) {
+  int64_t now = WallMs();
+  double elapsed = std::max(0.001, (now - s.definition.created_ms) / 1000.0);
+  std::printf("scan %s  %s  %s  (%s probes per pool, %u shards each, %s elapsed)\n", ScanIdToHex(s.id).c_str(),
+              std::string(mesh::ScanControlName(s.control.value)).c_str(), AllDone(s) ? "complete" : "in progress",
+              U128ToString(s.definition.spec.ProbeCount()).c_str(), s.definition.spec.shard_count,
+              FormatDuration(elapsed).c_str());
+  auto lines = Lines(s, now);
+  std::printf("  %-12s %6s %6s %7s %7s %9s %7s  %s\n", "vantage", "done", "leased", "pending", "found", "probes/s",
+              "eta", "nodes working");
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const PoolLine& l = lines[i];
+    double rate = l.probes_done / elapsed;
+    if (previous && i < previous->size() && seconds_between > 0)
+      rate = std::max(0.0, (l.probes_done - (*previous)[i].probes_done) / seconds_between);
+    double remaining = static_cast<double>(s.definition.spec.ProbeCount()) - l.probes_done;
+    double eta = l.counts.pending + l.counts.leased == 0 ? 0 : rate > 0 ? remaining / rate : -1;
+    std::string nodes;
+    for (const auto& id : l.working) {
+      auto it = names.find(id);
+      nodes += (nodes.empty() ? "" : ",") + (it != names.end() ? it->second : id.Hex().substr(0, 8));
+    }
+    std::printf("  %-12s %6u %6u %7u %7llu %9s %7s  %s\n", l.vantage.c_str(), l.counts.done, l.counts.leased,
+                l.counts.pending, static_cast<unsigned long long>(l.counts.results), FormatRate(rate).c_str(),
+                FormatDuration(eta).c_str(), nodes.empty() ? "-" : nodes.c_str());
+    if (bars) {
+      uint32_t total = l.counts.done + l.counts.leased + l.counts.pending;
+      std::printf("  %-12s %s %3.0f%%\n", "", Bar(total ? double(l.counts.done) / total : 1, 50).c_str(),
+                  total ? 100.0 * l.counts.done / total : 100.0);
+    }
+  }
+}
+
+int Status_(const std::string& data_dir, const std::string& scan, bool watch, double interval_s) {
+  auto names = MemberNames(data_dir);
+  std::vector<PoolLine> previous;
+  auto previous_at = std::chrono::steady_clock::now();
+  bool first = true;
+  bool tty = isatty(STDOUT_FILENO);
+  while (true) {
+    auto states = ReadStates(data_dir);
+    if (!states.ok()) return Fail(states.status());
+    auto s = FindState(*states, scan);
+    if (!s.ok()) return Fail(s.status());
+    auto now = std::chrono::steady_clock::now();
+    double between = std::chrono::duration<double>(now - previous_at).count();
+    if (watch && tty && !first) std::printf("\033[H\033[J");
+    PrintStatus(*s, names, first ? nullptr : &previous, between, watch);
+    std::fflush(stdout);
+    if (!watch || AllDone(*s) || s->control.value == mesh::ScanControl::kStopped) return kExitOk;
+    previous = Lines(*s, WallMs());
+    previous_at = now;
+    first = false;
+    std::this_thread::sleep_for(std::chrono::duration<double>(interval_s));
+  }
+}
+
+int Control(const std::string& data_dir, const std::string& scan, mesh::ScanControl action) {
+  ControlRequest req(ControlCommand::kScanControl);
+  req.scan = scan;
+  req.scan_action = static_cast<uint8_t>(action);
+  auto r = mesh::CallControl(DataDir(data_dir), req, kControlTimeout);
+  if (!r.ok()) return Fail(r.status());
+  if (!r->error.empty()) return Fail(Status::InvalidArgument(r->error));
+  std::printf("%s\n", r->message.c_str());
+  return kExitOk;
+}
+
+std::vector<std::string> SplitCommas(const std::vector<std::string>& items) {
+  std::vector<std::string> out;
+  for (const auto& item : items) {
+    std::stringstream ss(item);
+    std::string part;
+    while (std::getline(ss, part, ','))
+      if (!part.empty()) out.push_back(part);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace
+
+bool AgentRunning(const std::string& data_dir) {
+  return mesh::ControlSocketAnswers(mesh::ControlSocketPath(DataDir(data_dir)));
+}
+
+int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec) {
+  if (spec.service.banners || spec.service.tls)
+    std::fprintf(stderr, "ndo: note: --banners and --tls follow-ups are not run by mesh scans yet; open ports only\n");
+  mesh::ScanDefinition def;
+  def.spec = std::move(spec);
+  def.vantages = SplitCommas(submit.vantages);
+  if (def.vantages.empty()) {
+    // Every vantage present now: this node's and its alive members'.
+    auto members = mesh::CallControl(DataDir(submit.data_dir), ControlCommand::kMembers, kControlTimeout);
+    if (!members.ok()) return Fail(members.status());
+    if (!members->error.empty()) return Fail(Status::Unavailable(members->error));
+    std::set<std::string> present{members->self.vantage};
+    for (const auto& m : members->members)
+      if (m.state == mesh::MemberState::kAlive || m.state == mesh::MemberState::kSuspect) present.insert(m.vantage);
+    def.vantages.assign(present.begin(), present.end());
+  }
+  // Shards of 10 to 30 s at a node's rate, within what one scan state holds
+  // over all its pools.
+  if (!submit.shards_given)
+    def.spec.shard_count = std::min<uint32_t>(mesh::MeshShardCount(def.spec.ProbeCount(), def.spec.probe.rate),
+                                              mesh::kMaxScanShards / std::max<size_t>(1, def.vantages.size()));
+  auto bytes = mesh::EncodeScanDefinition(def);
+  if (!bytes.ok()) return Fail(bytes.status());
+  ControlRequest req(ControlCommand::kSubmitScan);
+  req.scan_definition = std::move(*bytes);
+  auto r = mesh::CallControl(DataDir(submit.data_dir), req, kControlTimeout);
+  if (!r.ok()) return Fail(r.status());
+  if (!r->error.empty()) return Fail(Status::InvalidArgument(r->error));
+  std::fprintf(stderr, "ndo: %s\n", r->message.c_str());
+  std::printf("%s\n", r->scan_id.c_str());
+  if (!submit.wait) {
+    std::fprintf(stderr, "ndo: follow it with: ndo scan status %s --watch; then: ndo view compare %s\n",
+                 r->scan_id.c_str(), r->scan_id.c_str());
+    return kExitOk;
+  }
+  return Status_(submit.data_dir, r->scan_id, /*watch=*/true, 1.0);
+}
+
+bool IsMeshScanSubcommand(const std::vector<std::string>& args) {
+  static const std::set<std::string> kSub{"status", "pause", "resume", "stop"};
+  return args.size() >= 2 && args[0] == "scan" && kSub.count(args[1]) > 0;
+}
+
+int RunMeshScanSubcommand(const std::vector<std::string>& args) {
+  CLI::App app{"ndo scan status|pause|resume|stop: follow and steer a distributed scan from any node"};
+  app.require_subcommand(1);
+  std::string data_dir, scan;
+  bool watch = false;
+  double interval = 1.0;
+  auto add_common = [&](CLI::App* c) {
+    c->add_option("scan", scan, "Scan id (or a unique prefix of it)")->required();
+    c->add_option("--data-dir", data_dir, "The node's data dir (default: $XDG_DATA_HOME/ndo)");
+  };
+  auto* status = app.add_subcommand("status", "Per pool: shards done, leased, pending; nodes working; probes/s; ETA");
+  add_common(status);
+  status->add_flag("--watch", watch, "Redraw every --interval seconds, with progress bars, until the scan ends");
+  status->add_option("--interval", interval, "Seconds between redraws")->check(CLI::Range(0.1, 3600.0));
+  auto* pause = app.add_subcommand("pause", "Pause the scan on every node (within about a second)");
+  add_common(pause);
+  auto* resume = app.add_subcommand("resume", "Resume a paused scan");
+  add_common(resume);
+  auto* stop = app.add_subcommand("stop", "Stop the scan for good (results so far are kept)");
+  add_common(stop);
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  std::vector<std::string> reversed(rest.rbegin(), rest.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (status->parsed()) return Status_(data_dir, scan, watch, interval);
+  if (pause->parsed()) return Control(data_dir, scan, mesh::ScanControl::kPaused);
+  if (resume->parsed()) return Control(data_dir, scan, mesh::ScanControl::kRunning);
+  return Control(data_dir, scan, mesh::ScanControl::kStopped);
+}
+
+}  // namespace ndo

@@ -1,0 +1,110 @@
+#include "cli/pool_source.h"
+
+#include <utility>
+
+namespace ndo {
+
+Result<std::vector<mesh::ScanState>> ListMeshScans(Store& store) {
+  std::vector<mesh::ScanState> out;
+  Status bad;
+  Status s = store.ForEachMeta(kPoolMetaPrefix, [&](std::string_view key, std::string_view value) {
+    auto state = mesh::DecodeScanState(value);
+    if (!state.ok()) {
+      bad = state.status().WithContext("metadata '" + std::string(key) + "'");
+      return false;
+    }
+    // The key names the scan its value must be: a mix-up would show one
+    // scan's pools under another's id.
+    if (key.substr(kPoolMetaPrefix.size()) != ScanIdToHex(state->id)) {
+      bad = Status::Corruption("metadata '" + std::string(key) + "' holds scan " + ScanIdToHex(state->id));
+      return false;
+    }
+    out.push_back(std::move(*state));
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (!bad.ok()) return bad;
+  return out;
+}
+
+Result<mesh::ScanState> FindMeshScan(Store& store, std::string_view id_or_prefix) {
+  std::vector<std::string> ids;
+  Status s = store.ForEachMeta(kPoolMetaPrefix, [&](std::string_view key, std::string_view) {
+    ids.emplace_back(key.substr(kPoolMetaPrefix.size()));
+    return true;
+  });
+  if (!s.ok()) return s;
+  auto id = MatchScanId(ids, id_or_prefix);
+  if (!id.ok()) return id.status();
+  std::string key = std::string(kPoolMetaPrefix) + *id;
+  auto value = store.GetMeta(key);
+  if (!value.ok()) return value.status();
+  auto state = mesh::DecodeScanState(*value);
+  if (!state.ok()) return state.status().WithContext("metadata '" + key + "'");
+  if (ScanIdToHex(state->id) != *id)
+    return Status::Corruption("metadata '" + key + "' holds scan " + ScanIdToHex(state->id));
+  return state;
+}
+
+Result<size_t> FindVantage(const mesh::ScanState& scan, std::string_view vantage) {
+  if (auto i = mesh::VantageIndex(scan, vantage)) return *i;
+  std::string known;
+  for (const auto& v : scan.definition.vantages) known += (known.empty() ? "" : ", ") + v;
+  return Status::NotFound("scan " + ScanIdToHex(scan.id) + " has no vantage '" + std::string(vantage) +
+                          "' (its vantages: " + known + ")");
+}
+
+Result<ScanRecord> PoolRecord(Store& store, const mesh::ScanState& scan, size_t vantage) {
+  ScanId pool = mesh::PoolId(scan.id, scan.definition.vantages.at(vantage));
+  auto rec = store.FindScan(ScanIdToHex(pool));
+  if (rec.ok() || rec.status().code() != Status::Code::kNotFound) return rec;
+  ScanRecord made;
+  made.id = pool;
+  made.spec = scan.definition.spec;
+  made.created_us = scan.definition.created_ms * 1000;
+  return made;
+}
+
+Status ForEachPoolResult(Store& store, const ScanId& pool,
+                         const std::function<bool(const ProbeResult&, const ServiceEvidence*)>& visit) {
+  Status lookup;
+  Status s = store.ForEachResult(pool, [&](const ProbeResult& r) {
+    if (r.state != PortState::kOpen) return visit(r, nullptr);
+    // Only open ports have evidence; a point lookup each keeps memory flat.
+    auto ev = store.GetEvidence(pool, r.address, r.port);
+    if (!ev.ok() && ev.status().code() != Status::Code::kNotFound) {
+      lookup = ev.status();
+      return false;
+    }
+    return visit(r, ev.ok() ? &*ev : nullptr);
+  });
+  return s.ok() ? lookup : s;
+}
+
+Result<std::vector<PoolResult>> LoadPool(Store& store, const ScanId& pool,
+                                         const std::function<bool(const ProbeResult&)>& keep) {
+  std::vector<PoolResult> out;
+  Status lookup;
+  Status s = store.ForEachResult(pool, [&](const ProbeResult& r) {
+    if (!keep(r)) return true;
+    PoolResult pr{r, std::nullopt};
+    if (r.state == PortState::kOpen) {
+      auto ev = store.GetEvidence(pool, r.address, r.port);
+      if (!ev.ok() && ev.status().code() != Status::Code::kNotFound) {
+        lookup = ev.status();
+        return false;
+      }
+      if (ev.ok()) {
+        ev->tls.reset();
+        pr.evidence = std::move(*ev);
+      }
+    }
+    out.push_back(std::move(pr));
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (!lookup.ok()) return lookup;
+  return out;
+}
+
+}  // namespace ndo

@@ -1,0 +1,296 @@
+#include "cli/view_commands.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <utility>
+
+#include "cli/exit_codes.h"
+#include "cli/output/result_writer.h"
+#include "cli/pool_source.h"
+#include "cli/pool_views.h"
+#include "cli/reports.h"
+
+namespace ndo {
+namespace {
+
+constexpr const char* kDataDirHelp = "Where scans are stored (default: $XDG_DATA_HOME/ndo)";
+
+// Readers never lock: the agent may hold the database (see OpenReadOnly).
+Result<std::unique_ptr<Store>> OpenStore(const std::string& data_dir) {
+  std::string dir = data_dir.empty() ? DefaultDataDir() : data_dir;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return Status::NotFound("no such data directory '" + dir + "'");
+  auto store = Store::OpenReadOnly(dir + "/db");
+  if (store.status().code() == Status::Code::kNotFound)
+    return Status::NotFound("data directory '" + dir + "' holds no store yet");
+  return store;
+}
+
+// The scan the command names, from a freshly opened store.
+struct Opened {
+  std::unique_ptr<Store> store;
+  mesh::ScanState scan;
+};
+Result<Opened> OpenScan(const ViewCommand& cmd) {
+  if (cmd.scan_id.empty()) return Status::InvalidArgument("give the id of a distributed scan (see 'ndo view list')");
+  auto store = OpenStore(cmd.data_dir);
+  if (!store.ok()) return store.status();
+  auto scan = FindMeshScan(**store, cmd.scan_id);
+  if (!scan.ok()) return scan.status();
+  return Opened{std::move(*store), std::move(*scan)};
+}
+
+// --output FILE, else `out`.
+class Output {
+ public:
+  Output(const std::string& path, std::ostream& out) : path_(path), to_out_(path.empty() || path == "-"), out_(out) {
+    if (!to_out_) file_.open(path, std::ios::out | std::ios::trunc);
+  }
+  Status Check() const {
+    if (!to_out_ && !file_.is_open()) return Status::IoError("cannot write '" + path_ + "'");
+    return Status::Ok();
+  }
+  std::ostream& stream() { return to_out_ ? out_ : file_; }
+  Status Done() {
+    stream().flush();
+    if (!stream()) return Status::IoError("error writing " + (to_out_ ? std::string("the output") : "'" + path_ + "'"));
+    return Status::Ok();
+  }
+
+ private:
+  std::string path_;
+  bool to_out_;
+  std::ostream& out_;
+  std::ofstream file_;
+};
+
+Status CheckFormat(const std::string& format, const std::vector<std::string>& allowed, const std::string& what) {
+  if (std::find(allowed.begin(), allowed.end(), format) != allowed.end()) return Status::Ok();
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  return Status::InvalidArgument(what + " come as " + list + ", not '" + format + "'");
+}
+
+}  // namespace
+
+Status RunViewResults(const ViewCommand& cmd, std::ostream& out) {
+  std::string format = cmd.format == "jsonl" ? "json" : cmd.format;  // the JSON writer writes JSON Lines
+  if (Status s = CheckFormat(cmd.format, {"table", "jsonl", "json", "csv", "xml"}, "results"); !s.ok()) return s;
+  auto filter = ParseViewFilter(cmd.ports, cmd.service, cmd.hosts, cmd.all_states);
+  if (!filter.ok()) return filter.status();
+  auto opened = OpenScan(cmd);
+  if (!opened.ok()) return opened.status();
+  if (cmd.vantage.empty()) {
+    std::string known;
+    for (const auto& v : opened->scan.definition.vantages) known += (known.empty() ? "" : ", ") + v;
+    return Status::InvalidArgument("give --vantage: one of " + known);
+  }
+  auto vantage = FindVantage(opened->scan, cmd.vantage);
+  if (!vantage.ok()) return vantage.status();
+  auto rec = PoolRecord(*opened->store, opened->scan, *vantage);
+  if (!rec.ok()) return rec.status();
+
+  // The writers summarise what they were not shown from the spec (Nmap's
+  // "Not shown", extraports): with a port filter the spec's ports are those
+  // asked for, and once states or services are filtered out the other ports'
+  // fate is not summarised as if it were known.
+  ScanRecord shown = *rec;
+  if (!filter->ports.empty()) {
+    std::vector<uint16_t> both;
+    std::set_intersection(shown.spec.ports.begin(), shown.spec.ports.end(), filter->ports.begin(),
+                          filter->ports.end(), std::back_inserter(both));
+    shown.spec.ports = both;
+  }
+  shown.spec.store_all = rec->spec.store_all && filter->all_states && filter->service.empty();
+
+  Output output(cmd.output_path, out);
+  if (Status s = output.Check(); !s.ok()) return s;
+  WriterOptions wo;
+  wo.table_show_all = filter->all_states;
+  auto writer = MakeResultWriter(format, output.stream(), wo);
+  writer->Begin(shown);
+  Status s = ForEachPoolResult(*opened->store, rec->id, [&](const ProbeResult& r, const ServiceEvidence* ev) {
+    if (Matches(*filter, r, ev)) writer->Write(r, ev);
+    return true;
+  });
+  if (!s.ok()) return s;
+  writer->End(shown);
+  return output.Done();
+}
+
+Status RunViewCompare(const ViewCommand& cmd, std::ostream& out) {
+  if (Status s = CheckFormat(cmd.format, {"table", "json", "csv"}, "comparisons"); !s.ok()) return s;
+  auto opened = OpenScan(cmd);
+  if (!opened.ok()) return opened.status();
+  std::vector<VantageResults> pools;
+  for (const auto& v : opened->scan.definition.vantages) {
+    auto results = LoadPool(*opened->store, mesh::PoolId(opened->scan.id, v),
+                            [](const ProbeResult& r) { return r.state == PortState::kOpen; });
+    if (!results.ok()) return results.status();
+    pools.push_back({v, std::move(*results)});
+  }
+  return PrintReport(CompareTable(pools), cmd.format, out);
+}
+
+Status RunViewDiff(const ViewCommand& cmd, std::ostream& out) {
+  std::string format = cmd.format == "json" ? "jsonl" : cmd.format;
+  if (Status s = CheckFormat(cmd.format, {"table", "jsonl", "json", "csv"}, "diffs"); !s.ok()) return s;
+  if (cmd.seen_by == cmd.not_by)
+    return Status::InvalidArgument("--seen-by and --not-by name the same vantage '" + cmd.seen_by + "'");
+  auto opened = OpenScan(cmd);
+  if (!opened.ok()) return opened.status();
+  auto a = FindVantage(opened->scan, cmd.seen_by);
+  if (!a.ok()) return a.status();
+  auto b = FindVantage(opened->scan, cmd.not_by);
+  if (!b.ok()) return b.status();
+  Store& store = *opened->store;
+  auto seen = LoadPool(store, mesh::PoolId(opened->scan.id, cmd.seen_by),
+                       [](const ProbeResult& r) { return r.state == PortState::kOpen; });
+  if (!seen.ok()) return seen.status();
+  // Of B only what A has open matters: B may hold every state of every port.
+  std::set<std::pair<IpAddress, uint16_t>> wanted;
+  for (const auto& pr : *seen) wanted.insert({pr.result.address, pr.result.port});
+  auto other = LoadPool(store, mesh::PoolId(opened->scan.id, cmd.not_by),
+                        [&](const ProbeResult& r) { return wanted.count({r.address, r.port}) > 0; });
+  if (!other.ok()) return other.status();
+  Output output(cmd.output_path, out);
+  if (Status s = output.Check(); !s.ok()) return s;
+  if (Status s = PrintDiff(DiffPools(*seen, *other), cmd.seen_by, cmd.not_by, format, output.stream()); !s.ok())
+    return s;
+  return output.Done();
+}
+
+Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out) {
+  auto store = OpenStore(cmd.data_dir);
+  if (!store.ok()) return store.status();
+  auto scans = ListMeshScans(**store);
+  if (!scans.ok()) return scans.status();
+  std::vector<std::vector<std::string>> rows = {
+      {"SCAN", "CREATED (UTC)", "CONTROL", "VANTAGE", "DONE", "LEASED", "PENDING", "RESULTS"}};
+  for (const auto& scan : *scans) {
+    const auto& vantages = scan.definition.vantages;
+    for (size_t i = 0; i < vantages.size() && i < scan.pools.size(); ++i) {
+      mesh::PoolCounts c = mesh::CountPool(scan.pools[i], now_ms);
+      bool first = i == 0;
+      rows.push_back({first ? ScanIdToHex(scan.id) : "",
+                      first ? FormatTimestamp(scan.definition.created_ms * 1000).substr(0, 19) : "",
+                      first ? std::string(mesh::ScanControlName(scan.control.value)) : "",
+                      TerminalText(vantages[i], 32), std::to_string(c.done), std::to_string(c.leased),
+                      std::to_string(c.pending), std::to_string(c.results)});
+    }
+  }
+  out << AlignColumns(rows, {false, false, false, false, true, true, true, true});
+  out.flush();
+  return out ? Status::Ok() : Status::IoError("error writing the list");
+}
+
+Status RunViewReport(const ViewCommand& cmd, std::ostream& out) {
+  if (Status s = CheckFormat(cmd.format, {"table", "json", "csv"}, "reports"); !s.ok()) return s;
+  std::vector<IssuerGroup> groups;
+  for (const auto& g : cmd.groups) {
+    auto parsed = ParseIssuerGroup(g);
+    if (!parsed.ok()) return parsed.status();
+    groups.push_back(*parsed);
+  }
+  auto opened = OpenScan(cmd);
+  if (!opened.ok()) return opened.status();
+  const mesh::ScanState& scan = opened->scan;
+  const auto& columns = scan.definition.vantages;
+  ServiceCounts services(columns);
+  IssuerCounts issuers(columns, groups);
+  ExpiryCounts expired(columns, scan.definition.created_ms / 1000);  // expired when the scan began
+  for (size_t i = 0; i < columns.size(); ++i) {
+    ScanId pool = mesh::PoolId(scan.id, columns[i]);
+    if (Status s = CountServices(*opened->store, pool, i, services); !s.ok()) return s;
+    Status s = ForEachLeaf(*opened->store, pool, [&](const CertificateInfo& leaf) {
+      issuers.Add(i, leaf);
+      expired.Add(i, leaf);
+    });
+    if (!s.ok()) return s;
+  }
+  std::vector<std::pair<std::string, ReportTable>> tables = {
+      {"Open ports by port and service", services.Table(false)},
+      {"Leaf certificates by issuer", issuers.Table()},
+      {"Expired leaf certificates by year of expiry", expired.Table()}};
+  tables[0].second.name = "services";
+  tables[1].second.name = "tls issuers";
+  tables[2].second.name = "tls expired";
+  for (size_t i = 0; i < tables.size(); ++i) {
+    // Tables and CSV sections one after the other, a blank line apart; JSON
+    // Lines tell their table by "report".
+    if (cmd.format != "json" && i) out << '\n';
+    if (cmd.format == "table") out << tables[i].first << ":\n";
+    if (Status s = PrintReport(tables[i].second, cmd.format, out); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+ViewCli::ViewCli(CLI::App& app) {
+  view_ = app.add_subcommand("view", "Views of a distributed scan: one vantage's results, compare, diff, list, report");
+  view_->require_subcommand(0, 1);
+  view_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)");
+  view_->add_option("--vantage", cmd_.vantage, "The vantage point whose merged results to show");
+  view_->add_option("--port", cmd_.ports, "Only these ports (22, 80,443, 8000-8100); repeatable")
+      ->allow_extra_args(false);
+  view_->add_option("--service", cmd_.service, "Only ports of this service (as shown: ssh, https, ...)");
+  view_->add_option("--host", cmd_.hosts, "Only these addresses: an address, CIDR block or range; repeatable")
+      ->allow_extra_args(false);
+  view_->add_flag("--all", cmd_.all_states, "Every stored state, not only open ports");
+  view_->add_option("-o,--format", cmd_.format, "table, jsonl, csv or xml")->capture_default_str();
+  view_->add_option("--output", cmd_.output_path, "Write to FILE instead of standard output");
+  view_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+
+  compare_ = view_->add_subcommand("compare", "Open ports by port and service, one column per vantage");
+  compare_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
+  auto* json = compare_->add_flag("--json", json_, "JSON Lines, one object per row");
+  compare_->add_flag("--csv", csv_, "CSV")->excludes(json);
+  compare_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+
+  diff_ = view_->add_subcommand("diff", "Open ports one vantage sees and another does not, host by host");
+  diff_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
+  diff_->add_option("--seen-by", cmd_.seen_by, "The vantage that sees the ports open")->required();
+  diff_->add_option("--not-by", cmd_.not_by, "The vantage that does not")->required();
+  diff_->add_option("-o,--format", cmd_.format, "table, jsonl or csv")->capture_default_str();
+  diff_->add_option("--output", cmd_.output_path, "Write to FILE instead of standard output");
+  diff_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+
+  list_ = view_->add_subcommand("list", "The distributed scans of this data directory and their pools' progress");
+  list_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+
+  report_ = view_->add_subcommand("report", "Services by port, TLS issuers and expired certificates per vantage");
+  report_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
+  report_->add_option("--group", cmd_.groups,
+                      "NAME=REGEX: an issuer group, matched case-insensitively against 'CN=..., O=..., OU=...' of "
+                      "the issuer; first match wins; the rest count as 'other CAs'")
+      ->allow_extra_args(false);
+  report_->add_option("-o,--format", cmd_.format, "table, json or csv")->capture_default_str();
+  report_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+}
+
+int ViewCli::Dispatch() {
+  if (!view_->parsed()) return -1;
+  Status s;
+  if (compare_->parsed()) {
+    cmd_.format = json_ ? "json" : csv_ ? "csv" : "table";
+    s = RunViewCompare(cmd_, std::cout);
+  } else if (diff_->parsed()) {
+    s = RunViewDiff(cmd_, std::cout);
+  } else if (list_->parsed()) {
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    s = RunViewList(cmd_, std::chrono::duration_cast<std::chrono::milliseconds>(now).count(), std::cout);
+  } else if (report_->parsed()) {
+    s = RunViewReport(cmd_, std::cout);
+  } else {
+    s = RunViewResults(cmd_, std::cout);
+  }
+  if (s.ok()) return kExitOk;
+  std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
+  return ExitCodeFor(s);
+}
+
+}  // namespace ndo

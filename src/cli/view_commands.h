@@ -1,0 +1,64 @@
+// `ndo view`: views of a distributed scan, read from this node's store
+// without its lock (Store::OpenReadOnly), so they work while the agent runs.
+//
+//   ndo view SCAN --vantage V [--port P]... [--service S] [--host CIDR]... [--all] [-o FORMAT] [--output FILE]
+//   ndo view compare SCAN [--json | --csv]
+//   ndo view diff SCAN --seen-by A --not-by B [-o table|jsonl|csv]
+//   ndo view list
+//   ndo view report SCAN [--group NAME=REGEX]... [-o table|json|csv]
+//
+// The Run functions write to `out` and return a Status; ViewCli prints
+// errors and maps them to exit codes (exit_codes.h).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "scan/status.h"
+
+namespace ndo {
+
+struct ViewCommand {
+  std::string data_dir;  // empty: DefaultDataDir()
+  std::string scan_id;   // id or unique hex prefix
+  // ndo view SCAN
+  std::string vantage;
+  std::vector<std::string> ports, hosts;
+  std::string service;
+  bool all_states = false;
+  std::string output_path;  // --output; empty or "-": `out`
+  // Every view: table, or per view json/jsonl/csv/xml.
+  std::string format = "table";
+  // diff
+  std::string seen_by, not_by;
+  // report
+  std::vector<std::string> groups;  // NAME=REGEX
+};
+
+Status RunViewResults(const ViewCommand& cmd, std::ostream& out);
+Status RunViewCompare(const ViewCommand& cmd, std::ostream& out);
+Status RunViewDiff(const ViewCommand& cmd, std::ostream& out);
+Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out);
+Status RunViewReport(const ViewCommand& cmd, std::ostream& out);
+
+// The subcommands, registered on `app`; Dispatch runs the one parsed (or
+// returns -1 when `view` was not).
+class ViewCli {
+ public:
+  explicit ViewCli(CLI::App& app);
+  int Dispatch();
+
+ private:
+  ViewCommand cmd_;
+  CLI::App* view_ = nullptr;
+  CLI::App* compare_ = nullptr;
+  CLI::App* diff_ = nullptr;
+  CLI::App* list_ = nullptr;
+  CLI::App* report_ = nullptr;
+  bool json_ = false, csv_ = false;
+};
+
+}  // namespace ndo

@@ -1,0 +1,59 @@
+# The replicated state of distributed scans (mesh/pool_state.h), saved in
+# the store and exchanged between members. Fields are only ever added,
+# never renumbered.
+@0x8b8322a7bfacf3ad;
+
+$import "/capnp/c++.capnp".namespace("ndo::mesh::schema");
+
+# The immutable part of a scan. Its bytes, as encoded once by the submitter,
+# are hashed into the scan id and forwarded unchanged.
+struct ScanDefinition {
+  spec @0 :Data;                 # the store's ScanSpec encoding (store/scan_record.h EncodeScanSpec)
+  vantages @1 :List(Text);       # sorted, unique: one pool each
+  createdMs @2 :Int64;
+  submitterHi @3 :UInt64;
+  submitterLo @4 :UInt64;
+}
+
+struct HlcStamp {
+  wallMs @0 :Int64;
+  logical @1 :UInt32;
+  nodeHi @2 :UInt64;
+  nodeLo @3 :UInt64;
+}
+
+struct ShardNode {
+  idHi @0 :UInt64;
+  idLo @1 :UInt64;
+}
+
+struct ShardState {
+  # The lease: holder zero = never leased.
+  holderHi @0 :UInt64;
+  holderLo @1 :UInt64;
+  epoch @2 :UInt64;
+  counter @3 :UInt64;
+  expiresMs @4 :Int64;
+  # Done: the result bundle's count and SHA-256, and who held it.
+  done @5 :Bool;
+  results @6 :UInt64;
+  digest @7 :Data;               # 32 bytes when done, empty otherwise
+  holders @8 :List(ShardNode);   # sorted, unique
+}
+
+struct Pool {
+  shards @0 :List(ShardState);   # the spec's shard count
+}
+
+struct ScanState {
+  enum Control {
+    running @0;
+    paused @1;
+    stopped @2;
+  }
+  id @0 :Data;                   # 8 bytes: SHA-256 of definition, truncated
+  definition @1 :Data;           # an encoded ScanDefinition
+  control @2 :Control;
+  controlStamp @3 :HlcStamp;
+  pools @4 :List(Pool);          # one per vantage, in the definition's order
+}

@@ -1,0 +1,73 @@
+#include "mesh/pool_store.h"
+
+#include "store/result_bundle.h"
+
+namespace ndo::mesh {
+
+namespace {
+constexpr std::string_view kStatePrefix = "pool.";
+constexpr std::string_view kBundlePrefix = "bundle.";
+}  // namespace
+
+std::string ScanStateKey(const ScanId& scan) { return std::string(kStatePrefix) + ScanIdToHex(scan); }
+
+std::string BundleKey(const ScanId& pool, uint32_t shard) {
+  return std::string(kBundlePrefix) + ScanIdToHex(pool) + "." + std::to_string(shard);
+}
+
+Status SaveScanState(Store& store, const ScanState& state) {
+  auto bytes = EncodeScanState(state);
+  if (!bytes.ok()) return bytes.status();
+  return store.PutMeta(ScanStateKey(state.id), *bytes);
+}
+
+Result<std::map<ScanId, ScanState>> LoadScanStates(Store& store, size_t* skipped) {
+  std::map<ScanId, ScanState> out;
+  size_t bad = 0;
+  Status s = store.ForEachMeta(kStatePrefix, [&](std::string_view, std::string_view value) {
+    auto state = DecodeScanState(value);
+    if (!state.ok()) {
+      ++bad;
+      return true;
+    }
+    out[state->id] = std::move(*state);
+    return true;
+  });
+  if (skipped) *skipped = bad;
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status EnsurePoolRecord(Store& store, const ScanState& state, std::string_view vantage) {
+  ScanId pool = PoolId(state.id, vantage);
+  if (store.FindScan(ScanIdToHex(pool)).ok()) return Status::Ok();
+  ScanRecord rec;
+  rec.id = pool;
+  rec.spec = state.definition.spec;
+  rec.created_us = state.definition.created_ms * 1000;
+  rec.updated_us = rec.created_us;
+  rec.state = ndo::ScanState::kRunning;  // the store's record state, not mesh::ScanState
+  return store.PutScan(rec);
+}
+
+Status StoreBundle(Store& store, const ScanState& state, std::string_view vantage, uint32_t shard,
+                   std::string_view bundle) {
+  auto results = DecodeResultBundle(bundle);
+  if (!results.ok()) return results.status();
+  if (Status s = EnsurePoolRecord(store, state, vantage); !s.ok()) return s;
+  ScanId pool = PoolId(state.id, vantage);
+  ResultBatch batch;
+  batch.results = std::move(*results);
+  // Results first, then the bundle: a node that holds the bundle holds its
+  // results (the bundle is what it would hand on).
+  if (Status s = store.WriteBatch(pool, batch, /*store_all=*/true); !s.ok()) return s;
+  return store.PutMeta(BundleKey(pool, shard), bundle, /*sync=*/true);
+}
+
+Result<std::string> LoadBundle(Store& store, const ScanId& pool, uint32_t shard) {
+  return store.GetMeta(BundleKey(pool, shard));
+}
+
+bool HasBundle(Store& store, const ScanId& pool, uint32_t shard) { return LoadBundle(store, pool, shard).ok(); }
+
+}  // namespace ndo::mesh

@@ -1,0 +1,63 @@
+// Runs the shards this node leased: one Engine per shard on a thread of its
+// own (the engine blocks), results written to the pool's local results as
+// they come (a kill -9 loses only what was in flight), and, once the shard is
+// finished, the shard's result bundle sealed and stored. Completion is
+// reported through `post`, which the agent points at its event loop, so the
+// protocol logic stays single-threaded.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "mesh/pool_state.h"
+#include "mesh/work_core.h"
+#include "scan/status.h"
+#include "store/store.h"
+
+namespace ndo::mesh {
+
+struct ShardOutcome {
+  ShardRef ref;
+  Status status;         // an engine or store failure
+  bool stopped = false;  // Stop() was called: not finished, no bundle
+  uint64_t results = 0;
+  Digest digest{};
+  uint64_t probes_sent = 0;
+  double seconds = 0;
+};
+
+class ScanHost {
+ public:
+  using Post = std::function<void(std::function<void()>)>;
+  ScanHost(Store& store, Post post) : store_(store), post_(std::move(post)) {}
+  ~ScanHost();  // stops and joins every shard
+  ScanHost(const ScanHost&) = delete;
+  ScanHost& operator=(const ScanHost&) = delete;
+
+  // Starts scanning `ref` of `state` (copied: the thread owns its spec).
+  // `done` runs through post once the shard is finished or stopped.
+  Status Start(const ScanState& state, const ShardRef& ref, std::function<void(ShardOutcome)> done);
+  // Asks the shard's engine to stop; its outcome (stopped) follows via post.
+  void Stop(const ShardRef& ref);
+  bool Running(const ShardRef& ref) const;
+  size_t running() const;
+  // Probes sent by this node's engines so far (finished shards included).
+  uint64_t probes_sent() const;
+
+ private:
+  struct Job;
+  void Reap();  // joins finished threads
+  Store& store_;
+  Post post_;
+  mutable std::mutex mu_;
+  std::map<ShardRef, std::shared_ptr<Job>> jobs_;
+  std::atomic<uint64_t> probes_finished_{0};
+};
+
+}  // namespace ndo::mesh

@@ -1,0 +1,37 @@
+# The messages of distributed scans between members, over the mesh's streams
+# (mutual TLS in a secured cluster), one request frame and one reply frame per
+# stream, after the frame kind byte 'W'. One flat struct: `kind` says which
+# fields are meaningful (mesh/work_messages.h). Fields are only ever added,
+# never renumbered.
+@0xa0ca7836f389ad82;
+
+$import "/capnp/c++.capnp".namespace("ndo::mesh::schema");
+
+struct ScanDigest {
+  scanId @0 :Data;     # 8 bytes
+  digest @1 :Data;     # 32 bytes: SHA-256 of the scan's state
+}
+
+struct WorkLease {
+  holderHi @0 :UInt64;
+  holderLo @1 :UInt64;
+  epoch @2 :UInt64;
+  counter @3 :UInt64;
+  expiresMs @4 :Int64;
+}
+
+struct WorkMessage {
+  kind @0 :UInt8;
+  senderHi @1 :UInt64;
+  senderLo @2 :UInt64;
+  error @3 :Text;
+  digests @4 :List(ScanDigest);   # sync: what the sender holds
+  states @5 :List(Data);          # syncReply, push: encoded ScanStates
+  wanted @6 :List(Data);          # syncReply: scan ids the replier wants pushed
+  scanId @7 :Data;                # lease grants, renewals, bundles
+  vantage @8 :Text;
+  shard @9 :UInt32;
+  lease @10 :WorkLease;
+  bundle @11 :Data;               # bundlePut, bundleData
+  epoch @12 :UInt64;              # leaseRequest, renewRequest: the epoch the worker follows
+}

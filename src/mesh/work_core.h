@@ -1,0 +1,207 @@
+// Who scans which shard: pull-based work over the replicated scan state
+// (mesh/pool_state.h), sans-IO like the membership core. No socket, no clock:
+// every input carries `now_ms` (wall clock, as the leases' expiry), and the
+// driver carries out what comes back (docs/protocol.md, "Work: leases and
+// workers").
+//
+// * The coordinator side is a pair of functions over the states map: an idle
+//   worker asks, GrantLease picks a free shard of the worker's vantage pool
+//   and writes the lease into the state; RenewLease extends a lease its
+//   holder still scans. Leases carry the coordinator's epoch, and the state's
+//   join prefers the higher (epoch, counter), so a successor coordinator just
+//   continues from the replicated state: it adopts running leases when their
+//   holders renew, and its grants win over a superseded coordinator's.
+// * The worker side is a state machine per node (Worker): it asks for work
+//   only when there is some to get, renews while it scans, stops when the
+//   state says the shard is no longer its own, has the finished bundle stored
+//   on a second node and then declares the shard done.
+#pragma once
+
+#include <chrono>
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "mesh/messages.h"
+#include "mesh/pool_state.h"
+#include "scan/ip_address.h"
+#include "scan/status.h"
+
+namespace ndo::mesh {
+
+using WorkStates = std::map<ScanId, ScanState>;
+using IsAlive = std::function<bool(const NodeId&)>;
+
+struct WorkConfig {
+  // Long enough that a renewal every lease/3 survives two lost ones; short
+  // enough that a lost shard waits at most this long when nobody notices
+  // that its holder died (a dead holder frees it at once).
+  std::chrono::milliseconds lease_duration{std::chrono::seconds(30)};
+  std::chrono::milliseconds renew_every{0};  // 0: lease_duration / 3
+  std::chrono::milliseconds idle_poll{std::chrono::seconds(1)};  // after "no work" and between looks at the state
+  std::chrono::milliseconds request_timeout{std::chrono::seconds(5)};  // an unanswered request is given up
+  std::chrono::milliseconds replicate_backoff{std::chrono::seconds(2)};  // after a replica failed
+  // A worker cut off from the coordinator or from most of the mesh stops
+  // scanning after this long: its leases have expired or soon will, and
+  // the shards are someone else's by now.
+  std::chrono::milliseconds dead_man_after{std::chrono::seconds(30)};
+  uint32_t max_leases_per_worker = 2;  // scanning + finished but not yet replicated
+  uint32_t parallel_shards = 1;        // shards one worker scans at once
+
+  std::chrono::milliseconds RenewEvery() const {
+    return renew_every.count() > 0 ? renew_every : lease_duration / 3;
+  }
+};
+
+// One shard of one pool.
+struct ShardRef {
+  ScanId scan{};
+  std::string vantage;
+  uint32_t shard = 0;
+  friend auto operator<=>(const ShardRef&, const ShardRef&) = default;
+};
+
+struct LeaseGrant {
+  ShardRef ref;
+  ShardLease lease;
+};
+
+// ---- Coordinator side -------------------------------------------------------
+
+// A shard's lease is free when it was never granted, has expired at now_ms,
+// or its holder is no longer alive.
+bool LeaseFree(const ShardLease& lease, int64_t now_ms, const IsAlive& is_alive);
+
+// Leases a shard to `worker` (of `vantage`) and writes the lease into
+// `states`; nullopt when there is nothing to grant or the worker already
+// holds cfg.max_leases_per_worker unexpired leases. Scans are taken in
+// creation order (created_ms, then id), running ones that include the
+// vantage; in each the lowest free shard that is not done, except that a
+// shard whose expired lease was this worker's own comes last (whatever made
+// it fail there may do so again). A shard leased under a higher epoch than
+// ours is never free: our grant would lose the join. The lease's counter
+// continues the shard's counter within one epoch and restarts at 1 in a new
+// one, so every grant outranks the lease it replaces.
+std::optional<LeaseGrant> GrantLease(WorkStates& states, const NodeId& worker, const std::string& vantage,
+                                     uint64_t epoch, int64_t now_ms, const IsAlive& is_alive,
+                                     const WorkConfig& cfg);
+
+// Extends the holder's lease: counter up (restarting at 1 under a new
+// epoch), expiry now + lease_duration, stamped with our epoch (how a new
+// coordinator adopts the running leases). Unavailable with the reason when
+// the scan is stopped or paused, the shard is done, or the lease is someone
+// else's ("scan stopped", "scan paused", "shard done", "leased to another
+// node", "leased by a newer coordinator"); NotFound for an unknown shard.
+Result<ShardLease> RenewLease(WorkStates& states, const NodeId& worker, const ScanId& scan,
+                              const std::string& vantage, uint32_t shard, uint64_t epoch, int64_t now_ms,
+                              const WorkConfig& cfg);
+
+// Shards for a mesh scan, sized so that one takes about 20 s at a node's
+// rate (between 10 and 20 s unless clamped): long enough that the
+// coordinator grants each node a shard only every 20 s or so and a lease
+// sees a renewal or two, short enough that a crashed node costs at most
+// ~20 s of rescanning and the work spreads over many nodes. rate_per_node 0
+// (unlimited) is taken as 20,000 probes/s. At least 1, at most
+// kMaxPoolShards (a scan so big that shards last longer simply has long ones).
+uint32_t MeshShardCount(u128 probes, double rate_per_node);
+
+// ---- Worker side ------------------------------------------------------------
+
+// What the driver tells the worker at each Tick. Valid only during the call.
+struct WorkerView {
+  std::optional<NodeId> coordinator;
+  std::string coordinator_address;
+  // Coordinator alive and at least half of the known members alive.
+  bool in_contact = false;
+  const WorkStates* states = nullptr;
+  std::vector<NodeId> alive_members;  // any order; self may be in it
+};
+
+struct WorkAction {
+  enum class Kind : uint8_t { kRequestLease, kRenew, kStartScan, kStopScan, kReplicate, kMarkDone };
+  Kind kind = Kind::kRequestLease;
+  ShardRef ref;            // all but kRequestLease
+  NodeId to;               // kRequestLease, kRenew: the coordinator; kReplicate: the target
+  std::string to_address;  // kRequestLease, kRenew: the coordinator's address
+  ShardLease lease;        // kStartScan, kRenew: the lease held
+  std::string reason;      // kStopScan
+  ShardDone done;          // kMarkDone: to merge into the state
+};
+std::string_view WorkActionKindName(WorkAction::Kind k);
+
+// One per node. The driver feeds the inputs, calls Tick(now, view) after
+// them and at the latest at NextWakeup(), and carries out TakeActions():
+// requests and renewals to the coordinator (their answers come back as
+// OnGrant/OnGrantRefused and OnRenewed/OnRenewRefused), the engine's start
+// and stop, the bundle's replication (answered by OnReplicaStored or
+// OnReplicaFailed: the driver must report one of them), and MarkDone into
+// the local copy of the state, which then spreads as every state change.
+class Worker {
+ public:
+  Worker(NodeId self, std::string vantage, WorkConfig cfg, uint64_t seed = 0);
+
+  void Tick(int64_t now_ms, const WorkerView& view);
+  void OnGrant(const LeaseGrant& grant, int64_t now_ms);
+  // No work, or the request failed: ask again after idle_poll.
+  void OnGrantRefused(const std::string& reason, int64_t now_ms);
+  void OnRenewed(const ShardRef& ref, const ShardLease& lease, int64_t now_ms);
+  // A scanning shard stops (its results so far stay local; whoever gets the
+  // shard next scans it again). A shard already scanned keeps on towards
+  // done: its bundle is complete whoever holds the lease.
+  void OnRenewRefused(const ShardRef& ref, const std::string& reason, int64_t now_ms);
+  // The engine finished the shard and stored its bundle locally.
+  void OnShardScanned(const ShardRef& ref, uint64_t results, const Digest& digest, int64_t now_ms);
+  void OnReplicaStored(const ShardRef& ref, const NodeId& holder, int64_t now_ms);
+  // Tried again on another node after replicate_backoff.
+  void OnReplicaFailed(const ShardRef& ref, const NodeId& holder, int64_t now_ms);
+
+  std::vector<WorkAction> TakeActions();
+  int64_t NextWakeup() const;
+
+  bool dead_man_engaged() const { return dead_man_; }
+  bool request_outstanding() const { return request_sent_ms_.has_value(); }
+  size_t scanning_count() const;
+  size_t held_count() const { return held_.size(); }
+  std::vector<ShardRef> Scanning() const;
+
+ private:
+  struct Held {
+    ShardLease lease;
+    bool scanned = false;         // the engine is done; the bundle waits for a replica
+    bool renewing = true;
+    int64_t next_renew_ms = 0;
+    uint64_t results = 0;
+    Digest digest{};
+    bool replica_outstanding = false;
+    int64_t replicate_at_ms = 0;
+    uint32_t replica_attempts = 0;
+    std::set<NodeId> failed_targets;
+  };
+
+  void UpdateContact(int64_t now_ms, const WorkerView& view);
+  void StopScanning(const ShardRef& ref, const std::string& reason);
+  void CheckAgainstState(const WorkerView& view);
+  void Renew(int64_t now_ms, const WorkerView& view);
+  void Replicate(int64_t now_ms, const WorkerView& view, const std::vector<NodeId>& alive);
+  void MaybeRequest(int64_t now_ms, const WorkerView& view, const std::vector<NodeId>& alive);
+  bool WorkAvailable(int64_t now_ms, const WorkerView& view, const std::vector<NodeId>& alive) const;
+
+  NodeId self_;
+  std::string vantage_;
+  WorkConfig cfg_;
+  uint64_t seed_;
+  std::map<ShardRef, Held> held_;
+  std::optional<int64_t> request_sent_ms_;
+  int64_t retry_at_ms_ = 0;  // no request before (after a refusal)
+  std::optional<int64_t> contact_lost_ms_;
+  bool dead_man_ = false;
+  int64_t last_now_ms_ = 0;
+  std::vector<WorkAction> actions_;
+};
+
+}  // namespace ndo::mesh

@@ -1,0 +1,553 @@
+#include "mesh/work_service.h"
+
+#include <algorithm>
+
+#include "mesh/log.h"
+#include "mesh/pool_store.h"
+#include "store/result_bundle.h"
+
+namespace ndo::mesh {
+namespace {
+
+constexpr auto kSyncInterval = std::chrono::seconds(1);
+
+
+}  // namespace
+
+WorkService::WorkService(Store& store, NodeId self, std::string vantage, WorkConfig config, WorkEnv env,
+                         uint64_t seed)
+    : store_(store),
+      self_(self),
+      vantage_(std::move(vantage)),
+      cfg_(config),
+      env_(std::move(env)),
+      rng_(seed),
+      hlc_(self),
+      worker_(self, vantage_, config, seed) {
+  std::weak_ptr<bool> alive = alive_;
+  auto post = env_.post;
+  host_ = std::make_unique<ScanHost>(store_, [post](std::function<void()> fn) { post(std::move(fn)); });
+}
+
+WorkService::~WorkService() {
+  *alive_ = false;
+  host_.reset();  // stops and joins the engines; their completions are dropped
+}
+
+Status WorkService::Load() {
+  size_t skipped = 0;
+  auto loaded = LoadScanStates(store_, &skipped);
+  if (!loaded.ok()) return loaded.status();
+  scans_ = std::move(*loaded);
+  if (skipped) Log(LogLevel::kWarn, "scan states that do not decode were skipped", {{"count", uint64_t(skipped)}});
+  // Which bundles this node holds: looked up once, then kept up to date.
+  for (const auto& [id, s] : scans_)
+    for (size_t v = 0; v < s.pools.size(); ++v) {
+      ScanId pool = PoolId(id, s.definition.vantages[v]);
+      for (uint32_t k = 0; k < s.pools[v].size(); ++k)
+        if (s.pools[v][k].done.done && HasBundle(store_, pool, k)) held_.insert({pool, k});
+    }
+  // Leases this node held before a restart are still its own in everyone's
+  // state (its id did not change), and nobody else will take them before
+  // they expire: take them up again and scan them anew (whatever the old
+  // process stored of them stays; the merge keeps the better answers).
+  int64_t now = WallMs();
+  for (const auto& [id, s] : scans_) {
+    if (s.control.value != ScanControl::kRunning) continue;
+    for (size_t v = 0; v < s.pools.size(); ++v) {
+      if (s.definition.vantages[v] != vantage_) continue;
+      for (uint32_t k = 0; k < s.pools[v].size(); ++k) {
+        const ShardState& sh = s.pools[v][k];
+        if (sh.done.done || sh.lease.holder != self_ || sh.lease.expires_ms <= now) continue;
+        Log(LogLevel::kInfo, "taking up a lease held before the restart",
+            {{"scan", ScanIdToHex(id)}, {"vantage", vantage_}, {"shard", uint64_t(k)}});
+        worker_.OnGrant(LeaseGrant{{id, vantage_, k}, sh.lease}, now);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+WorkMessage WorkService::Base(WorkKind kind) const {
+  WorkMessage m;
+  m.kind = kind;
+  m.sender = self_;
+  return m;
+}
+
+WorkMessage WorkService::Refusal(std::string reason) const {
+  WorkMessage m = Base(WorkKind::kRefused);
+  m.error = std::move(reason);
+  return m;
+}
+
+ScanState* WorkService::Find(const ScanId& id) {
+  auto it = scans_.find(id);
+  return it == scans_.end() ? nullptr : &it->second;
+}
+
+Result<ScanState*> WorkService::FindByPrefix(std::string_view prefix) {
+  std::string p(prefix);
+  std::transform(p.begin(), p.end(), p.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (p.size() < 4) return Status::InvalidArgument("a scan id prefix needs at least 4 hex digits");
+  ScanState* found = nullptr;
+  for (auto& [id, s] : scans_) {
+    if (ScanIdToHex(id).rfind(p, 0) != 0) continue;
+    if (found) return Status::InvalidArgument("scan id prefix " + p + " is ambiguous");
+    found = &s;
+  }
+  if (!found) return Status::NotFound("no distributed scan " + p + " on this node");
+  return found;
+}
+
+bool WorkService::Absorb(const ScanState& state) {
+  ScanState* mine = Find(state.id);
+  bool changed = false;
+  if (!mine) {
+    scans_[state.id] = state;
+    changed = true;
+  } else if (Status s = MergeScanState(*mine, state, &changed); !s.ok()) {
+    Log(LogLevel::kWarn, "scan state not merged", {{"scan", ScanIdToHex(state.id)}, {"reason", s.message()}});
+    return false;
+  }
+  if (changed) {
+    hlc_.Observe(scans_[state.id].control.stamp, WallMs());
+    if (Status s = SaveScanState(store_, scans_[state.id]); !s.ok())
+      Log(LogLevel::kError, "cannot save scan state", {{"reason", s.message()}});
+  }
+  return changed;
+}
+
+void WorkService::Changed(const ScanState& state) {
+  if (Status s = SaveScanState(store_, state); !s.ok())
+    Log(LogLevel::kError, "cannot save scan state", {{"reason", s.message()}});
+  Push({state.id});
+}
+
+void WorkService::Push(const std::vector<ScanId>& ids) {
+  WorkMessage push = Base(WorkKind::kPush);
+  for (const auto& id : ids) {
+    const ScanState* s = Find(id);
+    if (!s) continue;
+    auto bytes = EncodeScanState(*s);
+    if (bytes.ok()) push.states.push_back(std::move(*bytes));
+  }
+  if (push.states.empty()) return;
+  std::vector<MeshPeer> targets = view_.alive;
+  std::shuffle(targets.begin(), targets.end(), rng_);
+  if (targets.size() > kMaxPushTargets) targets.resize(kMaxPushTargets);
+  for (const auto& peer : targets) env_.request(peer.address, push, [](Result<WorkMessage>) {});
+}
+
+Result<ScanId> WorkService::Submit(ScanDefinition definition) {
+  if (definition.vantages.empty()) {
+    // Every vantage present now.
+    std::set<std::string> vs{vantage_};
+    for (const auto& p : view_.alive)
+      if (!p.vantage.empty()) vs.insert(p.vantage);
+    definition.vantages.assign(vs.begin(), vs.end());
+  }
+  definition.submitter = self_;
+  definition.created_ms = WallMs();
+  auto state = NewScanState(std::move(definition), hlc_.Now(WallMs()));
+  if (!state.ok()) return state.status();
+  ScanId id = state->id;
+  scans_[id] = std::move(*state);
+  Changed(scans_[id]);
+  Log(LogLevel::kInfo, "scan submitted", {{"scan", ScanIdToHex(id)}, {"shards", uint64_t(scans_[id].definition.spec.shard_count)}});
+  RunActions();
+  return id;
+}
+
+Result<ScanId> WorkService::SetControl(std::string_view scan, ScanControl control) {
+  auto found = FindByPrefix(scan);
+  if (!found.ok()) return found.status();
+  ScanState& s = **found;
+  if (s.control.value == ScanControl::kStopped)
+    return Status::Unavailable("scan " + ScanIdToHex(s.id) + " is stopped; a stop is final");
+  ControlRegister next{control, hlc_.Now(WallMs())};
+  s.control = JoinControl(s.control, next);
+  Changed(s);
+  Log(LogLevel::kInfo, "scan control", {{"scan", ScanIdToHex(s.id)}, {"state", std::string(ScanControlName(control))}});
+  RunActions();
+  return s.id;
+}
+
+void WorkService::OnMessage(const WorkMessage& m, const std::string& peer_vantage,
+                            const std::function<void(WorkMessage)>& reply) {
+  switch (m.kind) {
+    case WorkKind::kSync: return reply(SyncReply(m));
+    case WorkKind::kPush: {
+      std::vector<ScanId> changed;
+      for (const auto& bytes : m.states) {
+        auto state = DecodeScanState(bytes);
+        if (!state.ok()) return reply(Refusal("bad scan state: " + state.status().message()));
+        if (Absorb(*state)) changed.push_back(state->id);
+      }
+      RunActions();
+      return reply(Base(WorkKind::kAck));
+    }
+    case WorkKind::kLeaseRequest: return reply(Grant(m, peer_vantage));
+    case WorkKind::kRenewRequest: return reply(Renew(m));
+    case WorkKind::kBundlePut: return reply(PutBundle(m));
+    case WorkKind::kBundleFetch: return reply(FetchBundle(m));
+    default: return reply(Refusal("unexpected " + std::string(WorkKindName(m.kind))));
+  }
+}
+
+WorkMessage WorkService::SyncReply(const WorkMessage& sync) {
+  WorkMessage out = Base(WorkKind::kSyncReply);
+  std::map<ScanId, Digest> theirs;
+  for (const auto& d : sync.digests) theirs[d.scan] = d.digest;
+  for (const auto& [id, s] : scans_) {
+    auto it = theirs.find(id);
+    auto mine = ScanStateDigest(s);
+    if (!mine.ok()) continue;
+    if (it != theirs.end() && it->second == *mine) continue;
+    auto bytes = EncodeScanState(s);
+    if (bytes.ok()) out.states.push_back(std::move(*bytes));
+    if (it != theirs.end()) out.wanted.push_back(id);  // differs: theirs may hold what mine lacks
+  }
+  for (const auto& [id, digest] : theirs)
+    if (!scans_.count(id)) out.wanted.push_back(id);
+  return out;
+}
+
+void WorkService::SyncWithRandomPeer() {
+  if (view_.alive.empty()) return;
+  const MeshPeer& peer = view_.alive[std::uniform_int_distribution<size_t>(0, view_.alive.size() - 1)(rng_)];
+  WorkMessage sync = Base(WorkKind::kSync);
+  for (const auto& [id, s] : scans_)
+    if (auto d = ScanStateDigest(s); d.ok()) sync.digests.push_back({id, *d});
+  std::weak_ptr<bool> alive = alive_;
+  std::string address = peer.address;
+  env_.request(address, sync, [this, alive, address](Result<WorkMessage> reply) {
+    if (alive.expired() || !*alive.lock()) return;
+    if (!reply.ok() || reply->kind != WorkKind::kSyncReply) return;
+    for (const auto& bytes : reply->states)
+      if (auto state = DecodeScanState(bytes); state.ok()) Absorb(*state);
+    if (!reply->wanted.empty()) {
+      WorkMessage push = Base(WorkKind::kPush);
+      for (const auto& id : reply->wanted)
+        if (const ScanState* s = Find(id))
+          if (auto bytes = EncodeScanState(*s); bytes.ok()) push.states.push_back(std::move(*bytes));
+      if (!push.states.empty()) env_.request(address, push, [](Result<WorkMessage>) {});
+    }
+    RunActions();
+  });
+}
+
+WorkMessage WorkService::Grant(const WorkMessage& request, const std::string& peer_vantage) {
+  if (!is_coordinator_) return Refusal("not the coordinator");
+  // A member asks for its own vantage only (its membership record says
+  // which); an unknown peer's claim is taken only when it names no other.
+  if (!peer_vantage.empty() && peer_vantage != request.vantage)
+    return Refusal("member of vantage " + peer_vantage + " asked for vantage " + request.vantage);
+  std::set<NodeId> alive{self_};
+  for (const auto& p : view_.alive) alive.insert(p.id);
+  auto grant = GrantLease(scans_, request.sender, request.vantage, view_.epoch, WallMs(),
+                          [&](const NodeId& id) { return alive.count(id) > 0; }, cfg_);
+  if (!grant) return Refusal("no work");
+  Log(LogLevel::kInfo, "lease granted",
+      {{"scan", ScanIdToHex(grant->ref.scan)}, {"vantage", grant->ref.vantage}, {"shard", uint64_t(grant->ref.shard)},
+       {"holder", grant->lease.holder.Hex()}, {"epoch", grant->lease.epoch}, {"counter", grant->lease.counter}});
+  Changed(scans_[grant->ref.scan]);
+  WorkMessage out = Base(WorkKind::kLeaseGrant);
+  out.scan = grant->ref.scan;
+  out.vantage = grant->ref.vantage;
+  out.shard = grant->ref.shard;
+  out.lease = grant->lease;
+  return out;
+}
+
+WorkMessage WorkService::Renew(const WorkMessage& request) {
+  if (!is_coordinator_) return Refusal("not the coordinator");
+  auto lease = RenewLease(scans_, request.sender, request.scan, request.vantage, request.shard, view_.epoch, WallMs(), cfg_);
+  if (!lease.ok()) return Refusal(lease.status().message());
+  // Renewals are frequent and change only the lease: saved, and spread by
+  // the next anti-entropy rounds rather than pushed to everyone.
+  if (ScanState* s = Find(request.scan)) SaveScanState(store_, *s);
+  WorkMessage out = Base(WorkKind::kRenewed);
+  out.scan = request.scan;
+  out.vantage = request.vantage;
+  out.shard = request.shard;
+  out.lease = *lease;
+  return out;
+}
+
+WorkMessage WorkService::PutBundle(const WorkMessage& request) {
+  ScanState* s = Find(request.scan);
+  if (!s) return Refusal("unknown scan " + ScanIdToHex(request.scan));
+  if (!VantageIndex(*s, request.vantage)) return Refusal("scan has no pool for vantage " + request.vantage);
+  if (request.shard >= s->definition.spec.shard_count) return Refusal("no such shard");
+  if (Status st = StoreBundle(store_, *s, request.vantage, request.shard, request.bundle); !st.ok())
+    return Refusal("bundle not stored: " + st.message());
+  held_.insert({PoolId(s->id, request.vantage), request.shard});
+  return Base(WorkKind::kAck);
+}
+
+WorkMessage WorkService::FetchBundle(const WorkMessage& request) {
+  auto bundle = LoadBundle(store_, PoolId(request.scan, request.vantage), request.shard);
+  if (!bundle.ok()) return Refusal("bundle not held here");
+  WorkMessage out = Base(WorkKind::kBundleData);
+  out.scan = request.scan;
+  out.vantage = request.vantage;
+  out.shard = request.shard;
+  out.bundle = std::move(*bundle);
+  return out;
+}
+
+std::string WorkService::AddressOf(const NodeId& id) const {
+  for (const auto& p : view_.alive)
+    if (p.id == id) return p.address;
+  return {};
+}
+
+void WorkService::Tick(Time now, const MeshView& view) {
+  now_ = now;
+  view_ = view;
+  is_coordinator_ = view.coordinator && *view.coordinator == self_;
+  if (now >= next_sync_) {
+    next_sync_ = now + kSyncInterval;
+    SyncWithRandomPeer();
+    FetchMissingBundles();
+  }
+  RunActions();
+}
+
+Time WorkService::NextWakeup() const {
+  Time t = next_sync_;
+  int64_t w = worker_.NextWakeup();
+  if (w > 0) {
+    // The worker's wake-up is wall-clock; translate by the distance from now.
+    int64_t delta = std::max<int64_t>(0, w - env_.wall_ms());
+    t = std::min(t, Clock::now() + std::chrono::milliseconds(delta));
+  }
+  return t;
+}
+
+void WorkService::RunActions() {
+  // The worker sees the states and the membership as they are now.
+  WorkerView wv;
+  wv.coordinator = view_.coordinator;
+  wv.coordinator_address = view_.coordinator_address;
+  size_t known = view_.known + 1, alive = view_.alive.size() + 1;
+  bool coordinator_alive = is_coordinator_ || !view_.coordinator_address.empty();
+  wv.in_contact = view_.coordinator && coordinator_alive && 2 * alive >= known;
+  wv.states = &scans_;
+  wv.alive_members.push_back(self_);
+  for (const auto& p : view_.alive) wv.alive_members.push_back(p.id);
+  worker_.Tick(WallMs(), wv);
+  for (int round = 0; round < 4; ++round) {
+    auto actions = worker_.TakeActions();
+    if (actions.empty()) break;
+    for (const auto& a : actions) Execute(a);
+    worker_.Tick(WallMs(), wv);
+  }
+}
+
+void WorkService::Execute(const WorkAction& a) {
+  switch (a.kind) {
+    case WorkAction::Kind::kRequestLease: return RequestLease();
+    case WorkAction::Kind::kRenew: return RenewShard(a.ref);
+    case WorkAction::Kind::kStartScan: return StartShard(a.ref);
+    case WorkAction::Kind::kStopScan:
+      Log(LogLevel::kInfo, "shard stopped", {{"scan", ScanIdToHex(a.ref.scan)}, {"vantage", a.ref.vantage},
+                                              {"shard", uint64_t(a.ref.shard)}, {"reason", a.reason}});
+      return host_->Stop(a.ref);
+    case WorkAction::Kind::kReplicate: return Replicate(a.ref, a.to);
+    case WorkAction::Kind::kMarkDone: return MarkDone(a.ref, a.done);
+  }
+}
+
+void WorkService::RequestLease() {
+  WorkMessage req = Base(WorkKind::kLeaseRequest);
+  req.vantage = vantage_;
+  req.epoch = view_.epoch;
+  std::weak_ptr<bool> alive = alive_;
+  auto on_reply = [this, alive](Result<WorkMessage> reply) {
+    if (alive.expired() || !*alive.lock()) return;
+    if (!reply.ok()) {
+      worker_.OnGrantRefused(reply.status().message(), WallMs());
+    } else if (reply->kind == WorkKind::kLeaseGrant) {
+      LeaseGrant g{{reply->scan, reply->vantage, reply->shard}, reply->lease};
+      // Our copy learns the lease at once (the coordinator's push may come later).
+      if (ScanState* s = Find(g.ref.scan))
+        if (auto v = VantageIndex(*s, g.ref.vantage); v && g.ref.shard < s->pools[*v].size()) {
+          ShardLease& l = s->pools[*v][g.ref.shard].lease;
+          l = JoinLease(l, g.lease);
+        }
+      worker_.OnGrant(g, WallMs());
+    } else {
+      worker_.OnGrantRefused(reply->kind == WorkKind::kRefused ? reply->error : "unexpected reply", WallMs());
+    }
+    RunActions();
+  };
+  if (is_coordinator_) {
+    // Asked of ourselves: no stream, but still through the event loop so
+    // the worker is never re-entered from inside its own actions.
+    WorkMessage reply = Grant(req, vantage_);
+    env_.post([on_reply, reply]() mutable { on_reply(std::move(reply)); });
+    return;
+  }
+  if (view_.coordinator_address.empty()) {
+    env_.post([on_reply] { on_reply(Status::Unavailable("no coordinator")); });
+    return;
+  }
+  env_.request(view_.coordinator_address, req, on_reply);
+}
+
+void WorkService::RenewShard(const ShardRef& ref) {
+  WorkMessage req = Base(WorkKind::kRenewRequest);
+  req.scan = ref.scan;
+  req.vantage = ref.vantage;
+  req.shard = ref.shard;
+  req.epoch = view_.epoch;
+  std::weak_ptr<bool> alive = alive_;
+  auto on_reply = [this, alive, ref](Result<WorkMessage> reply) {
+    if (alive.expired() || !*alive.lock()) return;
+    if (reply.ok() && reply->kind == WorkKind::kRenewed) {
+      worker_.OnRenewed(ref, reply->lease, WallMs());
+    } else if (reply.ok() && reply->kind == WorkKind::kRefused && reply->error != "not the coordinator") {
+      worker_.OnRenewRefused(ref, reply->error, WallMs());
+    }
+    // A transport failure or a node that is no longer coordinator: the
+    // lease runs on; the next renewal goes to whoever coordinates then.
+    RunActions();
+  };
+  if (is_coordinator_) {
+    WorkMessage reply = Renew(req);
+    env_.post([on_reply, reply]() mutable { on_reply(std::move(reply)); });
+    return;
+  }
+  if (view_.coordinator_address.empty()) return;
+  env_.request(view_.coordinator_address, req, on_reply);
+}
+
+void WorkService::StartShard(const ShardRef& ref) {
+  ScanState* s = Find(ref.scan);
+  std::weak_ptr<bool> alive = alive_;
+  Status started = s ? host_->Start(*s, ref, [this, alive](ShardOutcome out) {
+    if (alive.expired() || !*alive.lock()) return;
+    if (!out.status.ok()) {
+      Log(LogLevel::kError, "shard failed", {{"scan", ScanIdToHex(out.ref.scan)}, {"shard", uint64_t(out.ref.shard)},
+                                              {"reason", out.status.message()}});
+      worker_.OnRenewRefused(out.ref, "scan failed: " + out.status.message(), WallMs());
+    } else if (!out.stopped) {
+      held_.insert({PoolId(out.ref.scan, out.ref.vantage), out.ref.shard});
+      Log(LogLevel::kInfo, "shard scanned", {{"scan", ScanIdToHex(out.ref.scan)}, {"vantage", out.ref.vantage},
+                                              {"shard", uint64_t(out.ref.shard)}, {"results", out.results},
+                                              {"probes", out.probes_sent}});
+      worker_.OnShardScanned(out.ref, out.results, out.digest, WallMs());
+    }
+    RunActions();
+  })
+                     : Status::NotFound("unknown scan");
+  if (!started.ok()) {
+    Log(LogLevel::kError, "shard not started", {{"scan", ScanIdToHex(ref.scan)}, {"reason", started.message()}});
+    env_.post([this, alive, ref, why = started.message()] {
+      if (alive.expired() || !*alive.lock()) return;
+      worker_.OnRenewRefused(ref, why, WallMs());
+      RunActions();
+    });
+  }
+}
+
+void WorkService::Replicate(const ShardRef& ref, const NodeId& to) {
+  std::weak_ptr<bool> alive = alive_;
+  auto fail = [this, alive, ref, to](const std::string& why) {
+    env_.post([this, alive, ref, to, why] {
+      if (alive.expired() || !*alive.lock()) return;
+      Log(LogLevel::kWarn, "replica not stored", {{"shard", uint64_t(ref.shard)}, {"to", to.Hex()}, {"reason", why}});
+      worker_.OnReplicaFailed(ref, to, WallMs());
+      RunActions();
+    });
+  };
+  auto bundle = LoadBundle(store_, PoolId(ref.scan, ref.vantage), ref.shard);
+  std::string address = AddressOf(to);
+  if (!bundle.ok()) return fail("bundle not held: " + bundle.status().message());
+  if (address.empty()) return fail("member not alive");
+  WorkMessage put = Base(WorkKind::kBundlePut);
+  put.scan = ref.scan;
+  put.vantage = ref.vantage;
+  put.shard = ref.shard;
+  put.bundle = std::move(*bundle);
+  env_.request(address, put, [this, alive, ref, to](Result<WorkMessage> reply) {
+    if (alive.expired() || !*alive.lock()) return;
+    if (reply.ok() && reply->kind == WorkKind::kAck) {
+      worker_.OnReplicaStored(ref, to, WallMs());
+    } else {
+      Log(LogLevel::kWarn, "replica not stored",
+          {{"shard", uint64_t(ref.shard)}, {"to", to.Hex()},
+           {"reason", reply.ok() ? reply->error : reply.status().message()}});
+      worker_.OnReplicaFailed(ref, to, WallMs());
+    }
+    RunActions();
+  });
+}
+
+void WorkService::MarkDone(const ShardRef& ref, const ShardDone& done) {
+  ScanState* s = Find(ref.scan);
+  if (!s) return;
+  auto v = VantageIndex(*s, ref.vantage);
+  if (!v || ref.shard >= s->pools[*v].size()) return;
+  ShardDone& d = s->pools[*v][ref.shard].done;
+  d = JoinDone(d, done);
+  Log(LogLevel::kInfo, "shard done", {{"scan", ScanIdToHex(ref.scan)}, {"vantage", ref.vantage},
+                                       {"shard", uint64_t(ref.shard)}, {"results", done.results}});
+  Changed(*s);
+}
+
+void WorkService::FetchMissingBundles() {
+  for (const auto& [id, s] : scans_) {
+    for (size_t v = 0; v < s.pools.size(); ++v) {
+      const std::string& vantage = s.definition.vantages[v];
+      ScanId pool = PoolId(id, vantage);
+      for (uint32_t k = 0; k < s.pools[v].size(); ++k) {
+        if (fetching_.size() >= kMaxBundleFetches) return;
+        const ShardDone& done = s.pools[v][k].done;
+        if (!done.done || held_.count({pool, k}) || fetching_.count({pool, k})) continue;
+        // From a holder that is alive; a shard whose holders are all away
+        // waits for one to come back.
+        std::string address;
+        for (const auto& h : done.holders)
+          if (h != self_ && !(address = AddressOf(h)).empty()) break;
+        if (address.empty()) continue;
+        fetching_.insert({pool, k});
+        WorkMessage fetch = Base(WorkKind::kBundleFetch);
+        fetch.scan = id;
+        fetch.vantage = vantage;
+        fetch.shard = k;
+        std::weak_ptr<bool> alive = alive_;
+        Digest want = done.digest;
+        env_.request(address, fetch, [this, alive, id, vantage, pool, k, want](Result<WorkMessage> reply) {
+          if (alive.expired() || !*alive.lock()) return;
+          fetching_.erase({pool, k});
+          if (!reply.ok() || reply->kind != WorkKind::kBundleData) return;
+          if (BundleDigest(reply->bundle) != want) {
+            Log(LogLevel::kWarn, "fetched bundle does not match its digest", {{"shard", uint64_t(k)}});
+            return;
+          }
+          ScanState* st = Find(id);
+          if (!st) return;
+          if (Status s = StoreBundle(store_, *st, vantage, k, reply->bundle); !s.ok()) {
+            Log(LogLevel::kError, "cannot store fetched bundle", {{"reason", s.message()}});
+            return;
+          }
+          held_.insert({pool, k});
+        });
+      }
+    }
+  }
+}
+
+WorkStatus WorkService::status() const {
+  WorkStatus st;
+  st.scans = scans_.size();
+  st.running_shards = host_->running();
+  st.probes_sent = host_->probes_sent();
+  st.dead_man_engaged = worker_.dead_man_engaged();
+  return st;
+}
+
+}  // namespace ndo::mesh
