@@ -338,6 +338,14 @@ void WorkService::RunActions() {
   wv.alive_members.push_back(self_);
   for (const auto& p : view_.alive) wv.alive_members.push_back(p.id);
   worker_.Tick(WallMs(), wv);
+  if (worker_.dead_man_engaged() != dead_man_logged_) {
+    dead_man_logged_ = worker_.dead_man_engaged();
+    if (dead_man_logged_)
+      Log(LogLevel::kWarn, "dead man's switch engaged: cut off from the coordinator or most of the mesh; no new probes",
+          {{"alive", uint64_t(alive)}, {"known", uint64_t(known)}});
+    else
+      Log(LogLevel::kInfo, "dead man's switch released: back in contact", {{"alive", uint64_t(alive)}});
+  }
   for (int round = 0; round < 4; ++round) {
     auto actions = worker_.TakeActions();
     if (actions.empty()) break;

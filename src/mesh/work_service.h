@@ -135,6 +135,7 @@ class WorkService {
   std::unique_ptr<ScanHost> host_;
   MeshView view_;
   bool is_coordinator_ = false;
+  bool dead_man_logged_ = false;
   Time now_{};
   Time next_sync_{};
   // Bundles this node holds ((pool, shard)), and fetches in flight.

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "support/mesh_cluster.h"
+#include "support/netns.h"
 #include "support/run_command.h"
 
 namespace ndo {
@@ -379,57 +380,18 @@ class MeshPartition : public MeshProcess {
  protected:
   void SetUp() override {
     MeshProcess::SetUp();
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, nftables)";
-    if (std::system("command -v ip >/dev/null 2>&1 && command -v nft >/dev/null 2>&1") != 0)
-      GTEST_SKIP() << "needs iproute2 and nftables";
-    RemoveStaleNamespaces();
-    ns_ = "ndo-meshtest-" + std::to_string(getpid());
-    if (Sh("ip netns add " + ns_) != 0) {
-      ns_.clear();
-      GTEST_SKIP() << "cannot create a network namespace";
-    }
-    if (Sh("ip -n " + ns_ + " link set lo up") != 0 || Sh(In() + "nft list ruleset") != 0)
-      GTEST_SKIP() << "no loopback or nftables in the namespace";
-    prefix_ = {"ip", "netns", "exec", ns_};
+    if (std::string why = ns_.Create(); !why.empty()) GTEST_SKIP() << why;
+    prefix_ = ns_.Prefix();
   }
   void TearDown() override {
     for (auto& n : nodes_) Kill(n);
-    if (!ns_.empty()) {
-      // Anything still in the namespace is ours (by pid).
-      Sh("for p in $(ip netns pids " + ns_ + " 2>/dev/null); do kill -9 $p; done");
-      Sh("ip netns del " + ns_);
-    }
+    ns_.Remove();
     MeshProcess::TearDown();
   }
-  static int Sh(const std::string& cmd) {
-    int s = std::system((cmd + " >/dev/null 2>&1").c_str());
-    return WIFEXITED(s) ? WEXITSTATUS(s) : -1;
-  }
+  static int Sh(const std::string& cmd) { return Netns::Sh(cmd); }
+  std::string In() const { return ns_.In(); }
 
-  // Namespaces left by earlier runs that died before TearDown: each is named
-  // after the pid of the test process that made it, and goes (with what
-  // still runs in it, its daemons) once that process is gone.
-  static void RemoveStaleNamespaces() {
-    FILE* list = popen("ip netns list 2>/dev/null", "r");
-    if (!list) return;
-    std::vector<std::string> stale;
-    char line[256];
-    static const std::regex ours(R"(^ndo-meshtest-(\d+)\b)");
-    while (std::fgets(line, sizeof line, list)) {
-      std::cmatch m;
-      if (!std::regex_search(line, m, ours)) continue;
-      pid_t pid = static_cast<pid_t>(std::stol(m[1]));
-      if (pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(m[0]);
-    }
-    pclose(list);
-    for (const auto& ns : stale) {
-      Sh("for p in $(ip netns pids " + ns + " 2>/dev/null); do kill -9 $p; done");
-      if (Sh("ip netns del " + ns) == 0) std::printf("[ mesh     ] removed stale network namespace %s\n", ns.c_str());
-    }
-  }
-  std::string In() const { return "ip netns exec " + ns_ + " "; }
-
-  std::string ns_;
+  Netns ns_;
 };
 
 TEST_F(MeshPartition, FiftyFiftyPartitionHeldSixtySecondsHealsToOneMembership) {
