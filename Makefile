@@ -1,5 +1,6 @@
 # ndo: one-command set-up on a fresh Debian 12 machine.
-#   make demo   install what is missing, build (Release), scan a loopback lab
+#   make demo   install what is missing, build (Release), run a three-node mesh scan of a lab from two vantages
+#   make demo-local  the single-node scan of the same loopback lab (banners, TLS reports)
 #   make test   install what is missing, build, run every test (ctest)
 #   make test-sanitize  the same under ASan + UBSan (Debug, in build-asan)
 #   make fuzz   the libFuzzer targets of tests/fuzz, FUZZ_SECONDS (60) each (clang, in build-fuzz)
@@ -28,7 +29,7 @@ FUZZ_TARGETS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps bench-deps configure build test test-sanitize fuzz demo bench meshsim clean
+.PHONY: all deps bench-deps configure build test test-sanitize fuzz demo demo-local bench meshsim clean
 
 all: build
 
@@ -59,6 +60,9 @@ fuzz:
 	JOBS=$(JOBS) scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 demo: build
+	BUILD_DIR=$(BUILD_DIR) simulations/demo/mesh_demo.sh
+
+demo-local: build
 	BUILD_DIR=$(BUILD_DIR) simulations/demo/demo.sh
 
 bench: bench-deps build
