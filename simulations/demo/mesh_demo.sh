@@ -24,14 +24,19 @@ work=$(mktemp -d)
 ns=""
 pids=()
 cleanup() {
+  exec 2>/dev/null  # no "Killed" job notices for the nodes stopped here
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  # Whatever still runs in the namespace is the demo's.
+  [[ -n "$ns" ]] && for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [[ -n "$ns" ]] && ip netns del "$ns" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
-in_ns() { if [[ -n "$ns" ]]; then ip netns exec "$ns" "$@"; else "$@"; fi; }
+# nsenter execs the command itself (`ip netns exec` forks), so $! is the
+# daemon's pid and kill -9 reaches it.
+in_ns() { if [[ -n "$ns" ]]; then nsenter --net="/var/run/netns/$ns" -- "$@"; else "$@"; fi; }
 
 if [[ $(id -u) == 0 ]] && command -v ip >/dev/null && command -v nft >/dev/null &&
   ip netns add "ndo-demo-$$" 2>/dev/null; then
@@ -120,8 +125,7 @@ done
 echo
 echo "== kill -9 node b (a dmz worker) part-way:"
 "$ndo" scan status "$id" --data-dir "$work/a"
-kill -9 "$pid_b"
-wait "$pid_b" 2>/dev/null || true
+{ kill -9 "$pid_b" && wait "$pid_b"; } 2>/dev/null || true
 echo
 echo "== the scan goes on without b; every pool completes (ndo scan status --watch on a)"
 "$ndo" scan status "$id" --data-dir "$work/a" --watch --interval 2 | tail -8

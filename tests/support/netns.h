@@ -54,7 +54,9 @@ class Netns {
 
   const std::string& name() const { return name_; }
   std::string In() const { return "ip netns exec " + name_ + " "; }
-  std::vector<std::string> Prefix() const { return {"ip", "netns", "exec", name_}; }
+  // nsenter execs the command itself (`ip netns exec` forks and waits), so
+  // the pid a test holds is the daemon's, and a signal reaches it.
+  std::vector<std::string> Prefix() const { return {"nsenter", "--net=/var/run/netns/" + name_, "--"}; }
 
   // Runs fn on a thread that entered the namespace: sockets it creates
   // (listeners, say) live there for good.
