@@ -1,0 +1,105 @@
+// The work messages of distributed scans (mesh/work_messages.h): every kind
+// round-trips, and what a kind needs is checked on decoding.
+#include "mesh/work_messages.h"
+
+#include <gtest/gtest.h>
+
+namespace ndo::mesh {
+namespace {
+
+WorkMessage Full(WorkKind kind) {
+  WorkMessage m;
+  m.kind = kind;
+  m.sender = NodeId{1, 2};
+  m.error = "no work";
+  ScanDigestEntry d;
+  d.scan = ScanId{1, 2, 3, 4, 5, 6, 7, 8};
+  d.digest.fill(0xab);
+  m.digests = {d};
+  m.states = {std::string("state bytes\0with a nul", 22)};
+  m.wanted = {ScanId{8, 7, 6, 5, 4, 3, 2, 1}};
+  m.scan = ScanId{9, 9, 9, 9, 9, 9, 9, 9};
+  m.vantage = "dmz";
+  m.shard = 41;
+  m.lease = ShardLease{NodeId{3, 4}, 7, 12, 1'800'000'000'000};
+  m.bundle = std::string(1000, 'b');
+  m.epoch = 7;
+  return m;
+}
+
+TEST(WorkMessagesTest, EveryKindRoundTrips) {
+  for (uint8_t k = 1; k <= static_cast<uint8_t>(WorkKind::kBundleData); ++k) {
+    WorkMessage m = Full(static_cast<WorkKind>(k));
+    auto bytes = EncodeWorkMessage(m);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().message();
+    auto back = DecodeWorkMessage(*bytes);
+    ASSERT_TRUE(back.ok()) << WorkKindName(m.kind) << ": " << back.status().message();
+    EXPECT_EQ(back->kind, m.kind);
+    EXPECT_EQ(back->sender, m.sender);
+    EXPECT_EQ(back->error, m.error);
+    ASSERT_EQ(back->digests.size(), 1u);
+    EXPECT_EQ(back->digests[0].scan, m.digests[0].scan);
+    EXPECT_EQ(back->digests[0].digest, m.digests[0].digest);
+    EXPECT_EQ(back->states, m.states);
+    EXPECT_EQ(back->wanted, m.wanted);
+    EXPECT_EQ(back->scan, m.scan);
+    EXPECT_EQ(back->vantage, m.vantage);
+    EXPECT_EQ(back->shard, m.shard);
+    EXPECT_EQ(back->lease, m.lease);
+    EXPECT_EQ(back->bundle, m.bundle);
+    EXPECT_EQ(back->epoch, m.epoch);
+  }
+}
+
+std::string DecodeError(WorkMessage m) {
+  auto bytes = EncodeWorkMessage(m);
+  if (!bytes.ok()) return "encode: " + bytes.status().message();
+  auto back = DecodeWorkMessage(*bytes);
+  return back.ok() ? "" : back.status().message();
+}
+
+TEST(WorkMessagesTest, WhatAKindNeedsIsChecked) {
+  WorkMessage m = Full(WorkKind::kLeaseRequest);
+  m.sender = NodeId{};
+  EXPECT_NE(DecodeError(m), "");  // no sender
+  m = Full(WorkKind::kLeaseRequest);
+  m.vantage.clear();
+  EXPECT_NE(DecodeError(m), "");  // a lease for no vantage
+  m = Full(WorkKind::kLeaseGrant);
+  m.lease.holder = NodeId{};
+  EXPECT_NE(DecodeError(m), "");  // a grant to nobody
+  m = Full(WorkKind::kRenewRequest);
+  m.shard = kMaxPoolShards;
+  EXPECT_NE(DecodeError(m), "");  // beyond any pool
+  m = Full(WorkKind::kBundleFetch);
+  m.vantage = std::string(65, 'v');
+  EXPECT_NE(DecodeError(m), "");
+  // Kinds that carry no shard do not need a scan id.
+  m = Full(WorkKind::kSync);
+  m.scan = ScanId{};
+  EXPECT_EQ(DecodeError(m), "");
+}
+
+TEST(WorkMessagesTest, HostileBytesAreRefusedNeverACrash) {
+  auto good = EncodeWorkMessage(Full(WorkKind::kPush));
+  ASSERT_TRUE(good.ok());
+  EXPECT_FALSE(DecodeWorkMessage("").ok());
+  EXPECT_FALSE(DecodeWorkMessage("1234567").ok());  // not whole words
+  for (size_t cut = 0; cut < good->size(); cut += 8) (void)DecodeWorkMessage(good->substr(0, cut));
+  std::string flipped = *good;
+  for (size_t i = 0; i < flipped.size(); ++i) {
+    flipped[i] ^= 0x5a;
+    (void)DecodeWorkMessage(flipped);
+    flipped[i] ^= 0x5a;
+  }
+  // An unknown kind.
+  WorkMessage m = Full(WorkKind::kAck);
+  auto bytes = EncodeWorkMessage(m);
+  ASSERT_TRUE(bytes.ok());
+  WorkMessage unknown = m;
+  unknown.kind = static_cast<WorkKind>(99);
+  EXPECT_NE(DecodeError(unknown), "");
+}
+
+}  // namespace
+}  // namespace ndo::mesh
