@@ -100,6 +100,7 @@ Result<mesh::MeshNodeOptions> BuildNodeOptions(const AgentCommand& cmd) {
   o.identity.name = cmd.name;
   o.identity.vantage = cmd.vantage;
   o.identity.priority = cmd.priority;
+  o.work.dead_man_after = std::chrono::seconds(cmd.dead_man_after_s);
   return o;
 }
 
@@ -238,6 +239,11 @@ MeshCli::MeshCli(CLI::App& app) {
                                  "Coordinator preference: the alive member with the lowest (priority, id) "
                                  "coordinates (default 100)");
     c->add_option("--log-level", agent_cmd_.log_level, "debug, info, warn or error")->capture_default_str();
+    c->add_option("--dead-man-after", agent_cmd_.dead_man_after_s,
+                  "Dead man's switch: seconds cut off from the coordinator or from most of the mesh after which "
+                  "this node stops starting probes, until it is back")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
     c->add_flag("--insecure", agent_cmd_.insecure,
                 "Run an unauthenticated, unencrypted mesh (labs only; refused for a data dir of a secured cluster)");
   };

@@ -957,7 +957,7 @@ Status Node::SetUpWork() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
-  work_ = std::make_unique<WorkService>(*store_, state_.self.id, state_.self.vantage, WorkConfig{}, std::move(env),
+  work_ = std::make_unique<WorkService>(*store_, state_.self.id, state_.self.vantage, opts_.work, std::move(env),
                                         rng_());
   return work_->Load();
 }

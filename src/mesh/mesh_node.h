@@ -34,6 +34,7 @@
 #include "mesh/membership.h"
 #include "mesh/node_identity.h"
 #include "mesh/transport.h"
+#include "mesh/work_core.h"
 #include "scan/status.h"
 
 namespace ndo::mesh {
@@ -44,6 +45,7 @@ struct MeshNodeOptions {
   std::vector<HostPort> seeds;  // `ndo join`: tried with backoff until a join succeeds
   MembershipConfig membership;
   StreamLimits streams;
+  WorkConfig work;  // distributed scans: leases, the dead man's switch
   std::chrono::steady_clock::duration save_interval = std::chrono::seconds(2);
   std::chrono::steady_clock::duration leave_grace = std::chrono::seconds(2);
   std::chrono::steady_clock::duration join_retry_first = std::chrono::seconds(1);
