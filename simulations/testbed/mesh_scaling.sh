@@ -56,7 +56,7 @@ stop_nodes() {
 cleanup() {
   stop_nodes
   "$SCRIPT_DIR/testbed.sh" down >/dev/null 2>&1 || true
-  rm -rf "$work"
+  [[ -n "${KEEP:-}" ]] && echo "kept $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 

@@ -52,15 +52,34 @@ Status EnsurePoolRecord(Store& store, const ScanState& state, std::string_view v
 
 Status StoreBundle(Store& store, const ScanState& state, std::string_view vantage, uint32_t shard,
                    std::string_view bundle) {
-  auto results = DecodeResultBundle(bundle);
-  if (!results.ok()) return results.status();
+  auto decoded = DecodeResultBundle(bundle);
+  if (!decoded.ok()) return decoded.status();
   if (Status s = EnsurePoolRecord(store, state, vantage); !s.ok()) return s;
   ScanId pool = PoolId(state.id, vantage);
   ResultBatch batch;
-  batch.results = std::move(*results);
-  // Results first, then the bundle: a node that holds the bundle holds its
-  // results (the bundle is what it would hand on).
+  batch.results = std::move(decoded->results);
+  // Results, then evidence, then the bundle: a node that holds the bundle
+  // holds its results and evidence (the bundle is what it would hand on),
+  // and evidence is never stored for a port the pool does not hold open.
   if (Status s = store.WriteBatch(pool, batch, /*store_all=*/true); !s.ok()) return s;
+  if (!decoded->evidence.empty()) {
+    // The store writes a chain's certificates from their DER: each DER goes
+    // to the first chain that refers to it (the others keep the fingerprint,
+    // all the evidence record holds), so a certificate seen on many ports is
+    // neither copied nor written more than once.
+    std::map<Digest, CertificateInfo*> pending;
+    for (auto& cert : decoded->certificates) pending[cert.sha256] = &cert;
+    for (auto& ev : decoded->evidence) {
+      if (!ev.tls) continue;
+      for (auto& link : ev.tls->chain) {
+        auto it = pending.find(link.sha256);
+        if (it == pending.end()) continue;
+        link = std::move(*it->second);
+        pending.erase(it);
+      }
+    }
+    if (Status s = store.WriteEvidence(pool, decoded->evidence); !s.ok()) return s;
+  }
   return store.PutMeta(BundleKey(pool, shard), bundle, /*sync=*/true);
 }
 

@@ -3,14 +3,19 @@
 //
 //   meta "pool." | scan id (hex)                  -> EncodeScanState
 //   meta "bundle." | pool id (hex) | "." | shard  -> EncodeResultBundle of
-//                                                   that shard's results
-//   scan record and results under PoolId(scan, vantage): the pool's merged
-//   results, a scan of their own for every local view and writer.
+//                                                   that shard's results and
+//                                                   its open ports' evidence
+//   scan record, results and service evidence under PoolId(scan, vantage):
+//   the pool's merged results, a scan of their own for every local view,
+//   report and writer.
 //
 // A bundle is kept as it was sealed by done (its digest is in the state) so
 // that the node can hand it on unchanged; its results are also merged into
 // the pool's results, where the store's merge rule (the more informative
-// answer wins) makes applying one twice, or two of one shard, harmless.
+// answer wins) makes applying one twice, or two of one shard, harmless. Its
+// evidence is written over the port's (the last bundle applied wins: two
+// scans of a shard may well have heard different banners), its certificates
+// once per fingerprint.
 #pragma once
 
 #include <cstdint>
@@ -36,9 +41,10 @@ Result<std::map<ScanId, ScanState>> LoadScanStates(Store& store, size_t* skipped
 // written once.
 Status EnsurePoolRecord(Store& store, const ScanState& state, std::string_view vantage);
 
-// Stores a bundle and merges its results into the pool's results. The bundle
-// must decode; its digest is not checked here (the caller compares it with
-// the state's).
+// Stores a bundle, merges its results into the pool's results and writes
+// its evidence (with the certificates) under the pool. The bundle must
+// decode; its digest is not checked here (the caller compares it with the
+// state's). Idempotent.
 Status StoreBundle(Store& store, const ScanState& state, std::string_view vantage, uint32_t shard,
                    std::string_view bundle);
 // NotFound when this node does not hold it.

@@ -5,6 +5,7 @@
 
 #include "mesh/pool_store.h"
 #include "scan/engine.h"
+#include "scan/service/service_prober.h"
 #include "store/result_bundle.h"
 
 namespace ndo::mesh {
@@ -16,6 +17,7 @@ struct ScanHost::Job {
   std::function<void(ShardOutcome)> done;
   std::mutex mu;
   Engine* engine = nullptr;  // while it runs
+  ServiceProber* prober = nullptr;  // while it runs, with banners or TLS
   bool stop = false;
   std::atomic<bool> finished{false};
   std::atomic<uint64_t> probes{0};
@@ -24,16 +26,20 @@ struct ScanHost::Job {
 
 namespace {
 
-// Writes each batch to the pool's results at once and keeps what it stored
-// for the bundle.
+// Writes each batch to the pool's results at once, keeps what it stored for
+// the bundle, and hands the open ports to the follow-up prober, if any.
 class BundleSink : public ResultSink {
  public:
-  BundleSink(Store& store, const ScanId& pool, bool store_all) : store_(store), pool_(pool), store_all_(store_all) {}
+  BundleSink(Store& store, const ScanId& pool, bool store_all, ServiceProber* prober)
+      : store_(store), pool_(pool), store_all_(store_all), prober_(prober) {}
   Status Consume(ResultBatch&& batch) override {
     // Progress is not kept per pool: a shard that is not finished is
     // scanned again whole, by whoever gets its lease next.
     batch.progress.clear();
     if (Status s = store_.WriteBatch(pool_, batch, store_all_); !s.ok()) return s;
+    if (prober_)
+      for (const auto& r : batch.results)
+        if (r.state == PortState::kOpen) prober_->Enqueue(r.address, r.port);
     std::lock_guard lock(mu_);
     for (const auto& r : batch.results)
       if (store_all_ || r.state == PortState::kOpen) kept_.push_back(r);
@@ -48,8 +54,48 @@ class BundleSink : public ResultSink {
   Store& store_;
   ScanId pool_;
   bool store_all_;
+  ServiceProber* prober_;
   std::mutex mu_;
   std::vector<ProbeResult> kept_;
+};
+
+// Writes the follow-ups' evidence to the pool at once and keeps it for the
+// bundle: chains as fingerprints, each certificate once.
+class BundleEvidenceSink : public EvidenceSink {
+ public:
+  BundleEvidenceSink(Store& store, const ScanId& pool) : store_(store), pool_(pool) {}
+  Status Consume(std::vector<ServiceEvidence>&& batch) override {
+    if (Status s = store_.WriteEvidence(pool_, batch); !s.ok()) return s;
+    std::lock_guard lock(mu_);
+    for (auto& ev : batch) {
+      // What a bundle cannot carry (nothing the prober should produce) stays
+      // local rather than failing the shard.
+      if (!CheckBundleEvidence(ev).ok()) continue;
+      if (ev.tls)
+        for (auto& cert : ev.tls->chain) {
+          auto fp = cert.sha256;
+          if (!certificates_.count(fp)) certificates_.emplace(fp, std::move(cert));
+          cert = CertificateInfo();
+          cert.sha256 = fp;
+        }
+      kept_.push_back(std::move(ev));
+    }
+    return Status::Ok();
+  }
+  // Moves the kept evidence and certificates into `bundle`.
+  void TakeInto(ResultBundle& bundle) {
+    std::lock_guard lock(mu_);
+    bundle.evidence = std::move(kept_);
+    for (auto& [fp, cert] : certificates_) bundle.certificates.push_back(std::move(cert));
+    certificates_.clear();
+  }
+
+ private:
+  Store& store_;
+  ScanId pool_;
+  std::mutex mu_;
+  std::vector<ServiceEvidence> kept_;
+  std::map<std::array<uint8_t, 32>, CertificateInfo> certificates_;
 };
 
 }  // namespace
@@ -64,6 +110,7 @@ ScanHost::~ScanHost() {
     std::lock_guard lock(job->mu);
     job->stop = true;
     if (job->engine) job->engine->Stop();
+    if (job->prober) job->prober->Stop();
   }
   for (auto& [ref, job] : jobs)
     if (job->thread.joinable()) job->thread.join();
@@ -96,31 +143,63 @@ Status ScanHost::Start(const ScanState& state, const ShardRef& ref, std::functio
       PositionRange r = plan->Shard(job->ref.shard);
       std::vector<ShardWork> work{{job->ref.shard, r.begin, r.end}};
       EngineOptions eo = EngineOptionsForSpec(job->spec, WorkSource::Positions(work), 0);
-      Engine engine(*plan, eo);
       ScanId pool = PoolId(job->state.id, job->ref.vantage);
-      BundleSink sink(store_, pool, job->spec.store_all);
+      // Banners and TLS handshakes on the open ports, beside the engine
+      // (as a local scan runs them, cli/scan_runner.cc), checked against
+      // the spec's scope again before they connect.
+      BundleEvidenceSink evidence_sink(store_, pool);
+      std::unique_ptr<ServiceProber> prober;
+      if (job->spec.service.banners || job->spec.service.tls) {
+        auto created = ServiceProber::Create(job->spec.service, job->spec.targets, eo.scope, evidence_sink);
+        if (created.ok())
+          prober = std::move(*created);
+        else
+          out.status = created.status();
+      }
+      Engine engine(*plan, eo);
+      BundleSink sink(store_, pool, job->spec.store_all, prober.get());
       bool stop_early;
       {
         std::lock_guard lock(job->mu);
         stop_early = job->stop;
-        if (!stop_early) job->engine = &engine;
+        if (!stop_early && out.status.ok()) job->engine = &engine;
+        job->prober = prober.get();
       }
-      if (!stop_early) out.status = engine.Run(std::move(work), sink);
+      if (!stop_early && out.status.ok()) out.status = engine.Run(std::move(work), sink);
       {
         std::lock_guard lock(job->mu);
         job->engine = nullptr;
-        out.stopped = job->stop || stop_early;
+        // A stopped or failed scan abandons its follow-ups.
+        if (prober && (job->stop || !out.status.ok())) prober->Stop();
       }
       out.probes_sent = engine.Progress().probes_sent;
+      Status follow_ups;
+      if (prober) follow_ups = prober->Drain();
+      {
+        std::lock_guard lock(job->mu);
+        job->prober = nullptr;
+        // Stopped while the follow-ups ran: their evidence is incomplete.
+        out.stopped = job->stop || stop_early;
+      }
+      prober.reset();
+      if (out.status.ok()) out.status = follow_ups;
       if (out.status.ok() && !out.stopped) {
-        auto bundle = EncodeResultBundle(sink.Take());
+        ResultBundle contents;
+        contents.results = sink.Take();
+        evidence_sink.TakeInto(contents);
+        auto bundle = EncodeResultBundle(std::move(contents));
         if (!bundle.ok()) {
           out.status = bundle.status();
         } else {
           out.digest = BundleDigest(*bundle);
           auto decoded = DecodeResultBundle(*bundle);
-          out.results = decoded.ok() ? decoded->size() : 0;
-          out.status = store_.PutMeta(BundleKey(pool, job->ref.shard), *bundle, /*sync=*/true);
+          if (!decoded.ok()) {
+            out.status = Status::Corruption("sealed bundle does not decode: " + decoded.status().message());
+          } else {
+            out.results = decoded->results.size();
+            out.evidence = decoded->evidence.size();
+            out.status = store_.PutMeta(BundleKey(pool, job->ref.shard), *bundle, /*sync=*/true);
+          }
         }
       }
     }
@@ -143,6 +222,7 @@ void ScanHost::Stop(const ShardRef& ref) {
   std::lock_guard lock(job->mu);
   job->stop = true;
   if (job->engine) job->engine->Stop();
+  if (job->prober) job->prober->Stop();
 }
 
 void ScanHost::Reap() {

@@ -1,7 +1,10 @@
 // Runs the shards this node leased: one Engine per shard on a thread of its
 // own (the engine blocks), results written to the pool's local results as
-// they come (a kill -9 loses only what was in flight), and, once the shard is
-// finished, the shard's result bundle sealed and stored. Completion is
+// they come (a kill -9 loses only what was in flight). When the spec asks for
+// banners or TLS, a ServiceProber runs beside the engine and follows up on
+// every open port it finds; its evidence is written to the pool as it comes
+// too. Once the shard is finished (the engine done, then every follow-up),
+// the shard's result bundle, results and evidence, is sealed and stored. Completion is
 // reported through `post`, which the agent points at its event loop, so the
 // protocol logic stays single-threaded.
 #pragma once
@@ -27,6 +30,7 @@ struct ShardOutcome {
   Status status;         // an engine or store failure
   bool stopped = false;  // Stop() was called: not finished, no bundle
   uint64_t results = 0;
+  uint64_t evidence = 0;  // ports with service evidence in the bundle
   Digest digest{};
   uint64_t probes_sent = 0;
   double seconds = 0;
@@ -43,7 +47,8 @@ class ScanHost {
   // Starts scanning `ref` of `state` (copied: the thread owns its spec).
   // `done` runs through post once the shard is finished or stopped.
   Status Start(const ScanState& state, const ShardRef& ref, std::function<void(ShardOutcome)> done);
-  // Asks the shard's engine to stop; its outcome (stopped) follows via post.
+  // Asks the shard's engine (and follow-ups) to stop; its outcome (stopped)
+  // follows via post.
   void Stop(const ShardRef& ref);
   bool Running(const ShardRef& ref) const;
   size_t running() const;

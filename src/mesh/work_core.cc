@@ -251,6 +251,24 @@ void Worker::Replicate(int64_t now_ms, const WorkerView& view, const std::vector
       h.failed_targets.clear();
       c = candidates();
     }
+    if (c.empty() && view.sole_member) {
+      // A mesh of one: no second copy can be had, and waiting for one would
+      // never finish the scan. Done with this node's copy alone; a node
+      // that joins later fetches it like any other.
+      WorkAction a;
+      a.kind = WorkAction::Kind::kMarkDone;
+      a.ref = ref;
+      a.lease = h.lease;
+      a.done.done = true;
+      a.done.results = h.results;
+      a.done.digest = h.digest;
+      a.done.holders = {self_};
+      actions_.push_back(std::move(a));
+      h.scanned = false;  // erased below, outside the loop
+      h.replica_outstanding = true;
+      alone_done_.push_back(ref);
+      continue;
+    }
     if (c.empty()) {  // alone for now
       h.replicate_at_ms = now_ms + cfg_.replicate_backoff.count();
       continue;
@@ -272,6 +290,8 @@ void Worker::Replicate(int64_t now_ms, const WorkerView& view, const std::vector
     h.replica_outstanding = true;
     ++h.replica_attempts;
   }
+  for (const ShardRef& ref : alone_done_) held_.erase(ref);
+  alone_done_.clear();
 }
 
 bool Worker::WorkAvailable(int64_t now_ms, const WorkerView& view, const std::vector<NodeId>& alive) const {

@@ -120,6 +120,9 @@ struct WorkerView {
   bool in_contact = false;
   const WorkStates* states = nullptr;
   std::vector<NodeId> alive_members;  // any order; self may be in it
+  // This node knows no other member at all (a mesh of one): a finished
+  // shard is then done with this node's copy alone.
+  bool sole_member = false;
 };
 
 struct WorkAction {
@@ -202,6 +205,7 @@ class Worker {
   bool dead_man_ = false;
   int64_t last_now_ms_ = 0;
   std::vector<WorkAction> actions_;
+  std::vector<ShardRef> alone_done_;  // done with our copy alone (a mesh of one), to forget
 };
 
 }  // namespace ndo::mesh

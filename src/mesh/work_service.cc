@@ -335,6 +335,7 @@ void WorkService::RunActions() {
   bool coordinator_alive = is_coordinator_ || !view_.coordinator_address.empty();
   wv.in_contact = view_.coordinator && coordinator_alive && 2 * alive >= known;
   wv.states = &scans_;
+  wv.sole_member = view_.known == 0;
   wv.alive_members.push_back(self_);
   for (const auto& p : view_.alive) wv.alive_members.push_back(p.id);
   worker_.Tick(WallMs(), wv);

@@ -515,6 +515,44 @@ TEST_F(WorkerTest, AScannedShardIsReplicatedThenDeclaredDone) {
   EXPECT_EQ(w.held_count(), 1u);
 }
 
+// A mesh of one cannot have a second copy: its shards are done with its own
+// (or no scan on a lone node would ever finish). A node that is alone
+// because the others are away, not gone, waits for one of them instead.
+TEST_F(WorkerTest, ASoleMemberDeclaresDoneWithItsOwnCopyAndOthersWait) {
+  for (bool sole : {true, false}) {
+    SCOPED_TRACE(sole ? "mesh of one" : "others known, none alive");
+    WorkStates fresh;
+    Add(fresh, Scan(1, {"dmz", "wifi"}, 4));
+    view.states = &fresh;
+    view.coordinator = N(1);  // itself
+    view.alive_members = {N(1)};
+    view.sole_member = sole;
+    Worker w = Make(cfg);
+    TickAt(w, 0);
+    auto g = GrantLease(fresh, N(1), "dmz", 1, 0, kAllAlive, cfg);
+    ASSERT_TRUE(g);
+    w.OnGrant(*g, 0);
+    w.TakeActions();
+    Digest digest{};
+    digest[3] = 7;
+    w.OnShardScanned(g->ref, 2, digest, kS);
+    auto a = TickAt(w, kS);
+    std::vector<WorkAction> done;
+    for (const auto& x : a)
+      if (x.kind == Kind::kMarkDone) done.push_back(x);
+    if (sole) {
+      ASSERT_EQ(done.size(), 1u);
+      EXPECT_EQ(done[0].ref, g->ref);
+      EXPECT_EQ(done[0].done.holders, std::vector<NodeId>{N(1)});
+      EXPECT_EQ(done[0].done.digest, digest);
+      EXPECT_EQ(done[0].done.results, 2u);
+    } else {
+      EXPECT_TRUE(done.empty());
+      for (const auto& x : a) EXPECT_NE(x.kind, Kind::kReplicate);
+    }
+  }
+}
+
 TEST_F(WorkerTest, ReplicaTargetsAreOtherAliveMembersChosenDeterministically) {
   view.coordinator = N(1);  // we coordinate ourselves: someone else keeps the copy
   view.alive_members = {N(1), N(2), N(3), N(4), N(5)};
