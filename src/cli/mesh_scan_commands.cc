@@ -211,8 +211,6 @@ bool AgentRunning(const std::string& data_dir) {
 }
 
 int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec) {
-  if (spec.service.banners || spec.service.tls)
-    std::fprintf(stderr, "ndo: note: --banners and --tls follow-ups are not run by mesh scans yet; open ports only\n");
   mesh::ScanDefinition def;
   def.spec = std::move(spec);
   def.vantages = SplitCommas(submit.vantages);
