@@ -141,8 +141,15 @@ Status ScanHost::Start(const ScanState& state, const ShardRef& ref, std::functio
       out.status = plan.status();
     } else {
       PositionRange r = plan->Shard(job->ref.shard);
-      std::vector<ShardWork> work{{job->ref.shard, r.begin, r.end}};
-      EngineOptions eo = EngineOptionsForSpec(job->spec, WorkSource::Positions(work), 0);
+      EngineOptions eo = EngineOptionsForSpec(job->spec, r.end - r.begin, 0);
+      // The engine hands whole work items to its threads and gives each
+      // thread its share of the rate: one item would leave all but one
+      // thread idle and the shard at rate / threads. So the shard's range is
+      // cut into one run per thread.
+      std::vector<ShardWork> work;
+      uint64_t len = r.end - r.begin, parts = std::max<uint64_t>(1, std::min<uint64_t>(eo.threads, len));
+      for (uint64_t i = 0; i < parts; ++i)
+        work.push_back({job->ref.shard, r.begin + len * i / parts, r.begin + len * (i + 1) / parts});
       ScanId pool = PoolId(job->state.id, job->ref.vantage);
       // Banners and TLS handshakes on the open ports, beside the engine
       // (as a local scan runs them, cli/scan_runner.cc), checked against
