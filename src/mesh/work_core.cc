@@ -238,7 +238,9 @@ void Worker::Renew(int64_t now_ms, const WorkerView& view) {
 }
 
 void Worker::Replicate(int64_t now_ms, const WorkerView& view, const std::vector<NodeId>& alive) {
-  for (auto& [ref, h] : held_) {
+  for (auto& entry : held_) {
+    const ShardRef& ref = entry.first;  // not a structured binding: the lambda below uses h (clang)
+    Held& h = entry.second;
     if (!h.scanned || h.replica_outstanding || now_ms < h.replicate_at_ms) continue;
     auto candidates = [&] {
       std::vector<NodeId> c;

@@ -18,7 +18,9 @@
 namespace ndo::testing {
 
 inline int BindListener(const std::string& ip, uint16_t port, int backlog) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  // Close-on-exec: daemons a test spawns must not inherit (and keep open)
+  // the test's listeners.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
