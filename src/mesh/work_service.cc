@@ -529,7 +529,8 @@ void WorkService::FetchMissingBundles() {
         fetch.shard = k;
         std::weak_ptr<bool> alive = alive_;
         Digest want = done.digest;
-        env_.request(address, fetch, [this, alive, id, vantage, pool, k, want](Result<WorkMessage> reply) {
+        ScanId scan_id = id;  // a copy: clang does not capture structured bindings
+        env_.request(address, fetch, [this, alive, scan_id, vantage, pool, k, want](Result<WorkMessage> reply) {
           if (alive.expired() || !*alive.lock()) return;
           fetching_.erase({pool, k});
           if (!reply.ok() || reply->kind != WorkKind::kBundleData) return;
@@ -537,7 +538,7 @@ void WorkService::FetchMissingBundles() {
             Log(LogLevel::kWarn, "fetched bundle does not match its digest", {{"shard", uint64_t(k)}});
             return;
           }
-          ScanState* st = Find(id);
+          ScanState* st = Find(scan_id);
           if (!st) return;
           if (Status s = StoreBundle(store_, *st, vantage, k, reply->bundle); !s.ok()) {
             Log(LogLevel::kError, "cannot store fetched bundle", {{"reason", s.message()}});

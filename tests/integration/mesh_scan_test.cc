@@ -360,6 +360,9 @@ class MeshScanPartition : public MeshScan {
 };
 
 TEST_F(MeshScanPartition, APartitionHeldAndHealed) {
+  // The switch after 10 s cut off (the minority sees the others dead only
+  // 10 to 15 s into the partition, and stays cut off for the rest of the 40 s).
+  node_extra_args_ = {"--dead-man-after", "10"};
   ASSERT_NO_FATAL_FAILURE(StartFive());
   // Slow enough (50 probes/s a node) that the scan outlasts the partition.
   std::string id = Submit(ByName("a"), "50");

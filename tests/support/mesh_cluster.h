@@ -202,6 +202,7 @@ class MeshProcess : public ::testing::Test {
     for (const std::string& a : {std::string("--listen"), n.Address(), std::string("--data-dir"), n.data,
                                  std::string("--vantage"), n.vantage, std::string("--name"), n.name})
       args.push_back(a);
+    for (const auto& a : node_extra_args_) args.push_back(a);
     // A secured cluster, as in production: joiners enrol with the token on
     // their first start (later starts find their certificate and ignore it).
     if (insecure_) {
@@ -383,7 +384,8 @@ class MeshProcess : public ::testing::Test {
   std::string tmp_;
   std::string token_, ca_hash_;  // the cluster's join token and CA hash (InitCluster)
   bool insecure_ = false;        // run the nodes with --insecure (plaintext, no certificates)
-  std::vector<std::string> prefix_;  // e.g. ip netns exec NAME
+  std::vector<std::string> prefix_;  // e.g. nsenter --net=... --
+  std::vector<std::string> node_extra_args_;  // given to every daemon
   std::deque<Node> nodes_;  // a deque: references stay valid as nodes are added
   std::map<std::string, std::string> ids_;
   std::pair<uint16_t, uint16_t> ports_{10000, 32767};
