@@ -8,6 +8,7 @@
 //   meshsim partition --nodes 1000
 //   meshsim coldjoin  --nodes 1000
 //   meshsim detect    --nodes 1000 --loss 0.01 --repeats 40 --seal
+//   meshsim work      --nodes 1000 --vantages 2 --shards-per-pool 1000 --crash-fraction 0.1
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <CLI/CLI.hpp>
 
 #include "scenarios.h"
+#include "sim_work.h"
 
 namespace {
 
@@ -37,9 +39,9 @@ int main(int argc, char** argv) {
   ScenarioOptions o;
   std::string csv, curve;
   bool no_bytes = false;
-  app.add_option("scenario", scenario, "detect | join | falsepos | partition | coldjoin")
+  app.add_option("scenario", scenario, "detect | join | falsepos | partition | coldjoin | work")
       ->required()
-      ->check(CLI::IsMember({"detect", "join", "falsepos", "partition", "coldjoin"}));
+      ->check(CLI::IsMember({"detect", "join", "falsepos", "partition", "coldjoin", "work"}));
   app.add_option("--nodes", o.nodes, "number of nodes")->check(CLI::Range(3, 100000));
   app.add_option("--seed", o.seed, "seed of the whole run (same seed, same trace)");
   app.add_option("--loss", o.loss, "datagram loss rate, each way")->check(CLI::Range(0.0, 0.9));
@@ -71,6 +73,25 @@ int main(int argc, char** argv) {
   app.add_option("--probe-timeout-ms", probe_timeout_ms)->check(CLI::Range(5, 60000));
   app.add_option("--suspicion-floor-ms", suspicion_floor_ms)->check(CLI::Range(0, 600000));
   app.add_option("--suspicion-mult", suspicion_mult)->check(CLI::Range(0.0, 100.0));
+  // work: a distributed scan on top of the mesh (sim_work.h).
+  WorkScenarioOptions w;
+  app.add_option("--vantages", w.vantages, "vantages (work); node i is in vantage i % V")->check(CLI::Range(1, 64));
+  app.add_option("--shards-per-pool", w.shards_per_pool, "shards of each vantage's pool (work)")
+      ->check(CLI::Range(1u, 65536u));
+  app.add_option("--crash-fraction", w.crash_fraction, "share of nodes crashed during the scan (work)")
+      ->check(CLI::Range(0.0, 0.5));
+  app.add_option("--coordinator-crashes", w.coordinator_crashes,
+                 "of the crashes, how many take the coordinator of the moment (work)")
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--coordinator-crash-at", w.coordinator_crash_at_s,
+                 "seconds after the submission of the first coordinator crash (work; default: the middle crash)")
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--shard-probes", w.shard_probes, "probes per shard (work)")->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
+  app.add_option("--rate", w.rate, "probes per second per node, nominal (work)")->check(CLI::Range(1.0, 1e9));
+  app.add_option("--hit-rate", w.hit_rate, "share of probes that yield a result (work)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--time-limit", w.time_limit_s, "simulated seconds after the submission (work)")
+      ->check(CLI::Range(1.0, 1e6));
+  app.add_flag("--progress", w.progress, "print progress every 30 simulated seconds on stderr (work)");
   CLI11_PARSE(app, argc, argv);
   o.count_bytes = !no_bytes;
   o.seal_clock = !seal_without_clock;
@@ -87,6 +108,7 @@ int main(int argc, char** argv) {
   else if (scenario == "join") f = JoinDissemination(o);
   else if (scenario == "falsepos") f = FalsePositives(o);
   else if (scenario == "partition") f = PartitionHeal(o);
+  else if (scenario == "work") f = DistributedScan(o, w);
   else f = ColdJoin(o);
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   f.Add("wall_s", wall);

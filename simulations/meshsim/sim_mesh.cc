@@ -61,6 +61,16 @@ Duration SimMesh::Latency() {
   return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
 }
 
+Duration SimMesh::DrawLatency(uint64_t& rng) const {
+  // Latency()'s distribution, from another generator.
+  auto uniform = [&rng] { return static_cast<double>(SplitMix64(rng) >> 11) * 0x1.0p-53; };
+  double u1 = std::max(uniform(), 1e-12), u2 = uniform();
+  double z = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
+  double median = std::chrono::duration<double>(cfg_.latency_median).count();
+  double s = std::clamp(median * std::exp(cfg_.latency_sigma * z), median / 20, median * 40);
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
+}
+
 int SimMesh::AddNode() {
   int i = static_cast<int>(nodes_.size());
   MemberInfo info;

@@ -129,6 +129,13 @@ class SimMesh {
   const SimConfig& config() const { return cfg_; }
   const SealStats& seal_stats() const { return seal_stats_; }
 
+  // For layers on top of the mesh (sim_work.h): a one-way latency of this
+  // network's distribution drawn from the caller's own generator (so the
+  // membership's trace does not depend on the layer's draws), and whether a
+  // and b can reach each other now (both up, same side of any partition).
+  Duration DrawLatency(uint64_t& rng) const;
+  bool CanReach(int a, int b) const { return Reachable(a, b); }
+
  private:
   enum class Kind : uint8_t { kDatagram = 0, kStreamRequest = 1, kStreamReply = 2, kStreamFailed = 3, kTick = 4 };
   struct Event {

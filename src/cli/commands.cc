@@ -15,11 +15,6 @@
 namespace ndo {
 namespace {
 
-int Fail(const Status& s) {
-  std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
-  return ExitCodeFor(s);
-}
-
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();

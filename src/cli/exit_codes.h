@@ -1,6 +1,8 @@
 // ndo's process exit codes (documented in README.md and `ndo --help`).
 #pragma once
 
+#include <cstdio>
+
 #include "scan/status.h"
 
 namespace ndo {
@@ -21,6 +23,12 @@ inline int ExitCodeFor(const Status& s) {
     case Status::Code::kOutOfScope: return kExitOutOfScope;
     default: return kExitError;
   }
+}
+
+// Prints "ndo: <message>" on standard error; returns the exit code for it.
+inline int Fail(const Status& s) {
+  std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
+  return ExitCodeFor(s);
 }
 
 }  // namespace ndo

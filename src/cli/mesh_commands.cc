@@ -26,11 +26,6 @@ using mesh::ControlResponse;
 
 constexpr auto kControlTimeout = std::chrono::seconds(5);
 
-int Fail(const Status& s) {
-  std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
-  return ExitCodeFor(s);
-}
-
 std::string DataDirOrDefault(const std::string& d) { return d.empty() ? DefaultDataDir() : d; }
 
 // Names and vantages are shown to people and sent to every member: bounded,

@@ -26,11 +26,6 @@ using mesh::ControlRequest;
 
 constexpr auto kControlTimeout = std::chrono::seconds(10);
 
-int Fail(const Status& s) {
-  std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
-  return ExitCodeFor(s);
-}
-
 std::string DataDir(const std::string& d) { return d.empty() ? DefaultDataDir() : d; }
 
 int64_t WallMs() {

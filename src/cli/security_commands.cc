@@ -28,11 +28,6 @@ constexpr std::chrono::seconds kNodeCertValidity{365LL * 24 * 3600};
 
 int64_t NowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
 
-int Fail(const Status& s) {
-  std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
-  return ExitCodeFor(s);
-}
-
 std::string DataDirOrDefault(const std::string& d) { return d.empty() ? DefaultDataDir() : d; }
 
 Status MakeDataDir(const std::string& dir) {

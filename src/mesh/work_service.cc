@@ -516,11 +516,15 @@ void WorkService::FetchMissingBundles() {
         if (fetching_.size() >= kMaxBundleFetches) return;
         const ShardDone& done = s.pools[v][k].done;
         if (!done.done || held_.count({pool, k}) || fetching_.count({pool, k})) continue;
-        // From a holder that is alive; a shard whose holders are all away
-        // waits for one to come back.
+        // From a holder that is alive, else from any alive member: every
+        // node that fetched a bundle serves it too, so a shard whose two
+        // holders are both gone is still found (a member without it says
+        // so, and the next round asks another).
         std::string address;
         for (const auto& h : done.holders)
           if (h != self_ && !(address = AddressOf(h)).empty()) break;
+        if (address.empty() && !view_.alive.empty())
+          address = view_.alive[std::uniform_int_distribution<size_t>(0, view_.alive.size() - 1)(rng_)].address;
         if (address.empty()) continue;
         fetching_.insert({pool, k});
         WorkMessage fetch = Base(WorkKind::kBundleFetch);
@@ -545,6 +549,7 @@ void WorkService::FetchMissingBundles() {
             return;
           }
           held_.insert({pool, k});
+          FetchMissingBundles();  // the next one at once, not at the next round
         });
       }
     }

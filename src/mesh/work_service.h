@@ -13,8 +13,11 @@
 // * The coordinator (the membership's derived one) grants and renews leases
 //   (GrantLease/RenewLease on the replicated state, with its epoch).
 // * A shard is declared done only after its bundle is stored by a second
-//   node; then every node fetches every done shard's bundle it lacks from a
-//   holder (a few at a time), checks its digest and merges it into its views.
+//   node (a random alive member); then every node fetches every done
+//   shard's bundle it lacks, from a holder or, when none is alive, from any
+//   member (all of them serve what they fetched), kMaxBundleFetches at a
+//   time and the next as soon as one arrives, checks its digest and merges
+//   it into its views.
 #pragma once
 
 #include <chrono>
@@ -39,7 +42,7 @@
 namespace ndo::mesh {
 
 inline constexpr size_t kMaxPushTargets = 32;
-inline constexpr size_t kMaxBundleFetches = 4;
+inline constexpr size_t kMaxBundleFetches = 8;
 
 struct WorkEnv {
   using ReplyHandler = std::function<void(Result<WorkMessage> reply)>;

@@ -388,9 +388,6 @@ class MeshPartition : public MeshProcess {
     ns_.Remove();
     MeshProcess::TearDown();
   }
-  static int Sh(const std::string& cmd) { return Netns::Sh(cmd); }
-  std::string In() const { return ns_.In(); }
-
   Netns ns_;
 };
 
@@ -401,17 +398,7 @@ TEST_F(MeshPartition, FiftyFiftyPartitionHeldSixtySecondsHealsToOneMembership) {
   std::vector<Node*> left = {&nodes_[0], &nodes_[1]}, right = {&nodes_[2], &nodes_[3]};
 
   // Both directions between {127.0.0.1, .2} and {127.0.0.3, .4} dropped.
-  std::string rules =
-      "add table inet ndo_partition\n"
-      "add chain inet ndo_partition out { type filter hook output priority 0; }\n"
-      "add rule inet ndo_partition out ip saddr { 127.0.0.1, 127.0.0.2 } ip daddr { 127.0.0.3, 127.0.0.4 } drop\n"
-      "add rule inet ndo_partition out ip saddr { 127.0.0.3, 127.0.0.4 } ip daddr { 127.0.0.1, 127.0.0.2 } drop\n";
-  std::string file = tmp_ + "/partition.nft";
-  FILE* f = std::fopen(file.c_str(), "w");
-  ASSERT_NE(f, nullptr);
-  std::fputs(rules.c_str(), f);
-  std::fclose(f);
-  ASSERT_EQ(Sh(In() + "nft -f " + ShellQuote(file)), 0);
+  ASSERT_TRUE(ns_.Partition("127.0.0.1, 127.0.0.2", "127.0.0.3, 127.0.0.4", tmp_));
   auto t0 = SteadyClock::now();
 
   // Each side sees the other as dead and follows a coordinator of its own.
@@ -423,7 +410,7 @@ TEST_F(MeshPartition, FiftyFiftyPartitionHeldSixtySecondsHealsToOneMembership) {
               std::chrono::duration<double>(SteadyClock::now() - t0).count());
   std::this_thread::sleep_until(t0 + 60s);
 
-  ASSERT_EQ(Sh(In() + "nft delete table inet ndo_partition"), 0);
+  ASSERT_TRUE(ns_.Heal());
   auto healed = SteadyClock::now();
   ASSERT_TRUE(WaitAgreed(All(), Names(All()), 30s, &coord));
   std::printf("[ mesh     ] healed: one membership, one coordinator (%s) after %.2f s\n",

@@ -367,21 +367,11 @@ TEST_F(MeshScanPartition, APartitionHeldAndHealed) {
   // Slow enough (50 probes/s a node) that the scan outlasts the partition.
   std::string id = Submit(ByName("a"), "50");
   ASSERT_TRUE(WaitFor([&] { return Done(nodes_[0], id, "dmz") >= 1; }, 60s));
-  std::string rules =
-      "add table inet ndo_partition\n"
-      "add chain inet ndo_partition out { type filter hook output priority 0; }\n"
-      "add rule inet ndo_partition out ip saddr { 127.0.0.1, 127.0.0.2, 127.0.0.4 } ip daddr { 127.0.0.3, 127.0.0.5 } drop\n"
-      "add rule inet ndo_partition out ip saddr { 127.0.0.3, 127.0.0.5 } ip daddr { 127.0.0.1, 127.0.0.2, 127.0.0.4 } drop\n";
-  std::string file = tmp_ + "/partition.nft";
-  FILE* f = std::fopen(file.c_str(), "w");
-  ASSERT_NE(f, nullptr);
-  std::fputs(rules.c_str(), f);
-  std::fclose(f);
-  ASSERT_EQ(Netns::Sh(ns_.In() + "nft -f " + ShellQuote(file)), 0);
+  ASSERT_TRUE(ns_.Partition("127.0.0.1, 127.0.0.2, 127.0.0.4", "127.0.0.3, 127.0.0.5", tmp_));
   std::printf("[ scan     ] partitioned {a,b,d} | {c,e} with %d dmz shards done\n", Done(nodes_[0], id, "dmz"));
   std::this_thread::sleep_for(40s);
   int done_cut_off = Done(nodes_[0], id, "dmz");
-  ASSERT_EQ(Netns::Sh(ns_.In() + "nft delete table inet ndo_partition"), 0);
+  ASSERT_TRUE(ns_.Heal());
   std::printf("[ scan     ] healed with %d dmz shards done on a\n", done_cut_off);
   ASSERT_TRUE(WaitComplete(All(), id, 240s)) << Status(nodes_[0], id);
   ExpectViewsEqualSingleNodeScan(id, All());

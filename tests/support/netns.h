@@ -58,6 +58,28 @@ class Netns {
   // the pid a test holds is the daemon's, and a signal reaches it.
   std::vector<std::string> Prefix() const { return {"nsenter", "--net=/var/run/netns/" + name_, "--"}; }
 
+  // Loads nftables `rules` (nft -f syntax) in the namespace, through a file
+  // under `dir`. True on success.
+  bool LoadRules(const std::string& rules, const std::string& dir) const {
+    std::string file = dir + "/rules.nft";
+    FILE* f = std::fopen(file.c_str(), "w");
+    if (!f) return false;
+    std::fputs(rules.c_str(), f);
+    std::fclose(f);
+    return Sh(In() + "nft -f '" + file + "'") == 0;
+  }
+
+  // Drops every packet between the two sets of loopback addresses, both
+  // ways (table inet ndo_partition); Heal removes it.
+  bool Partition(const std::string& side_a, const std::string& side_b, const std::string& dir) const {
+    return LoadRules("add table inet ndo_partition\n"
+                     "add chain inet ndo_partition out { type filter hook output priority 0; }\n"
+                     "add rule inet ndo_partition out ip saddr { " + side_a + " } ip daddr { " + side_b + " } drop\n"
+                     "add rule inet ndo_partition out ip saddr { " + side_b + " } ip daddr { " + side_a + " } drop\n",
+                     dir);
+  }
+  bool Heal() const { return Sh(In() + "nft delete table inet ndo_partition") == 0; }
+
   // Runs fn on a thread that entered the namespace: sockets it creates
   // (listeners, say) live there for good.
   bool RunInside(const std::function<void()>& fn) const {
