@@ -127,11 +127,13 @@ void SimWork::RefreshView(int i) {
   Node& n = nodes_[i];
   if (!n.view_dirty) return;
   n.alive.clear();
+  n.unsuspected = 0;
   // Node::WorkView: members with a record are known; alive or suspect ones
-  // are reachable.
+  // are reachable; alive ones count for the dead man's switch.
   for (const auto& [id, m] : mesh_.node(i).members()) {
     if (!m.info) continue;
     if (m.state != MemberState::kAlive && m.state != MemberState::kSuspect) continue;
+    n.unsuspected += m.state == MemberState::kAlive;
     int j = mesh_.IndexOf(id);
     if (j >= 0) n.alive.push_back(j);
   }
@@ -561,9 +563,13 @@ void SimWork::RunActions(int i) {
   WorkerView wv;
   wv.coordinator = v.coordinator;
   if (v.coordinator_index >= 0) wv.coordinator_address = SimMesh::Address(v.coordinator_index);
-  size_t known = mesh_.node(i).members().size() + 1, alive = n.alive.size() + 1;  // every member here has a record
-  bool coordinator_alive = v.is_coordinator || v.coordinator_index >= 0;
-  wv.in_contact = v.coordinator && coordinator_alive && 2 * alive >= known;
+  // As WorkService: known members (every one here has a record), and those
+  // alive and not suspect.
+  size_t known = mesh_.node(i).members().size() + 1, unsuspected = n.unsuspected + 1;
+  bool coordinator_unsuspected = v.is_coordinator;
+  if (!coordinator_unsuspected && v.coordinator)
+    if (const Member* m = mesh_.node(i).Find(*v.coordinator)) coordinator_unsuspected = m->state == MemberState::kAlive;
+  wv.in_contact = InContact(v.coordinator.has_value(), coordinator_unsuspected, unsuspected, known);
   wv.states = &n.scans;
   wv.alive_members = n.alive_ids;
   n.worker->Tick(WallMs(i), wv);

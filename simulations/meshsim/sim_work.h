@@ -174,7 +174,8 @@ class SimWork {
     // Bundles held, per scan, pool and shard (WorkService::held_).
     std::map<ScanId, std::vector<std::vector<std::shared_ptr<const SimBundle>>>> held;
     std::set<std::tuple<ScanId, size_t, uint32_t>> fetching;
-    uint64_t fetch_attempts = 0;  // varies the member asked when no holder is alive
+    uint64_t fetch_attempts = 0;
+    size_t unsuspected = 0;  // members alive and not suspect (RefreshView)  // varies the member asked when no holder is alive
     std::map<ShardRef, uint64_t> scanning;  // the engine's jobs
     Time next_sync{};
     Time scheduled = Time::max();

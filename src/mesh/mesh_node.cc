@@ -972,7 +972,12 @@ MeshView Node::WorkView() const {
     if (m.state != MemberState::kAlive && m.state != MemberState::kSuspect) continue;
     if (opts_.cluster && revoked_->IsRevoked(id)) continue;
     v.alive.push_back({id, m.info->address, m.info->vantage});
-    if (v.coordinator && *v.coordinator == id) v.coordinator_address = m.info->address;
+    bool unsuspected = m.state == MemberState::kAlive;
+    v.unsuspected += unsuspected;
+    if (v.coordinator && *v.coordinator == id) {
+      v.coordinator_address = m.info->address;
+      v.coordinator_unsuspected = unsuspected;
+    }
   }
   return v;
 }

@@ -112,6 +112,15 @@ uint32_t MeshShardCount(u128 probes, double rate_per_node);
 
 // ---- Worker side ------------------------------------------------------------
 
+// The dead man's switch's notion of contact: a coordinator, alive and not
+// suspect (or this node itself), and at least half of the known members
+// (self included) alive and not suspect. Suspects do not count: a node cut
+// off suspects the others for many seconds before it declares them dead.
+inline bool InContact(bool has_coordinator, bool coordinator_unsuspected, size_t unsuspected_with_self,
+                      size_t known_with_self) {
+  return has_coordinator && coordinator_unsuspected && 2 * unsuspected_with_self >= known_with_self;
+}
+
 // What the driver tells the worker at each Tick. Valid only during the call.
 struct WorkerView {
   std::optional<NodeId> coordinator;

@@ -331,9 +331,9 @@ void WorkService::RunActions() {
   WorkerView wv;
   wv.coordinator = view_.coordinator;
   wv.coordinator_address = view_.coordinator_address;
-  size_t known = view_.known + 1, alive = view_.alive.size() + 1;
-  bool coordinator_alive = is_coordinator_ || !view_.coordinator_address.empty();
-  wv.in_contact = view_.coordinator && coordinator_alive && 2 * alive >= known;
+  size_t known = view_.known + 1, alive = view_.unsuspected + 1;
+  wv.in_contact = InContact(view_.coordinator.has_value(), is_coordinator_ || view_.coordinator_unsuspected, alive,
+                            known);
   wv.states = &scans_;
   wv.sole_member = view_.known == 0;
   wv.alive_members.push_back(self_);

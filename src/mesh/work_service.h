@@ -63,8 +63,14 @@ struct MeshView {
   std::optional<NodeId> coordinator;
   std::string coordinator_address;  // empty when self or unknown
   uint64_t epoch = 0;
-  std::vector<MeshPeer> alive;      // without self
+  std::vector<MeshPeer> alive;      // alive or suspect, without self
   size_t known = 0;                 // members known (any state), without self
+  // For the dead man's switch: members alive and not even suspect, and
+  // whether the coordinator (if not self) is one of them. A suspect is not
+  // counted as in contact: cut off, a node suspects the others for many
+  // seconds (longer as its own health drops) before it declares them dead.
+  size_t unsuspected = 0;
+  bool coordinator_unsuspected = false;
 };
 
 struct WorkStatus {
