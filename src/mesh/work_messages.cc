@@ -85,7 +85,8 @@ Result<WorkMessage> DecodeWorkMessage(std::string_view bytes) {
     m.sender = NodeId{r.getSenderHi(), r.getSenderLo()};
     if (m.sender.empty()) return Status::Corruption("work message without a sender");
     m.error = CapnpText(r.getError());
-    if (m.error.size() > 4096) return Status::Corruption("work message error text too long");
+    if (m.error.size() > 4096 || m.error.find('\0') != std::string::npos)
+      return Status::Corruption("malformed work message error text");
     auto digests = r.getDigests();
     auto states = r.getStates();
     auto wanted = r.getWanted();

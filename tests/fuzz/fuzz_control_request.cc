@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto request = DecodeControlRequest(FuzzInput(data, size));
   if (!request.ok()) return 0;
   FUZZ_CHECK(size <= kMaxControlRequestBytes);
-  FUZZ_CHECK(static_cast<unsigned>(request->command) <= static_cast<unsigned>(ControlCommand::kRotateKeys));
+  FUZZ_CHECK(static_cast<unsigned>(request->command) <= static_cast<unsigned>(ControlCommand::kScanControl));
   FUZZ_CHECK(request->token.vantage.size() <= kMaxVantageBytes);
   FUZZ_CHECK(request->member.size() <= kMaxNameBytes);
 
