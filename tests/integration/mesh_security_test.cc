@@ -644,7 +644,7 @@ TEST_F(MeshSecurity, ForgedModifiedTruncatedReplayedPlaintextAndMisattributedDat
   ASSERT_FALSE(a_id.empty() || b_id.empty() || c_id.empty());
 
   auto seal = [&](const mesh::Keyring& with, const mesh::NodeId& sealer, const mesh::Message& m) {
-    mesh::AeadSeal s(material->cluster, sealer, with, NowMicros());
+    mesh::AeadSeal s(material->cluster, sealer, with, mesh::CounterAtWallMicros(NowMicros()));
     auto plain = mesh::EncodeMessage(m);
     EXPECT_TRUE(plain.ok()) << plain.status().message();
     auto sealed = s.Seal(plain.ok() ? *plain : "");
@@ -748,7 +748,7 @@ TEST_F(MeshSecurity, ForgedModifiedTruncatedReplayedPlaintextAndMisattributedDat
   // the same bytes again are dropped, unanswered. The answer also proves the
   // test seals as the cluster does, so the drops above are not of garbage.
   mesh::NodeId s_replay = FreshNodeId();
-  mesh::AeadSeal replay_seal(material->cluster, s_replay, ring, NowMicros());
+  mesh::AeadSeal replay_seal(material->cluster, s_replay, ring, mesh::CounterAtWallMicros(NowMicros()));
   auto ping_bytes = mesh::EncodeMessage(ping(s_replay, a_id, 7));
   ASSERT_TRUE(ping_bytes.ok());
   auto sealed_ping = replay_seal.Seal(*ping_bytes);
@@ -1085,7 +1085,7 @@ TEST_F(MeshSecurity, RemovedMemberIsRefusedEverywhereAndItsKeysAreRotatedAway) {
   // A datagram sealed with the removed key, from a sender never seen.
   {
     mesh::NodeId fresh = FreshNodeId();
-    mesh::AeadSeal seal(d_material->cluster, fresh, old_ring, NowMicros());
+    mesh::AeadSeal seal(d_material->cluster, fresh, old_ring, mesh::CounterAtWallMicros(NowMicros()));
     mesh::Message ping;
     ping.type = mesh::Message::Type::kPing;
     ping.sender = fresh;
