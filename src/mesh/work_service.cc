@@ -11,7 +11,6 @@ namespace {
 
 constexpr auto kSyncInterval = std::chrono::seconds(1);
 
-
 }  // namespace
 
 WorkService::WorkService(Store& store, NodeId self, std::string vantage, WorkConfig config, WorkEnv env,
@@ -24,7 +23,6 @@ WorkService::WorkService(Store& store, NodeId self, std::string vantage, WorkCon
       rng_(seed),
       hlc_(self),
       worker_(self, vantage_, config, seed) {
-  std::weak_ptr<bool> alive = alive_;
   auto post = env_.post;
   host_ = std::make_unique<ScanHost>(store_, [post](std::function<void()> fn) { post(std::move(fn)); });
 }
