@@ -34,13 +34,17 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# nsenter execs the command itself (`ip netns exec` forks), so $! is the
-# daemon's pid and kill -9 reaches it.
-in_ns() { if [[ -n "$ns" ]]; then nsenter --net="/var/run/netns/$ns" -- "$@"; else "$@"; fi; }
+# Commands run in the namespace through a prefix, not a shell function: a
+# function run in the background is a subshell, whose pid $! would be, and
+# kill -9 would leave the daemon running. nsenter execs the command itself
+# (`ip netns exec` forks), so $! is the daemon's pid.
+ns_run=()
+in_ns() { "${ns_run[@]}" "$@"; }
 
 if [[ $(id -u) == 0 ]] && command -v ip >/dev/null && command -v nft >/dev/null &&
   ip netns add "ndo-demo-$$" 2>/dev/null; then
   ns="ndo-demo-$$"
+  ns_run=(nsenter --net="/var/run/netns/$ns" --)
   ip -n "$ns" link set lo up
   # The firewall between the Internet (node c, 127.0.0.3) and the lab: only
   # the public services pass, and one database port that should not.
@@ -60,7 +64,7 @@ else
 fi
 
 # The lab (see demo.sh): banners, TLS servers of a demo CA, open ports.
-in_ns "$targets" --ready "$work/ready" --ca-out "$work/demo-ca.pem" \
+"${ns_run[@]}" "$targets" --ready "$work/ready" --ca-out "$work/demo-ca.pem" \
   --banner 127.42.0.1:2222 "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3" \
   --banner 127.42.0.1:8080 $'HTTP/1.1 200 OK\r\nServer: demo-httpd/1.0\r\nContent-Length: 0\r\n' \
   --banner 127.42.0.2:2525 "220 mail.demo ESMTP Postfix (Debian/GNU)" \
@@ -84,9 +88,9 @@ as_user=()
 start() {  # name address vantage [seed]
   local args=(--listen "$2:17$((RANDOM % 900 + 100))" --data-dir "$work/$1" --vantage "$3" --name "$1")
   if [[ $# -ge 4 ]]; then
-    in_ns "${as_user[@]}" "$ndo" join "$4" "${args[@]}" --token "$token" --ca-hash "$ca_hash" >"$work/$1.log" 2>&1 &
+    "${ns_run[@]}" "${as_user[@]}" "$ndo" join "$4" "${args[@]}" --token "$token" --ca-hash "$ca_hash" >"$work/$1.log" 2>&1 &
   else
-    in_ns "$ndo" agent "${args[@]}" >"$work/$1.log" 2>&1 &
+    "${ns_run[@]}" "$ndo" agent "${args[@]}" >"$work/$1.log" 2>&1 &
   fi
   pids+=($!)
   eval "pid_$1=$!"
@@ -126,6 +130,10 @@ echo
 echo "== kill -9 node b (a dmz worker) part-way:"
 "$ndo" scan status "$id" --data-dir "$work/a"
 { kill -9 "$pid_b" && wait "$pid_b"; } 2>/dev/null || true
+if kill -0 "$pid_b" 2>/dev/null || pgrep -f -- "--data-dir $work/b " >/dev/null; then
+  echo "demo: node b still runs after kill -9" >&2
+  exit 1
+fi
 echo
 echo "== the scan goes on without b; every pool completes (ndo scan status --watch on a)"
 "$ndo" scan status "$id" --data-dir "$work/a" --watch --interval 2 | tail -8
