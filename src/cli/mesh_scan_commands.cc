@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli/exit_codes.h"
+#include "cli/pool_source.h"
 #include "mesh/control.h"
 #include "mesh/pool_state.h"
 #include "mesh/pool_store.h"
@@ -33,24 +34,12 @@ int64_t WallMs() {
       .count();
 }
 
-// The scan states of this data dir, read beside the running agent.
-Result<std::map<ScanId, mesh::ScanState>> ReadStates(const std::string& data_dir) {
+// A scan's state as this data dir holds it, read beside the running agent
+// (by id or unique hex prefix).
+Result<mesh::ScanState> ReadState(const std::string& data_dir, const std::string& scan) {
   auto store = Store::OpenReadOnly(DataDir(data_dir) + "/db");
   if (!store.ok()) return store.status();
-  return mesh::LoadScanStates(**store);
-}
-
-Result<mesh::ScanState> FindState(const std::map<ScanId, mesh::ScanState>& states, std::string prefix) {
-  std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (prefix.size() < 4) return Status::InvalidArgument("a scan id prefix needs at least 4 hex digits");
-  const mesh::ScanState* found = nullptr;
-  for (const auto& [id, s] : states) {
-    if (ScanIdToHex(id).rfind(prefix, 0) != 0) continue;
-    if (found) return Status::InvalidArgument("scan id prefix " + prefix + " is ambiguous");
-    found = &s;
-  }
-  if (!found) return Status::NotFound("no distributed scan " + prefix + " in this data dir");
-  return *found;
+  return FindMeshScan(**store, scan);
 }
 
 std::string FormatRate(double per_s) {
@@ -158,9 +147,7 @@ int Status_(const std::string& data_dir, const std::string& scan, bool watch, do
   bool first = true;
   bool tty = isatty(STDOUT_FILENO);
   while (true) {
-    auto states = ReadStates(data_dir);
-    if (!states.ok()) return Fail(states.status());
-    auto s = FindState(*states, scan);
+    auto s = ReadState(data_dir, scan);
     if (!s.ok()) return Fail(s.status());
     auto now = std::chrono::steady_clock::now();
     double between = std::chrono::duration<double>(now - previous_at).count();

@@ -1,5 +1,7 @@
 #include "cli/pool_source.h"
 
+#include "mesh/pool_store.h"
+
 #include <utility>
 
 namespace ndo {
@@ -7,7 +9,7 @@ namespace ndo {
 Result<std::vector<mesh::ScanState>> ListMeshScans(Store& store) {
   std::vector<mesh::ScanState> out;
   Status bad;
-  Status s = store.ForEachMeta(kPoolMetaPrefix, [&](std::string_view key, std::string_view value) {
+  Status s = store.ForEachMeta(mesh::kScanStateKeyPrefix, [&](std::string_view key, std::string_view value) {
     auto state = mesh::DecodeScanState(value);
     if (!state.ok()) {
       bad = state.status().WithContext("metadata '" + std::string(key) + "'");
@@ -15,7 +17,7 @@ Result<std::vector<mesh::ScanState>> ListMeshScans(Store& store) {
     }
     // The key names the scan its value must be: a mix-up would show one
     // scan's pools under another's id.
-    if (key.substr(kPoolMetaPrefix.size()) != ScanIdToHex(state->id)) {
+    if (key.substr(mesh::kScanStateKeyPrefix.size()) != ScanIdToHex(state->id)) {
       bad = Status::Corruption("metadata '" + std::string(key) + "' holds scan " + ScanIdToHex(state->id));
       return false;
     }
@@ -29,14 +31,14 @@ Result<std::vector<mesh::ScanState>> ListMeshScans(Store& store) {
 
 Result<mesh::ScanState> FindMeshScan(Store& store, std::string_view id_or_prefix) {
   std::vector<std::string> ids;
-  Status s = store.ForEachMeta(kPoolMetaPrefix, [&](std::string_view key, std::string_view) {
-    ids.emplace_back(key.substr(kPoolMetaPrefix.size()));
+  Status s = store.ForEachMeta(mesh::kScanStateKeyPrefix, [&](std::string_view key, std::string_view) {
+    ids.emplace_back(key.substr(mesh::kScanStateKeyPrefix.size()));
     return true;
   });
   if (!s.ok()) return s;
   auto id = MatchScanId(ids, id_or_prefix);
   if (!id.ok()) return id.status();
-  std::string key = std::string(kPoolMetaPrefix) + *id;
+  std::string key = std::string(mesh::kScanStateKeyPrefix) + *id;  // mesh::ScanStateKey of that id
   auto value = store.GetMeta(key);
   if (!value.ok()) return value.status();
   auto state = mesh::DecodeScanState(*value);

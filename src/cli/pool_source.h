@@ -15,8 +15,6 @@
 
 namespace ndo {
 
-inline constexpr std::string_view kPoolMetaPrefix = "pool.";
-
 // Every distributed scan of the store, in id order.
 Result<std::vector<mesh::ScanState>> ListMeshScans(Store& store);
 // By full id or unique hex prefix (at least 4 digits).

@@ -5,11 +5,10 @@
 namespace ndo::mesh {
 
 namespace {
-constexpr std::string_view kStatePrefix = "pool.";
 constexpr std::string_view kBundlePrefix = "bundle.";
 }  // namespace
 
-std::string ScanStateKey(const ScanId& scan) { return std::string(kStatePrefix) + ScanIdToHex(scan); }
+std::string ScanStateKey(const ScanId& scan) { return std::string(kScanStateKeyPrefix) + ScanIdToHex(scan); }
 
 std::string BundleKey(const ScanId& pool, uint32_t shard) {
   return std::string(kBundlePrefix) + ScanIdToHex(pool) + "." + std::to_string(shard);
@@ -24,7 +23,7 @@ Status SaveScanState(Store& store, const ScanState& state) {
 Result<std::map<ScanId, ScanState>> LoadScanStates(Store& store, size_t* skipped) {
   std::map<ScanId, ScanState> out;
   size_t bad = 0;
-  Status s = store.ForEachMeta(kStatePrefix, [&](std::string_view, std::string_view value) {
+  Status s = store.ForEachMeta(kScanStateKeyPrefix, [&](std::string_view, std::string_view value) {
     auto state = DecodeScanState(value);
     if (!state.ok()) {
       ++bad;

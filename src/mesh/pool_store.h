@@ -29,7 +29,8 @@
 
 namespace ndo::mesh {
 
-std::string ScanStateKey(const ScanId& scan);
+inline constexpr std::string_view kScanStateKeyPrefix = "pool.";
+std::string ScanStateKey(const ScanId& scan);  // kScanStateKeyPrefix | hex id
 std::string BundleKey(const ScanId& pool, uint32_t shard);
 
 Status SaveScanState(Store& store, const ScanState& state);
