@@ -57,3 +57,20 @@ struct ScanState {
   controlStamp @3 :HlcStamp;
   pools @4 :List(Pool);          # one per vantage, in the definition's order
 }
+
+# A small part of one scan's state, piggybacked on gossip (mesh/pool_state.h
+# ScanDelta): the control register, some shards, or both. Merged by the same
+# joins as a whole state, restricted to what it carries.
+struct ScanDelta {
+  id @0 :Data;                   # 8 bytes: the scan's id
+  hasControl @1 :Bool;
+  control @2 :ScanState.Control;
+  controlStamp @3 :HlcStamp;
+  shards @4 :List(ShardDelta);   # sorted by (pool, shard), unique
+}
+
+struct ShardDelta {
+  pool @0 :UInt32;               # index of the vantage in the definition
+  shard @1 :UInt32;
+  state @2 :ShardState;
+}

@@ -104,6 +104,51 @@ void SetStamp(schema::HlcStamp::Builder b, const HlcStamp& s) {
   b.setNodeLo(s.node.lo);
 }
 
+HlcStamp GetStamp(schema::HlcStamp::Reader r) {
+  return {r.getWallMs(), r.getLogical(), NodeId{r.getNodeHi(), r.getNodeLo()}};
+}
+
+// One shard's record, in states and deltas alike. A pending shard's digest
+// stays unset, so equal records give equal bytes.
+void SetShard(schema::ShardState::Builder out, const ShardState& in) {
+  out.setHolderHi(in.lease.holder.hi);
+  out.setHolderLo(in.lease.holder.lo);
+  out.setEpoch(in.lease.epoch);
+  out.setCounter(in.lease.counter);
+  out.setExpiresMs(in.lease.expires_ms);
+  if (!in.done.done) return;
+  out.setDone(true);
+  out.setResults(in.done.results);
+  out.setDigest(kj::ArrayPtr<const kj::byte>(in.done.digest.data(), in.done.digest.size()));
+  auto holders = out.initHolders(static_cast<unsigned>(in.done.holders.size()));
+  for (unsigned i = 0; i < in.done.holders.size(); ++i) {
+    holders[i].setIdHi(in.done.holders[i].hi);
+    holders[i].setIdLo(in.done.holders[i].lo);
+  }
+}
+
+Status GetShard(schema::ShardState::Reader in, ShardState& out) {
+  out.lease = {NodeId{in.getHolderHi(), in.getHolderLo()}, in.getEpoch(), in.getCounter(), in.getExpiresMs()};
+  out.done.done = in.getDone();
+  out.done.results = in.getResults();
+  auto digest = in.getDigest();
+  if (digest.size() != (out.done.done ? out.done.digest.size() : 0))
+    return Status::Corruption("shard digest of " + std::to_string(digest.size()) + " bytes");
+  if (digest.size() != 0) std::memcpy(out.done.digest.data(), digest.begin(), digest.size());
+  auto holders = in.getHolders();
+  if (holders.size() > kMaxShardHolders)
+    return Status::Corruption("more than " + std::to_string(kMaxShardHolders) + " holders of a shard");
+  for (auto h : holders) out.done.holders.push_back(NodeId{h.getIdHi(), h.getIdLo()});
+  if (std::string problem = ShardProblem(out); !problem.empty()) return Status::Corruption(problem);
+  return Status::Ok();
+}
+
+Status GetScanId(capnp::Data::Reader id, const char* what, ScanId& out) {
+  if (id.size() != out.size()) return Status::Corruption(std::string(what) + " id has " + std::to_string(id.size()) + " bytes");
+  std::memcpy(out.data(), id.begin(), id.size());
+  return Status::Ok();
+}
+
 // Sets a clock's logical counter. 2^32 events within one millisecond cannot
 // happen, but a peer's stamp can say so: move on to the next millisecond
 // rather than wrap (and at the end of time, which again only a hostile stamp
@@ -299,24 +344,7 @@ Result<std::string> EncodeScanState(const ScanState& s) {
     auto pools = b.initPools(static_cast<unsigned>(s.pools.size()));
     for (unsigned v = 0; v < s.pools.size(); ++v) {
       auto shards = pools[v].initShards(static_cast<unsigned>(s.pools[v].size()));
-      for (unsigned k = 0; k < s.pools[v].size(); ++k) {
-        const ShardState& in = s.pools[v][k];
-        auto out = shards[k];
-        out.setHolderHi(in.lease.holder.hi);
-        out.setHolderLo(in.lease.holder.lo);
-        out.setEpoch(in.lease.epoch);
-        out.setCounter(in.lease.counter);
-        out.setExpiresMs(in.lease.expires_ms);
-        if (!in.done.done) continue;
-        out.setDone(true);
-        out.setResults(in.done.results);
-        out.setDigest(kj::ArrayPtr<const kj::byte>(in.done.digest.data(), in.done.digest.size()));
-        auto holders = out.initHolders(static_cast<unsigned>(in.done.holders.size()));
-        for (unsigned i = 0; i < in.done.holders.size(); ++i) {
-          holders[i].setIdHi(in.done.holders[i].hi);
-          holders[i].setIdLo(in.done.holders[i].lo);
-        }
-      }
+      for (unsigned k = 0; k < s.pools[v].size(); ++k) SetShard(shards[k], s.pools[v][k]);
     }
     return Status::Ok();
   });
@@ -325,9 +353,7 @@ Result<std::string> EncodeScanState(const ScanState& s) {
 Result<ScanState> DecodeScanState(std::string_view bytes) {
   ScanState s;
   Status st = CapnpDecode<schema::ScanState>(bytes, "scan state", kMaxScanStateBytes, [&](auto r) {
-    auto id = r.getId();
-    if (id.size() != s.id.size()) return Status::Corruption("scan state id has " + std::to_string(id.size()) + " bytes");
-    std::memcpy(s.id.data(), id.begin(), id.size());
+    if (Status st = GetScanId(r.getId(), "scan state", s.id); !st.ok()) return st;
     auto def = r.getDefinition();
     s.definition_bytes.assign(reinterpret_cast<const char*>(def.begin()), def.size());
     // The id is checked first: a definition that does not hash to it may
@@ -341,8 +367,7 @@ Result<ScanState> DecodeScanState(std::string_view bytes) {
     auto control = static_cast<uint16_t>(r.getControl());
     if (control > static_cast<uint16_t>(ScanControl::kStopped)) return Status::Corruption("unknown scan control value");
     s.control.value = static_cast<ScanControl>(control);
-    auto stamp = r.getControlStamp();
-    s.control.stamp = {stamp.getWallMs(), stamp.getLogical(), NodeId{stamp.getNodeHi(), stamp.getNodeLo()}};
+    s.control.stamp = GetStamp(r.getControlStamp());
 
     // Counts before contents: the definition bounds what is read (at most
     // kMaxScanShards shards), whatever the lists claim.
@@ -358,22 +383,8 @@ Result<ScanState> DecodeScanState(std::string_view bytes) {
         return Status::Corruption("scan state pool has " + std::to_string(shards.size()) + " shards, not " +
                                   std::to_string(shard_count));
       s.pools[v].resize(shard_count);
-      for (unsigned k = 0; k < shard_count; ++k) {
-        auto in = shards[k];
-        ShardState& out = s.pools[v][k];
-        out.lease = {NodeId{in.getHolderHi(), in.getHolderLo()}, in.getEpoch(), in.getCounter(), in.getExpiresMs()};
-        out.done.done = in.getDone();
-        out.done.results = in.getResults();
-        auto digest = in.getDigest();
-        if (digest.size() != (out.done.done ? out.done.digest.size() : 0))
-          return Status::Corruption("shard digest of " + std::to_string(digest.size()) + " bytes");
-        if (digest.size() != 0) std::memcpy(out.done.digest.data(), digest.begin(), digest.size());
-        auto holders = in.getHolders();
-        if (holders.size() > kMaxShardHolders)
-          return Status::Corruption("more than " + std::to_string(kMaxShardHolders) + " holders of a shard");
-        for (auto h : holders) out.done.holders.push_back(NodeId{h.getIdHi(), h.getIdLo()});
-        if (std::string problem = ShardProblem(out); !problem.empty()) return Status::Corruption(problem);
-      }
+      for (unsigned k = 0; k < shard_count; ++k)
+        if (Status st = GetShard(shards[k], s.pools[v][k]); !st.ok()) return st;
     }
     return Status::Ok();
   });
@@ -385,6 +396,103 @@ Result<Digest> ScanStateDigest(const ScanState& s) {
   auto bytes = EncodeScanState(s);
   if (!bytes.ok()) return bytes.status();
   return Sha256(*bytes);
+}
+
+ScanDelta DeltaOf(const ScanState& s, bool with_control, const std::vector<std::pair<uint32_t, uint32_t>>& shards) {
+  ScanDelta d;
+  d.id = s.id;
+  if (with_control) d.control = s.control;
+  for (const auto& [v, k] : shards)
+    if (v < s.pools.size() && k < s.pools[v].size()) d.shards.push_back({v, k, s.pools[v][k]});
+  std::sort(d.shards.begin(), d.shards.end(),
+            [](const ShardDelta& a, const ShardDelta& b) { return std::tie(a.pool, a.shard) < std::tie(b.pool, b.shard); });
+  d.shards.erase(std::unique(d.shards.begin(), d.shards.end(),
+                             [](const ShardDelta& a, const ShardDelta& b) { return a.pool == b.pool && a.shard == b.shard; }),
+                 d.shards.end());
+  return d;
+}
+
+Status MergeScanDelta(ScanState& into, const ScanDelta& d, bool* changed) {
+  if (changed) *changed = false;
+  if (into.id != d.id)
+    return Status::InvalidArgument("delta of " + ScanIdToHex(d.id) + " is not of scan " + ScanIdToHex(into.id));
+  // Checked before anything changes: a refused delta leaves `into` as it was.
+  for (const ShardDelta& sd : d.shards)
+    if (sd.pool >= into.pools.size() || sd.shard >= into.pools[sd.pool].size())
+      return Status::InvalidArgument("delta of scan " + ScanIdToHex(d.id) + " names shard " + std::to_string(sd.shard) +
+                                     " of pool " + std::to_string(sd.pool) + ", outside the scan");
+  bool any = d.control && Assign(into.control, JoinControl(into.control, *d.control));
+  for (const ShardDelta& sd : d.shards) {
+    ShardState& mine = into.pools[sd.pool][sd.shard];
+    any |= Assign(mine.lease, JoinLease(mine.lease, sd.state.lease));
+    any |= Assign(mine.done, JoinDone(mine.done, sd.state.done));
+  }
+  if (changed) *changed = any;
+  return Status::Ok();
+}
+
+namespace {
+
+// What is wrong with a delta's shape, or "".
+std::string DeltaProblem(const ScanDelta& d) {
+  if (!d.control && d.shards.empty()) return "empty scan delta";
+  if (d.shards.size() > kMaxDeltaShards)
+    return "scan delta of " + std::to_string(d.shards.size()) + " shards (at most " + std::to_string(kMaxDeltaShards) + ")";
+  for (size_t i = 0; i < d.shards.size(); ++i) {
+    const ShardDelta& sd = d.shards[i];
+    if (sd.pool >= kMaxScanVantages || sd.shard >= kMaxPoolShards) return "scan delta shard outside any scan";
+    if (i > 0 && !(std::tie(d.shards[i - 1].pool, d.shards[i - 1].shard) < std::tie(sd.pool, sd.shard)))
+      return "scan delta shards not sorted and unique";
+    if (std::string problem = ShardProblem(sd.state); !problem.empty()) return problem;
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<std::string> EncodeScanDelta(const ScanDelta& d) {
+  if (std::string problem = DeltaProblem(d); !problem.empty()) return Status::InvalidArgument(problem);
+  return CapnpEncode<schema::ScanDelta>("scan delta", kMaxScanDeltaBytes, [&](auto b) {
+    b.setId(kj::ArrayPtr<const kj::byte>(d.id.data(), d.id.size()));
+    if (d.control) {
+      b.setHasControl(true);
+      b.setControl(static_cast<schema::ScanState::Control>(d.control->value));
+      SetStamp(b.initControlStamp(), d.control->stamp);
+    }
+    auto shards = b.initShards(static_cast<unsigned>(d.shards.size()));
+    for (unsigned i = 0; i < d.shards.size(); ++i) {
+      shards[i].setPool(d.shards[i].pool);
+      shards[i].setShard(d.shards[i].shard);
+      SetShard(shards[i].initState(), d.shards[i].state);
+    }
+    return Status::Ok();
+  });
+}
+
+Result<ScanDelta> DecodeScanDelta(std::string_view bytes) {
+  ScanDelta d;
+  Status st = CapnpDecode<schema::ScanDelta>(bytes, "scan delta", kMaxScanDeltaBytes, [&](auto r) {
+    if (Status s = GetScanId(r.getId(), "scan delta", d.id); !s.ok()) return s;
+    if (r.getHasControl()) {
+      auto control = static_cast<uint16_t>(r.getControl());
+      if (control > static_cast<uint16_t>(ScanControl::kStopped)) return Status::Corruption("unknown scan control value");
+      d.control = ControlRegister{static_cast<ScanControl>(control), GetStamp(r.getControlStamp())};
+    } else if (r.hasControlStamp() || r.getControl() != schema::ScanState::Control::RUNNING) {
+      return Status::Corruption("scan delta without control carries a control value");
+    }
+    auto shards = r.getShards();
+    if (shards.size() > kMaxDeltaShards)
+      return Status::Corruption("scan delta of " + std::to_string(shards.size()) + " shards");
+    for (auto in : shards) {
+      ShardDelta sd{in.getPool(), in.getShard(), {}};
+      if (Status s = GetShard(in.getState(), sd.state); !s.ok()) return s;
+      d.shards.push_back(std::move(sd));
+    }
+    if (std::string problem = DeltaProblem(d); !problem.empty()) return Status::Corruption(problem);
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return d;
 }
 
 PoolCounts CountPool(const std::vector<ShardState>& pool, int64_t now_ms) {

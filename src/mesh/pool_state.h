@@ -167,6 +167,48 @@ Result<ScanState> DecodeScanState(std::string_view bytes);
 // anti-entropy: exchange digests first, then only the states that differ).
 Result<Digest> ScanStateDigest(const ScanState& s);
 
+// A small part of one scan's state, to ride the gossip (docs/protocol.md,
+// "Deltas"): the control register and/or a few shards, as the node that
+// sends it holds them. Merging a delta joins exactly those fields, by the
+// same rules as MergeScanState, so deltas and whole states may arrive in
+// any order, any number of times, and copies still converge. A delta names
+// no definition: a node that does not know the scan yet ignores it and
+// gets the whole state by anti-entropy.
+struct ShardDelta {
+  uint32_t pool = 0;   // index of the vantage in definition.vantages
+  uint32_t shard = 0;
+  ShardState state;
+  friend bool operator==(const ShardDelta&, const ShardDelta&) = default;
+};
+
+struct ScanDelta {
+  ScanId id{};
+  std::optional<ControlRegister> control;
+  std::vector<ShardDelta> shards;  // sorted by (pool, shard), unique
+};
+
+// Bounds: a delta fits one gossip payload (mesh/messages.h kMaxPayloadBytes)
+// with a shard at its largest (kMaxShardHolders holders).
+inline constexpr size_t kMaxDeltaShards = 2;
+inline constexpr size_t kMaxScanDeltaBytes = 1024;
+
+// The delta of `s` that carries its control register (when `with_control`)
+// and the named shards ((pool, shard) pairs inside the state's shape; the
+// others are left out).
+ScanDelta DeltaOf(const ScanState& s, bool with_control, const std::vector<std::pair<uint32_t, uint32_t>>& shards);
+
+// Joins `d` into `into`: InvalidArgument, with `into` unchanged, when the ids
+// differ or a shard lies outside the state's shape. Sets *changed when
+// `into` changed.
+Status MergeScanDelta(ScanState& into, const ScanDelta& d, bool* changed = nullptr);
+
+// Canonical Cap'n Proto encoding and a bounded, validating decoder that never
+// throws (over kMaxScanDeltaBytes or kMaxDeltaShards, unsorted shards or
+// holders, or a pending shard that carries done fields give Corruption; an
+// empty delta, too).
+Result<std::string> EncodeScanDelta(const ScanDelta& d);
+Result<ScanDelta> DecodeScanDelta(std::string_view bytes);
+
 // Counts for status displays.
 struct PoolCounts {
   uint32_t done = 0, leased = 0, pending = 0;

@@ -660,5 +660,124 @@ TEST(PoolStateCodec, AFullyDoneStateFitsTheAssumedSize) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// Deltas: the gossip's share of the state.
+
+// All of `s` as deltas of at most kMaxDeltaShards shards (control in the
+// first), each through the codec.
+std::vector<ScanDelta> AsDeltas(const ScanState& s) {
+  std::vector<std::pair<uint32_t, uint32_t>> all;
+  for (uint32_t v = 0; v < s.pools.size(); ++v)
+    for (uint32_t k = 0; k < s.pools[v].size(); ++k) all.push_back({v, k});
+  std::vector<ScanDelta> out;
+  for (size_t i = 0; i < all.size(); i += kMaxDeltaShards) {
+    std::vector<std::pair<uint32_t, uint32_t>> part(all.begin() + i, all.begin() + std::min(all.size(), i + kMaxDeltaShards));
+    auto bytes = EncodeScanDelta(DeltaOf(s, i == 0, part));
+    EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
+    auto back = DecodeScanDelta(bytes.ok() ? *bytes : "");
+    EXPECT_TRUE(back.ok()) << back.status().ToString();
+    if (back.ok()) out.push_back(std::move(*back));
+  }
+  return out;
+}
+
+TEST(PoolStateDelta, AllOfAStateAsDeltasMergesLikeTheState) {
+  for (int it = 0; it < kIterations; ++it) {
+    Sim sim(0x9101 + it, 3);
+    sim.Run(40);
+    auto s = sim.States();
+    // s[0] joined with s[1] by deltas, in shuffled order and with repeats,
+    // is s[0] joined with s[1] whole; then s[2]'s deltas, the same.
+    std::mt19937_64 rng(it);
+    ScanState acc = s[0];
+    for (size_t from : {size_t{1}, size_t{2}}) {
+      auto deltas = AsDeltas(s[from]);
+      deltas.push_back(deltas[rng() % deltas.size()]);
+      std::shuffle(deltas.begin(), deltas.end(), rng);
+      for (const ScanDelta& d : deltas) {
+        std::string before = Bytes(acc);
+        bool changed = false;
+        ASSERT_TRUE(MergeScanDelta(acc, d, &changed).ok());
+        EXPECT_EQ(changed, Bytes(acc) != before);
+      }
+    }
+    EXPECT_EQ(Bytes(acc), Bytes(Join(Join(s[0], s[1]), s[2]))) << "iteration " << it;
+  }
+}
+
+TEST(PoolStateDelta, EncodingIsCanonicalAndRoundTrips) {
+  ScanState s = NewState();
+  s.control = {ScanControl::kPaused, HlcStamp{kT0 + 5, 2, Node(3)}};
+  s.pools[1][3].lease = ShardLease{Node(2), 4, 9, kT0 + 20'000};
+  s.pools[0][1].done = Done(7, {Node(2), Node(5)});
+  ScanDelta d = DeltaOf(s, true, {{1, 3}, {0, 1}, {1, 3}, {5, 0}});  // unsorted, repeated, one outside
+  ASSERT_EQ(d.shards.size(), 2u);
+  EXPECT_EQ(d.shards[0].pool, 0u);
+  auto bytes = EncodeScanDelta(d);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  auto back = DecodeScanDelta(*bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->id, s.id);
+  ASSERT_TRUE(back->control.has_value());
+  EXPECT_EQ(*back->control, s.control);
+  EXPECT_EQ(back->shards, d.shards);
+  EXPECT_EQ(*EncodeScanDelta(*back), *bytes);
+  // Without control: none comes back.
+  auto shard_only = DecodeScanDelta(*EncodeScanDelta(DeltaOf(s, false, {{1, 3}})));
+  ASSERT_TRUE(shard_only.ok());
+  EXPECT_FALSE(shard_only->control.has_value());
+}
+
+TEST(PoolStateDelta, TheLargestDeltaFitsAGossipPayload) {
+  std::vector<NodeId> holders;
+  for (uint64_t i = 0; i < kMaxShardHolders; ++i) holders.push_back(Node(i + 1));
+  ScanState s = NewState();
+  s.control = {ScanControl::kStopped, HlcStamp{std::numeric_limits<int64_t>::max(), ~0u, Node(99)}};
+  for (auto& pool : s.pools)
+    for (ShardState& shard : pool) {
+      shard.lease = ShardLease{Node(1), ~0ull, ~0ull, std::numeric_limits<int64_t>::max()};
+      shard.done = Done(9, holders);
+    }
+  auto bytes = EncodeScanDelta(DeltaOf(s, true, {{0, 0}, {1, 3}}));
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  EXPECT_LE(bytes->size(), kMaxScanDeltaBytes);
+}
+
+TEST(PoolStateDelta, BadDeltasAreRefusedAndChangeNothing) {
+  ScanState s = NewState();
+  std::string before = Bytes(s);
+  // Encoder: empty, too many shards, a pending shard with done fields.
+  EXPECT_FALSE(EncodeScanDelta(DeltaOf(s, false, {})).ok());
+  EXPECT_FALSE(EncodeScanDelta(DeltaOf(s, false, {{0, 0}, {0, 1}, {0, 2}})).ok());
+  ScanDelta bad = DeltaOf(s, false, {{0, 0}});
+  bad.shards[0].state.done.results = 3;
+  EXPECT_FALSE(EncodeScanDelta(bad).ok());
+  // Decoder: garbage, unsorted shards, a control value without the flag.
+  EXPECT_EQ(DecodeScanDelta("not a delta").status().code(), Status::Code::kCorruption);
+  std::string good = *EncodeScanDelta(DeltaOf(s, false, {{0, 0}, {1, 2}}));
+  EXPECT_EQ(DecodeScanDelta(Edited<schema::ScanDelta>(good, [](schema::ScanDelta::Builder b) {
+              b.getShards()[0].setPool(1);
+              b.getShards()[0].setShard(3);
+            })).status().code(),
+            Status::Code::kCorruption);
+  EXPECT_EQ(DecodeScanDelta(Edited<schema::ScanDelta>(good, [](schema::ScanDelta::Builder b) {
+              b.setControl(schema::ScanState::Control::STOPPED);
+            })).status().code(),
+            Status::Code::kCorruption);
+  EXPECT_EQ(DecodeScanDelta(Edited<schema::ScanDelta>(good, [](schema::ScanDelta::Builder b) {
+              b.getShards()[1].setPool(kMaxScanVantages);
+            })).status().code(),
+            Status::Code::kCorruption);
+  // Merge: another scan's delta, a shard outside this scan's shape.
+  ScanState other = NewState(Definition(8));
+  EXPECT_EQ(MergeScanDelta(s, DeltaOf(other, true, {{0, 0}})).code(), Status::Code::kInvalidArgument);
+  ScanDelta outside = DeltaOf(s, true, {{0, 0}});
+  outside.control->value = ScanControl::kStopped;
+  outside.control->stamp.wall_ms = kT0 + 1;
+  outside.shards.push_back({1, 4, ShardState{}});  // 4 shards a pool: 4 is outside
+  EXPECT_EQ(MergeScanDelta(s, outside).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(Bytes(s), before);
+}
+
 }  // namespace
 }  // namespace ndo::mesh
