@@ -17,6 +17,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -375,9 +376,18 @@ TEST_F(MeshScanPartition, APartitionHeldAndHealed) {
   std::printf("[ scan     ] healed with %d dmz shards done on a\n", done_cut_off);
   ASSERT_TRUE(WaitComplete(All(), id, 240s)) << Status(nodes_[0], id);
   ExpectViewsEqualSingleNodeScan(id, All());
-  // The minority's switch: it stopped starting probes while cut off.
-  std::string c_log = Slurp(ByName("c").log) + Slurp(ByName("e").log);
-  EXPECT_NE(c_log.find("dead man's switch engaged"), std::string::npos);
+  // The minority's switch: it stopped starting probes while cut off. On
+  // failure, what each minority node saw of the mesh says why.
+  for (const char* name : {"c", "e"}) {
+    std::string log = Slurp(ByName(name).log);
+    std::string story;
+    std::istringstream lines(log);
+    for (std::string line; std::getline(lines, line);)
+      if (line.find("member ") != std::string::npos || line.find("coordinator") != std::string::npos ||
+          line.find("dead man") != std::string::npos)
+        story += line + "\n";
+    EXPECT_NE(log.find("dead man's switch engaged"), std::string::npos) << name << " saw:\n" << story;
+  }
 }
 
 }  // namespace
