@@ -185,6 +185,8 @@ void SimMesh::Push(Time at, Kind kind, int from, int to, size_t slot) { queue_.p
 
 void SimMesh::Flush(int i) {
   Membership& n = *nodes_[i];
+  // First, so that what the receiver gossips on in answer leaves with this flush.
+  if (auto payloads = n.TakePayloads(); !payloads.empty() && payloads_) payloads_(i, std::move(payloads));
   for (auto& o : n.TakeOutgoing()) {
     int to = ParseAddress(o.address);
     if (cfg_.seal) {

@@ -111,6 +111,15 @@ class SimMesh {
 
   // Observes every view change (and the coordinator events).
   void OnObservation(std::function<void(const Observation&)> f) { observer_ = std::move(f); }
+  // Receives the gossip payloads each node's core took in (Membership::
+  // TakePayloads), after every input, as the daemon hands them to its work
+  // service; without a receiver they are dropped, as by a daemon without one.
+  void OnPayloads(std::function<void(int node, std::vector<std::string> payloads)> f) { payloads_ = std::move(f); }
+  // The layer on top queued a broadcast on node i's core: its gossip timer
+  // may now be due sooner (the daemon re-arms its timer after every input).
+  void Wake(int i) {
+    if (up_[i]) Reschedule(i);
+  }
 
   // Runs events until `until`; `step` runs after each instant.
   void RunUntil(Time until, const std::function<void()>& step = {});
@@ -192,6 +201,7 @@ class SimMesh {
   std::vector<size_t> free_slots_;
   uint64_t seq_ = 0, processed_ = 0;
   std::function<void(const Observation&)> observer_;
+  std::function<void(int, std::vector<std::string>)> payloads_;
   // SimConfig::seal: one keyring for all, a seal per node, and which
   // senders each receiver holds a replay window for.
   Keyring keyring_;

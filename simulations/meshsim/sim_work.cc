@@ -79,6 +79,10 @@ SimWork::SimWork(SimMesh& mesh, SimWorkConfig cfg)
     n.scheduled = n.next_sync;
     Push(n.scheduled, Ev::kWake, i, 0);
   }
+  mesh_.OnPayloads([this](int i, std::vector<std::string> payloads) {
+    if (static_cast<size_t>(i) >= nodes_.size()) return;
+    for (const auto& p : payloads) OnPayload(i, p);
+  });
   // The view follows the core's events (each state change is one); it is
   // built from the member table once, at first use.
   mesh_.OnObservation([this](const Observation& ob) {
@@ -424,6 +428,33 @@ void SimWork::Changed(int i, const ScanId& id) {
   PushStates(i, {id});
 }
 
+void SimWork::GossipShard(int i, const ScanId& id, size_t pool, uint32_t shard) {
+  Dirty(i, id);
+  const ScanState& s = nodes_[i].scans.at(id);
+  auto v = static_cast<uint32_t>(pool);
+  auto payload = ScanDeltaPayload(DeltaOf(s, false, {{v, shard}}));
+  if (!payload.ok()) return Fail("scan delta not encoded: " + payload.status().message());
+  mesh_.node(i).Broadcast(ScanDeltaKey(id, v, shard), std::move(*payload));
+  mesh_.Wake(i);
+  ++stats_.deltas_queued;
+}
+
+void SimWork::OnPayload(int i, std::string_view payload) {
+  Node& n = nodes_[i];
+  if (!n.up || payload.empty() || payload.front() != kScanDeltaPayload) return;
+  auto delta = DecodeScanDelta(payload.substr(1));
+  if (!delta.ok()) return Fail("scan delta refused: " + delta.status().message());
+  auto s = n.scans.find(delta->id);
+  if (s == n.scans.end()) return;  // the next anti-entropy round brings the scan whole
+  bool changed = false;
+  if (Status st = MergeScanDelta(s->second, *delta, &changed); !st.ok()) return Fail("scan delta not merged: " + st.message());
+  if (!changed) return;
+  ++stats_.deltas_merged;
+  // No pause or stop in these runs: deltas carry shards only.
+  for (const ShardDelta& sd : delta->shards) GossipShard(i, delta->id, sd.pool, sd.shard);
+  RunActions(i);
+}
+
 void SimWork::PushStates(int i, const std::vector<ScanId>& ids) {
   Node& n = nodes_[i];
   Msg push = Base(i, WorkKind::kPush);
@@ -522,7 +553,8 @@ SimWork::Msg SimWork::Grant(int i, const Msg& request) {
     return Refusal(i, "no work");
   }
   ++stats_.grants;
-  Changed(i, grant->ref.scan);
+  GossipShard(i, grant->ref.scan, *VantageIndex(nodes_[i].scans.at(grant->ref.scan), grant->ref.vantage),
+              grant->ref.shard);
   Msg out = Base(i, WorkKind::kLeaseGrant);
   out.ref = grant->ref;
   out.lease = grant->lease;
@@ -761,7 +793,7 @@ void SimWork::MarkDone(int i, const ShardRef& ref, const ShardDone& done) {
   ShardDone& d = s->second.pools[*v][ref.shard].done;
   d = JoinDone(d, done);
   ++stats_.marked_done;
-  Changed(i, ref.scan);
+  GossipShard(i, ref.scan, *v, ref.shard);
 }
 
 std::shared_ptr<const SimBundle>* SimWork::HeldSlot(int i, const ScanId& scan, size_t pool, uint32_t shard) {
@@ -1145,6 +1177,8 @@ Figures DistributedScan(const ScenarioOptions& o, const WorkScenarioOptions& w) 
   f.Add("replicas_stored", static_cast<double>(st.replicas_stored));
   f.Add("replicas_failed", static_cast<double>(st.replicas_failed));
   f.Add("marked_done", static_cast<double>(st.marked_done));
+  f.Add("deltas_queued", static_cast<double>(st.deltas_queued));
+  f.Add("deltas_merged", static_cast<double>(st.deltas_merged));
   f.Add("bundles_fetched", static_cast<double>(st.bundles_fetched));
   f.Add("bundle_fetch_failures", static_cast<double>(st.fetch_failures));
   f.Add("worker_past_wakeups", static_cast<double>(st.past_wakeups));
@@ -1171,8 +1205,9 @@ Figures DistributedScan(const ScenarioOptions& o, const WorkScenarioOptions& w) 
     if (first_coordinator >= 0) f.Add("work_bytes_first_coordinator", static_cast<double>(sent[first_coordinator]));
     if (last >= 0) f.Add("work_bytes_last_coordinator", static_cast<double>(sent[last]));
     if (all_everywhere && !scan_phase_sent.empty()) {
-      // While shards are leased and declared done (every grant and done
-      // pushes the whole state): until every survivor's copy is all done.
+      // While shards are leased and declared done: until every survivor's
+      // copy is all done. (Grants and dones ride the gossip as deltas:
+      // their bytes are the membership's below.)
       double scan_s = std::max(*all_everywhere, 1e-9), total = 0;
       for (uint64_t b : scan_phase_sent) total += static_cast<double>(b);
       f.Add("scan_phase_work_bytes_per_s_per_node", total / scan_s / n);
@@ -1182,6 +1217,9 @@ Figures DistributedScan(const ScenarioOptions& o, const WorkScenarioOptions& w) 
     double membership = 0;
     for (const auto& t : mesh.traffic()) membership += static_cast<double>(t.datagram_bytes + t.stream_bytes);
     f.Add("membership_bytes_per_s_per_node", membership / Seconds(mesh.now() - settled + 10s) / n);
+    uint64_t busiest = 0;
+    for (const auto& t : mesh.traffic()) busiest = std::max(busiest, t.datagram_bytes + t.stream_bytes);
+    f.Add("membership_bytes_per_s_busiest_node", static_cast<double>(busiest) / Seconds(mesh.now() - settled + 10s));
   }
   f.Add("simulated_s", elapsed);
   f.Add("work_events", static_cast<double>(work.events_processed()));

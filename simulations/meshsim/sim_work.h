@@ -8,6 +8,9 @@
 // What this file does is WorkService's part, step for step (see the
 // comments that name its functions), without a store or sockets:
 //
+// * a grant or a done shard rides the node's gossip as a delta (its own
+//   membership core's Broadcast, the daemon's code), and a node that learns
+//   something from one passes it on; a new scan is pushed whole;
 // * a request (lease, renewal, push, sync, bundle put or fetch) reaches its
 //   member after 3 one-way latencies (a stream's handshake and transfer) and
 //   the reply comes back after one; a request or reply lost (the mesh's loss
@@ -74,6 +77,9 @@ struct WorkTraffic {
 
 struct WorkStats {
   uint64_t grants = 0, grant_refusals = 0, renewals = 0, renew_refusals = 0;
+  // Deltas queued on a node's gossip (its own changes and those it passed
+  // on), and received deltas that were news to their receiver.
+  uint64_t deltas_queued = 0, deltas_merged = 0;
   uint64_t scans_started = 0, scans_stopped = 0, scans_finished = 0;
   uint64_t replicas_stored = 0, replicas_failed = 0, marked_done = 0;
   uint64_t bundles_fetched = 0, fetch_failures = 0;
@@ -243,7 +249,12 @@ class SimWork {
   Msg Base(int i, WorkKind kind) const;
   Msg Refusal(int i, std::string reason) const;
   bool Absorb(int i, const ScanState& state);
-  void Changed(int i, const ScanId& id);
+  void Changed(int i, const ScanId& id);  // a new scan: pushed whole
+  // WorkService::GossipShard / OnPayload: a change to a known scan rides
+  // node i's gossip (its own membership core) as a delta; a node that
+  // learns something from one passes it on.
+  void GossipShard(int i, const ScanId& id, size_t pool, uint32_t shard);
+  void OnPayload(int i, std::string_view payload);
   // Every change to a node's copy goes through here (the caches above).
   void Dirty(int i, const ScanId& id) {
     nodes_[i].snaps.erase(id);

@@ -42,13 +42,21 @@ constexpr size_t TextWords(size_t n) { return n == 0 ? 0 : (n + 1 + kWord - 1) /
 constexpr size_t kMaxUpdateWords =
     5 + 7 + TextWords(kMaxNameBytes) + TextWords(kMaxVantageBytes) + TextWords(kMaxAddressBytes);
 
-// What a datagram may unpack to. The largest valid one is far below: root
-// pointer, 5 data and 2 pointer words, the target address, the list tag,
-// kMaxUpdatesPerDatagram maximal updates (859 words with today's limits). The
-// encoder builds in a single segment of this size, which the size bounds rely
-// on (one segment-table word, no far pointers, offsets below 2^14 words).
-constexpr size_t kMaxDatagramWords = 1024;
-static_assert(1 + 7 + TextWords(kMaxAddressBytes) + 1 + kMaxUpdatesPerDatagram * kMaxUpdateWords <=
+// The largest valid payload: its pointer in the list (a list of pointers has
+// no tag word) and its bytes, padded to a word (no NUL: it is Data).
+constexpr size_t kMaxPayloadWords = 1 + (kMaxPayloadBytes + kWord - 1) / kWord;
+
+// What a datagram may unpack to. The largest valid one is below: root
+// pointer, 5 data and 3 pointer words, the target address, the update list's
+// tag, kMaxUpdatesPerDatagram maximal updates, kMaxPayloadsPerDatagram
+// maximal payloads (1892 words with today's limits). Such a message packs to
+// far more than kMaxDatagramBytes unless it is mostly zeros, but zeros are
+// what payloads may well be: every valid message must still fit. The encoder
+// builds in a single segment of this size, which the size bounds rely on (one
+// segment-table word, no far pointers, offsets below 2^14 words).
+constexpr size_t kMaxDatagramWords = 2048;
+static_assert(1 + 8 + TextWords(kMaxAddressBytes) + 1 + kMaxUpdatesPerDatagram * kMaxUpdateWords +
+                  kMaxPayloadsPerDatagram * kMaxPayloadWords <=
               kMaxDatagramWords);
 
 // A push-pull body: a valid state always fits (segment table, root pointer,
@@ -84,6 +92,15 @@ std::string TextProblem(std::string_view s, size_t max, const char* field) {
   return {};
 }
 
+// Why a payload is unacceptable, or empty if it is fine. Any bytes are: the
+// layer above owns their meaning. Empty ones are refused, as nothing would
+// tell them from a null pointer.
+std::string PayloadProblem(size_t size) {
+  if (size == 0) return "empty payload";
+  if (size > kMaxPayloadBytes) return "payload longer than " + Num(kMaxPayloadBytes) + " bytes (" + Num(size) + ")";
+  return {};
+}
+
 // ---------------------------------------------------------------------------
 // Encoding.
 
@@ -109,7 +126,14 @@ Status ValidateMessage(const Message& m) {
   if (m.sender.empty()) return Status::InvalidArgument("message without sender id");
   if (auto p = TextProblem(m.target_address, kMaxAddressBytes, "target address"); !p.empty())
     return Status::InvalidArgument(p);
-  return ValidateUpdates(m.updates, kMaxUpdatesPerDatagram, "updates");
+  if (Status s = ValidateUpdates(m.updates, kMaxUpdatesPerDatagram, "updates"); !s.ok()) return s;
+  if (m.payloads.size() > kMaxPayloadsPerDatagram)
+    return Status::InvalidArgument(Num(m.payloads.size()) + " payloads, above the limit of " +
+                                   Num(kMaxPayloadsPerDatagram));
+  for (size_t i = 0; i < m.payloads.size(); ++i)
+    if (auto p = PayloadProblem(m.payloads[i].size()); !p.empty())
+      return Status::InvalidArgument("payload " + Num(i) + ": " + p);
+  return Status::Ok();
 }
 
 // Empty texts stay null pointers: smaller, and read back as "".
@@ -137,6 +161,14 @@ void WriteUpdate(wire::Update::Builder b, const Update& u) {
 
 void WriteUpdates(capnp::List<wire::Update>::Builder list, const std::vector<Update>& updates) {
   for (size_t i = 0; i < updates.size(); ++i) WriteUpdate(list[static_cast<unsigned>(i)], updates[i]);
+}
+
+// Each payload's bytes follow the list, in order (see PayloadSizeBound).
+void WritePayloads(capnp::List<capnp::Data>::Builder list, const std::vector<std::string>& payloads) {
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    const std::string& p = payloads[i];
+    list.set(static_cast<unsigned>(i), capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p.data()), p.size()));
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -181,6 +213,19 @@ Status ReadUpdates(capnp::List<wire::Update>::Reader list, size_t max, const cha
   return Status::Ok();
 }
 
+Status ReadPayloads(capnp::List<capnp::Data>::Reader list, std::vector<std::string>& out) {
+  if (list.size() > kMaxPayloadsPerDatagram)
+    return Status::Corruption(Num(list.size()) + " payloads, above the limit of " + Num(kMaxPayloadsPerDatagram));
+  out.reserve(list.size());
+  for (unsigned i = 0; i < list.size(); ++i) {
+    capnp::Data::Reader d = list[i];
+    // Checked before copying, as texts are.
+    if (auto p = PayloadProblem(d.size()); !p.empty()) return Status::Corruption("payload " + Num(i) + ": " + p);
+    out.emplace_back(reinterpret_cast<const char*>(d.begin()), d.size());
+  }
+  return Status::Ok();
+}
+
 Status ReadMessage(wire::Message::Reader r, Message& out) {
   auto type = static_cast<unsigned>(r.getType());
   if (type > kLastType) return Status::Corruption("unknown message type " + Num(type));
@@ -191,7 +236,8 @@ Status ReadMessage(wire::Message::Reader r, Message& out) {
   out.target = {r.getTargetHi(), r.getTargetLo()};
   if (Status s = ReadText(r.getTargetAddress(), kMaxAddressBytes, "target address", out.target_address); !s.ok())
     return s;
-  return ReadUpdates(r.getUpdates(), kMaxUpdatesPerDatagram, "updates", out.updates);
+  if (Status s = ReadUpdates(r.getUpdates(), kMaxUpdatesPerDatagram, "updates", out.updates); !s.ok()) return s;
+  return ReadPayloads(r.getPayloads(), out.payloads);
 }
 
 // Undoes Cap'n Proto's packing (capnp/serialize-packed.c++: per word a tag
@@ -271,6 +317,10 @@ Status ReadFlat(kj::ArrayPtr<const capnp::word> words, size_t traversal_limit, c
 // bound then exceeds a datagram anyway). Where two objects' words may be adjacent,
 // merging their stretches only removes run openings: a bound computed per
 // object holds for the message.
+// Likewise, consecutive all-zero words known to be adjacent (a payload of
+// zeros) cost 2 bytes per 256: counted from the first one of an object, a
+// stretch of n holds at most ceil(n / 256) of the packer's run starts,
+// wherever its runs began.
 class PackedBound {
  public:
   // A word whose value is known.
@@ -297,23 +347,36 @@ class PackedBound {
   }
   // The words of a non-empty text: its bytes, a NUL, zero padding. Texts are
   // allocated apart from the pointer to them.
-  void Text(std::string_view s) {
+  void Text(std::string_view s) { Blob(s, 1); }
+  // The words of a Data blob: its bytes, zero padding (no NUL).
+  void Data(std::string_view s) { Blob(s, 0); }
+  // The next words start another object, not known to follow these.
+  void Break() {
+    run_open_ = false;
+    zero_words_ = 0;
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  // The bytes of s, then `extra` zero bytes, padded to whole words.
+  void Blob(std::string_view s, size_t extra) {
     if (s.empty()) return;
     Break();
-    for (size_t at = 0; at <= s.size(); at += kWord) {
+    for (size_t at = 0; at < s.size() + extra; at += kWord) {
       int z = 0;
       for (size_t i = at; i < at + kWord; ++i) z += i >= s.size() || s[i] == '\0';
       Exact(z);
     }
   }
-  // The next words start another object, not known to follow these.
-  void Break() { run_open_ = false; }
-  size_t bytes() const { return bytes_; }
-
- private:
   void Exact(int z) {
+    if (z == 8) {
+      if (zero_words_++ % 256 == 0) bytes_ += 2;
+      run_open_ = false;
+      return;
+    }
+    zero_words_ = 0;
     if (z >= 2) {
-      bytes_ += z == 8 ? 2 : 9 - z;
+      bytes_ += 9 - z;
       run_open_ = false;
       return;
     }
@@ -326,6 +389,7 @@ class PackedBound {
 
   size_t bytes_ = 0;
   bool run_open_ = false;
+  size_t zero_words_ = 0;  // all-zero words just before, in this object
 };
 
 }  // namespace
@@ -355,6 +419,8 @@ Result<std::string> EncodeMessage(const Message& msg) {
     // Before the updates: the size bounds count on a short text offset.
     SetText(msg.target_address, [&](capnp::Text::Reader t) { root.setTargetAddress(t); });
     if (!msg.updates.empty()) WriteUpdates(root.initUpdates(static_cast<unsigned>(msg.updates.size())), msg.updates);
+    if (!msg.payloads.empty())
+      WritePayloads(root.initPayloads(static_cast<unsigned>(msg.payloads.size())), msg.payloads);
     auto segments = builder.getSegmentsForOutput();
     // Cannot happen for a valid message (see kMaxDatagramWords), but the size
     // bounds assume a single segment.
@@ -389,7 +455,7 @@ Result<Message> DecodeMessage(std::string_view bytes) {
 size_t MessageSizeBound(const Message& m) {
   PackedBound b;
   b.AtLeastZeros(6);  // segment table: one segment (count - 1 = 0) of fewer than 2^16 words
-  b.AtLeastZeros(6);  // root pointer: offset 0, 5 data words, 2 pointers
+  b.AtLeastZeros(6);  // root pointer: offset 0, 5 data words, 3 pointers
   // Data section (see the offsets capnp assigns in wire.capnp): type and seq
   // share the first word.
   b.Word(static_cast<uint64_t>(m.type) | (static_cast<uint64_t>(m.seq) << 32));
@@ -399,6 +465,7 @@ size_t MessageSizeBound(const Message& m) {
   b.Word(m.target.lo);
   b.TextPointer(m.target_address.size());
   b.Pointer(false);   // the updates, counted as present
+  b.Pointer(false);   // the payloads, counted as present
   b.AtLeastZeros(4);  // the update list's tag word: element count, element size
   b.Text(m.target_address);
   return b.bytes();
@@ -427,6 +494,15 @@ size_t UpdateSizeBound(const Update& u) {
   b.Text(info.name);
   b.Text(info.vantage);
   b.Text(info.address);
+  return b.bytes();
+}
+
+size_t PayloadSizeBound(const std::string& payload) {
+  PackedBound b;
+  // Its element of the payload list (pointers, no tag word): an offset
+  // below 2^14 words, a byte count below 2^13.
+  b.Pointer(false);
+  b.Data(payload);
   return b.bytes();
 }
 

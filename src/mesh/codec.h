@@ -20,10 +20,12 @@ Result<std::string> EncodeMessage(const Message& msg);
 Result<Message> DecodeMessage(std::string_view bytes);
 
 // Upper bounds of the encoded size, so the core can fill a datagram with
-// updates without encoding it: EncodeMessage(m).size() <= MessageSizeBound(m)
-// + sum of UpdateSizeBound(u) over m.updates (m.updates ignored by the first).
-size_t MessageSizeBound(const Message& msg_without_updates);
+// updates and payloads without encoding it: EncodeMessage(m).size() <=
+// MessageSizeBound(m) + sum of UpdateSizeBound(u) over m.updates + sum of
+// PayloadSizeBound(p) over m.payloads (the first ignores both lists).
+size_t MessageSizeBound(const Message& msg_without_updates_and_payloads);
 size_t UpdateSizeBound(const Update& update);
+size_t PayloadSizeBound(const std::string& payload);
 
 // A push-pull state, framed for a stream: the caller writes the bytes as
 // they are; ReadFrameLength tells how long a frame is from its first 4 bytes.

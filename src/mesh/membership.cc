@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 
 #include "mesh/codec.h"
 #include "scan/permutation.h"
@@ -184,8 +185,15 @@ bool Membership::Send(const std::string& address, Message msg, const NodeId& to)
   }
   size_t size = MessageSizeBound(msg);
   for (const Update& u : msg.updates) size += UpdateSizeBound(u);
+  // Membership news first: the layer above depends on it, not the reverse.
+  FillPayloads(msg, FillUpdates(msg, size));
+  if (msg.type == Message::Type::kGossip && msg.updates.empty() && msg.payloads.empty()) return false;
+  out_.push_back({address, std::move(msg)});
+  return true;
+}
 
-  // Fill with the least-sent queued updates (newest first among equals).
+size_t Membership::FillUpdates(Message& msg, size_t size) {
+  // The least-sent queued updates (newest first among equals).
   std::vector<QueueKey> taken;
   int scanned = 0;
   for (auto it = queue_.begin(); it != queue_.end() && scanned < 64; ++it, ++scanned) {
@@ -211,9 +219,70 @@ bool Membership::Send(const std::string& address, Message msg, const NodeId& to)
       queue_.insert(next);
     }
   }
-  if (msg.type == Message::Type::kGossip && msg.updates.empty()) return false;
-  out_.push_back({address, std::move(msg)});
-  return true;
+  return size;
+}
+
+size_t Membership::FillPayloads(Message& msg, size_t size) {
+  // As FillUpdates; a payload that does not fit this datagram waits for a
+  // roomier one (Broadcast took only those that fit an empty gossip message).
+  std::vector<PayloadQueueKey> taken;
+  int scanned = 0;
+  for (auto it = payload_queue_.begin(); it != payload_queue_.end() && scanned < 64; ++it, ++scanned) {
+    if (msg.payloads.size() >= kMaxPayloadsPerDatagram) break;
+    const std::string& p = payloads_by_key_.at(it->key).payload;
+    size_t need = PayloadSizeBound(p);
+    if (size + need > cfg_.max_datagram_bytes) continue;
+    size += need;
+    msg.payloads.push_back(p);
+    taken.push_back(*it);
+  }
+  const int limit = RetransmitLimit();
+  for (const PayloadQueueKey& k : taken) {
+    payload_queue_.erase(k);
+    auto e = payloads_by_key_.find(k.key);
+    if (k.transmits + 1 >= limit) {
+      payloads_by_key_.erase(e);
+    } else {
+      e->second.queued.transmits = k.transmits + 1;
+      payload_queue_.insert(e->second.queued);
+    }
+  }
+  return size;
+}
+
+void Membership::Broadcast(std::string key, std::string payload) {
+  if (left_ || payload.empty() || payload.size() > kMaxPayloadBytes) return;
+  // One that would not fit even an otherwise empty gossip message (a
+  // max_datagram_bytes below the default) would wait forever.
+  Message bare;
+  bare.type = Message::Type::kGossip;
+  bare.sender = self_.info->id;
+  if (MessageSizeBound(bare) + PayloadSizeBound(payload) > cfg_.max_datagram_bytes) return;
+  auto [it, inserted] = payloads_by_key_.try_emplace(key);
+  if (!inserted) payload_queue_.erase(it->second.queued);  // superseded, sent or not
+  it->second.payload = std::move(payload);
+  it->second.queued = {0, UINT64_MAX - queue_order_++, std::move(key)};
+  payload_queue_.insert(it->second.queued);
+  // Full (alone, or broadcasting faster than gossip spreads): the most sent,
+  // oldest payload goes, never the one just queued.
+  if (payload_queue_.size() > kMaxQueuedPayloads) {
+    auto last = std::prev(payload_queue_.end());
+    payloads_by_key_.erase(last->key);
+    payload_queue_.erase(last);
+  }
+}
+
+void Membership::Receive(const std::vector<std::string>& payloads) {
+  for (const std::string& p : payloads) received_payloads_.push_back(p);
+  // A driver that never takes them must not grow memory without bound.
+  while (received_payloads_.size() > kMaxPendingPayloads) received_payloads_.pop_front();
+}
+
+std::vector<std::string> Membership::TakePayloads() {
+  std::vector<std::string> out(std::make_move_iterator(received_payloads_.begin()),
+                               std::make_move_iterator(received_payloads_.end()));
+  received_payloads_.clear();
+  return out;
 }
 
 void Membership::SendDirect(const NodeId& to, Update u, Time now) {
@@ -276,10 +345,10 @@ Duration Membership::PushPullInterval() const {
 
 Time Membership::NextWakeup() const {
   // After leaving: only the gossip rounds that spread the goodbye.
-  if (left_) return queue_.empty() ? Time::max() : next_gossip_;
+  if (left_) return HasQueued() ? next_gossip_ : Time::max();
   // While a probe is out, the next one waits for its verdict.
   Time t = pending_ ? (pending_->indirect_sent ? pending_->period_end : pending_->ack_deadline) : next_probe_;
-  if (!queue_.empty()) t = std::min(t, next_gossip_);
+  if (HasQueued()) t = std::min(t, next_gossip_);
   t = std::min(t, next_push_pull_);
   if (!gone_.empty()) t = std::min({t, next_reconnect_, next_reap_});
   for (const auto& [seq, f] : forwards_) t = std::min(t, f.nacked ? f.expires : f.nack_at);
@@ -376,8 +445,7 @@ void Membership::ExpireForwards(Time now) {
       nack.type = Message::Type::kNack;
       nack.seq = f.requester_seq;
       nack.target = f.target;
-      nack.sender = self_.info->id;
-      out_.push_back({f.requester_address, std::move(nack)});
+      Send(f.requester_address, std::move(nack), NodeId{});
     }
     it = now >= f.expires ? forwards_.erase(it) : std::next(it);
   }
@@ -410,7 +478,7 @@ void Membership::CheckSuspect(const Member& m, Suspicion& s) {
 
 void Membership::Gossip(Time now) {
   (void)now;
-  if (queue_.empty()) return;
+  if (!HasQueued()) return;
   for (Member* m : RandomLive(static_cast<size_t>(cfg_.gossip_fanout), NodeId{})) {
     Message g;
     g.type = Message::Type::kGossip;
@@ -520,6 +588,8 @@ void Membership::OnMessage(const std::string& from, const Message& msg, Time now
     }
     return;
   }
+  // Payloads follow the updates' fate: taken wherever the updates are applied.
+  Receive(msg.payloads);
   for (const Update& u : msg.updates) Apply(u, msg.sender, now);
 
   switch (msg.type) {
@@ -551,8 +621,7 @@ void Membership::OnMessage(const std::string& from, const Message& msg, Time now
         fwd.type = Message::Type::kAck;
         fwd.seq = f->second.requester_seq;
         fwd.target = msg.sender;
-        fwd.sender = self_.info->id;
-        out_.push_back({f->second.requester_address, std::move(fwd)});
+        Send(f->second.requester_address, std::move(fwd), NodeId{});
         forwards_.erase(f);
       }
       break;

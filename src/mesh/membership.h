@@ -21,6 +21,9 @@
 //   members every `gossip_interval`), each retransmitted about
 //   retransmit_mult * log10(N+1) times; a datagram never exceeds
 //   kMaxDatagramBytes;
+// * the layer above's small opaque payloads (Broadcast) ride the same way,
+//   after the updates, and arrive through TakePayloads (memberlist's
+//   Delegate.GetBroadcasts / NotifyMsg); the core neither reads nor relays them;
 // * a periodic push-pull over a stream exchanges full state with a random
 //   member (on join with the seed, and with a member that comes back from
 //   the dead), so nothing depends on gossip alone;
@@ -41,6 +44,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -143,6 +147,32 @@ class Membership {
   std::vector<MemberEvent> TakeEvents();
   Time NextWakeup() const;
 
+  // Piggybacks an opaque payload of the layer above (1 to kMaxPayloadBytes
+  // bytes; anything else is ignored) on pings, acks, ping-reqs, nacks and
+  // gossip rounds, after the member updates and ordered as they are: fewest
+  // transmissions first, newest first among equals, each sent at most
+  // RetransmitLimit() times (as often as an update), then dropped. A payload
+  // still queued under the same `key` is replaced, sent or not: a newer
+  // delta of the same thing supersedes the old one. Best effort: a payload
+  // may reach some members or none (alone, or pushed out of a full queue of
+  // kMaxQueuedPayloads by newer ones, the most sent and oldest first).
+  // Ignored after Leave(); payloads queued before it still go out with the
+  // goodbye's gossip.
+  void Broadcast(std::string key, std::string payload);
+  // The payloads received since the last call, in arrival order. They are
+  // taken from exactly the datagrams whose member updates the core applies:
+  // from any sender (a stranger's too, as its first ping is how it joins)
+  // except ourselves or an empty id, and none once we have left. Whoever may
+  // send datagrams at all is the driver's seal's business. Beyond
+  // kMaxPendingPayloads untaken ones, the oldest are dropped.
+  // The same payload may arrive more than once (retransmissions), and the
+  // core does not relay what it receives: a layer above that wants a payload
+  // to spread through the whole mesh broadcasts it again when it is news to
+  // it, as a memberlist delegate does from NotifyMsg.
+  std::vector<std::string> TakePayloads();
+  static constexpr size_t kMaxQueuedPayloads = 4096;
+  static constexpr size_t kMaxPendingPayloads = 4096;
+
   const MemberInfo& self() const { return *self_.info; }
   uint64_t incarnation() const { return self_.incarnation; }
   bool has_left() const { return left_; }
@@ -191,6 +221,18 @@ class Membership {
     NodeId id;
     auto operator<=>(const QueueKey&) const = default;
   };
+  // The payload queue, ordered the same way (`order` is unique: the key
+  // never decides); `payloads_by_key_` holds each payload and its place.
+  struct PayloadQueueKey {
+    int transmits;
+    uint64_t order;
+    std::string key;
+    auto operator<=>(const PayloadQueueKey&) const = default;
+  };
+  struct QueuedPayload {
+    std::string payload;
+    PayloadQueueKey queued;
+  };
 
   void Probe(Time now);
   void ExpireProbe(Time now);
@@ -204,9 +246,15 @@ class Membership {
   void MergeState(const PushPull& remote, Time now);
   PushPull LocalState(bool join) const;
   // Sends msg to `to` at `address`, filled with queued updates (and the
-  // accusation against `to`, if any); a gossip message with nothing to carry
-  // is not sent. Returns whether it was sent.
+  // accusation against `to`, if any), then queued payloads; a gossip message
+  // with nothing to carry is not sent. Returns whether it was sent.
   bool Send(const std::string& address, Message msg, const NodeId& to);
+  // Add queued updates, then payloads, to msg while its size bound (`size`
+  // so far) stays within the datagram limit; return the new bound.
+  size_t FillUpdates(Message& msg, size_t size);
+  size_t FillPayloads(Message& msg, size_t size);
+  bool HasQueued() const { return !queue_.empty() || !payload_queue_.empty(); }
+  void Receive(const std::vector<std::string>& payloads);  // for TakePayloads, bounded
   void SendDirect(const NodeId& to, Update u, Time now);  // a hint or refutation, rate-limited
   void MaybeBumpEpoch(const MemberInfo& other);
   void Enqueue(Update u);
@@ -264,6 +312,9 @@ class Membership {
   // each other: each counts at the receivers.
   std::unordered_map<NodeId, std::vector<std::pair<Update, QueueKey>>, NodeIdHash> queued_;
   uint64_t queue_order_ = 0;
+  std::set<PayloadQueueKey> payload_queue_;
+  std::map<std::string, QueuedPayload> payloads_by_key_;
+  std::deque<std::string> received_payloads_;  // for TakePayloads
   std::vector<Outgoing> out_;
   std::vector<StreamRequest> streams_;
   std::vector<MemberEvent> events_;

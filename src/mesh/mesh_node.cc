@@ -957,6 +957,7 @@ Status Node::SetUpWork() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
+  env.broadcast = [this](std::string key, std::string payload) { core_->Broadcast(std::move(key), std::move(payload)); };
   work_ = std::make_unique<WorkService>(*store_, state_.self.id, state_.self.vantage, opts_.work, std::move(env),
                                         rng_());
   return work_->Load();
@@ -1128,6 +1129,11 @@ void Node::AfterInput() {
     LogEvent(e);
     dirty_ = true;
   }
+  // Scan-state deltas that rode the gossip (taken even without a work
+  // service, so they never pile up). What they make the service gossip on
+  // is only queued here; the timer armed below sends it.
+  for (const auto& payload : core_->TakePayloads())
+    if (work_ && !leaving_) work_->OnPayload(payload);
   // A rejoin after being alone is done when someone is alive again (the
   // core counts itself joined from the first join on).
   if (join_pending_ && core_->joined() && (!rejoining_ || core_->AliveCount() > 1)) {

@@ -22,6 +22,11 @@ inline constexpr size_t kMaxAddressBytes = 64;   // "[v6]:port" or "a.b.c.d:port
 // UDP and the AEAD seal the security issue adds).
 inline constexpr size_t kMaxDatagramBytes = 1200;
 inline constexpr size_t kMaxUpdatesPerDatagram = 24;
+// Opaque broadcasts of the layer above (Message::payloads): small enough that
+// a few share a datagram with the member updates; anything bigger belongs in
+// a stream.
+inline constexpr size_t kMaxPayloadBytes = 1024;
+inline constexpr size_t kMaxPayloadsPerDatagram = 8;
 // A push-pull state over a stream: bounded too.
 inline constexpr size_t kMaxStreamBytes = 64u << 20;
 inline constexpr size_t kMaxStateMembers = 200000;
@@ -76,6 +81,10 @@ struct Message {
                                // ping-req/nack: the member to reach
   std::string target_address;  // ping-req: where it is
   std::vector<Update> updates;
+  // Opaque broadcasts of the layer above (e.g. scan-state deltas), each 1 to
+  // kMaxPayloadBytes bytes, at most kMaxPayloadsPerDatagram: the membership
+  // only carries them (Membership::Broadcast / TakePayloads), never reads them.
+  std::vector<std::string> payloads;
 };
 
 // A full-state exchange over a stream (push-pull): each side sends every

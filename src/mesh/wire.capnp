@@ -47,6 +47,8 @@ struct Message {
   targetLo @5 :UInt64;
   targetAddress @6 :Text;
   updates @7 :List(Update);
+  # Opaque broadcasts of the layer above, each 1 to kMaxPayloadBytes bytes.
+  payloads @8 :List(Data);
 }
 
 struct PushPull {

@@ -13,6 +13,27 @@ constexpr auto kSyncInterval = std::chrono::seconds(1);
 
 }  // namespace
 
+Result<std::string> ScanDeltaPayload(const ScanDelta& delta) {
+  auto bytes = EncodeScanDelta(delta);
+  if (!bytes.ok()) return bytes.status();
+  return kScanDeltaPayload + *bytes;
+}
+
+std::string ScanDeltaKey(const ScanId& scan) {
+  std::string key(1, kScanDeltaPayload);
+  key.append(reinterpret_cast<const char*>(scan.data()), scan.size());
+  return key + 'c';
+}
+
+std::string ScanDeltaKey(const ScanId& scan, uint32_t pool, uint32_t shard) {
+  std::string key(1, kScanDeltaPayload);
+  key.append(reinterpret_cast<const char*>(scan.data()), scan.size());
+  key += 's';
+  for (uint32_t x : {pool, shard})
+    for (int i = 0; i < 4; ++i) key += static_cast<char>(x >> (8 * i));
+  return key;
+}
+
 WorkService::WorkService(Store& store, NodeId self, std::string vantage, WorkConfig config, WorkEnv env,
                          uint64_t seed)
     : store_(store),
@@ -110,16 +131,65 @@ bool WorkService::Absorb(const ScanState& state) {
   }
   if (changed) {
     hlc_.Observe(scans_[state.id].control.stamp, WallMs());
-    if (Status s = SaveScanState(store_, scans_[state.id]); !s.ok())
-      Log(LogLevel::kError, "cannot save scan state", {{"reason", s.message()}});
+    Save(scans_[state.id]);
   }
   return changed;
 }
 
-void WorkService::Changed(const ScanState& state) {
+void WorkService::Save(const ScanState& state) {
   if (Status s = SaveScanState(store_, state); !s.ok())
     Log(LogLevel::kError, "cannot save scan state", {{"reason", s.message()}});
+}
+
+void WorkService::Changed(const ScanState& state) {
+  Save(state);
   Push({state.id});
+}
+
+void WorkService::GossipControl(const ScanState& state) {
+  Save(state);
+  Gossip(DeltaOf(state, true, {}), ScanDeltaKey(state.id));
+}
+
+void WorkService::GossipShard(const ScanState& state, size_t pool, uint32_t shard) {
+  Save(state);
+  auto v = static_cast<uint32_t>(pool);
+  Gossip(DeltaOf(state, false, {{v, shard}}), ScanDeltaKey(state.id, v, shard));
+}
+
+void WorkService::Gossip(const ScanDelta& delta, std::string key) {
+  if (!env_.broadcast) return;
+  auto payload = ScanDeltaPayload(delta);
+  // Only a broken state makes an unencodable delta; anti-entropy still
+  // carries the whole state.
+  if (!payload.ok()) return Log(LogLevel::kError, "scan delta not encoded", {{"reason", payload.status().message()}});
+  env_.broadcast(std::move(key), std::move(*payload));
+}
+
+void WorkService::OnPayload(std::string_view payload) {
+  if (payload.empty() || payload.front() != kScanDeltaPayload) return;
+  auto delta = DecodeScanDelta(payload.substr(1));
+  if (!delta.ok()) {
+    Log(LogLevel::kWarn, "scan delta refused", {{"reason", delta.status().message()}});
+    return;
+  }
+  ScanState* s = Find(delta->id);
+  // A scan not known here yet: the next anti-entropy round brings it whole.
+  if (!s) return;
+  bool changed = false;
+  if (Status st = MergeScanDelta(*s, *delta, &changed); !st.ok()) {
+    Log(LogLevel::kWarn, "scan delta not merged", {{"scan", ScanIdToHex(delta->id)}, {"reason", st.message()}});
+    return;
+  }
+  if (!changed) return;
+  // News to us: pass on what we now hold of those fields (epidemic: a node
+  // that already knew it does not, so the spreading dies out by itself).
+  if (delta->control) {
+    hlc_.Observe(s->control.stamp, WallMs());
+    GossipControl(*s);
+  }
+  for (const ShardDelta& sd : delta->shards) GossipShard(*s, sd.pool, sd.shard);
+  RunActions();
 }
 
 void WorkService::Push(const std::vector<ScanId>& ids) {
@@ -165,7 +235,7 @@ Result<ScanId> WorkService::SetControl(std::string_view scan, ScanControl contro
     return Status::Unavailable("scan " + ScanIdToHex(s.id) + " is stopped; a stop is final");
   ControlRegister next{control, hlc_.Now(WallMs())};
   s.control = JoinControl(s.control, next);
-  Changed(s);
+  GossipControl(s);
   Log(LogLevel::kInfo, "scan control", {{"scan", ScanIdToHex(s.id)}, {"state", std::string(ScanControlName(control))}});
   RunActions();
   return s.id;
@@ -249,7 +319,8 @@ WorkMessage WorkService::Grant(const WorkMessage& request, const std::string& pe
   Log(LogLevel::kInfo, "lease granted",
       {{"scan", ScanIdToHex(grant->ref.scan)}, {"vantage", grant->ref.vantage}, {"shard", uint64_t(grant->ref.shard)},
        {"holder", grant->lease.holder.Hex()}, {"epoch", grant->lease.epoch}, {"counter", grant->lease.counter}});
-  Changed(scans_[grant->ref.scan]);
+  const ScanState& granted = scans_[grant->ref.scan];
+  GossipShard(granted, *VantageIndex(granted, grant->ref.vantage), grant->ref.shard);
   WorkMessage out = Base(WorkKind::kLeaseGrant);
   out.scan = grant->ref.scan;
   out.vantage = grant->ref.vantage;
@@ -262,9 +333,10 @@ WorkMessage WorkService::Renew(const WorkMessage& request) {
   if (!is_coordinator_) return Refusal("not the coordinator");
   auto lease = RenewLease(scans_, request.sender, request.scan, request.vantage, request.shard, view_.epoch, WallMs(), cfg_);
   if (!lease.ok()) return Refusal(lease.status().message());
-  // Renewals are frequent and change only the lease: saved, and spread by
-  // the next anti-entropy rounds rather than pushed to everyone.
-  if (ScanState* s = Find(request.scan)) SaveScanState(store_, *s);
+  // Renewals are frequent and change only the lease's expiry: saved, and
+  // spread by the next anti-entropy rounds rather than gossiped (at a
+  // thousand nodes they would crowd the gossip out).
+  if (ScanState* s = Find(request.scan)) Save(*s);
   WorkMessage out = Base(WorkKind::kRenewed);
   out.scan = request.scan;
   out.vantage = request.vantage;
@@ -502,7 +574,7 @@ void WorkService::MarkDone(const ShardRef& ref, const ShardDone& done) {
   d = JoinDone(d, done);
   Log(LogLevel::kInfo, "shard done", {{"scan", ScanIdToHex(ref.scan)}, {"vantage", ref.vantage},
                                        {"shard", uint64_t(ref.shard)}, {"results", done.results}});
-  Changed(*s);
+  GossipShard(*s, *v, ref.shard);
 }
 
 void WorkService::FetchMissingBundles() {

@@ -5,10 +5,13 @@
 // requests this service makes through the `WorkEnv` it provides.
 //
 // * Scan states are kept in the store (mesh/pool_store.h) and shared:
-//   a change made here (a submission, pause/resume/stop, a lease, a done
-//   shard) is pushed at once to up to kMaxPushTargets alive members; every
-//   `sync_interval` a digest exchange with one random alive member fetches
-//   and hands over whatever differs (anti-entropy), so a node back from a
+//   a new scan is pushed whole at once to up to kMaxPushTargets alive
+//   members; a change to a known scan (pause/resume/stop, a lease granted,
+//   a shard done) rides the gossip as a small delta (pool_state.h
+//   ScanDelta), which every node that learns something from it passes on;
+//   every second a digest exchange with one random alive member fetches
+//   and hands over whatever differs (anti-entropy), so a delta that the
+//   gossip lost, a renewal (too frequent to gossip), or a node back from a
 //   partition or a restart catches up.
 // * The coordinator (the membership's derived one) grants and renews leases
 //   (GrantLease/RenewLease on the replicated state, with its epoch).
@@ -51,7 +54,19 @@ struct WorkEnv {
   // Runs fn on the agent's event loop (from any thread).
   std::function<void(std::function<void()>)> post;
   std::function<int64_t()> wall_ms;
+  // Queues a payload on the membership's gossip (Membership::Broadcast): a
+  // queued payload of the same key is replaced by a newer one.
+  std::function<void(std::string key, std::string payload)> broadcast;
 };
+
+// Gossip payloads carry a tag byte, then the body: room for other kinds.
+inline constexpr char kScanDeltaPayload = 'D';
+// A delta as a gossip payload, and its queue key: one key per scan and
+// field (the control, or one shard), so that a newer delta of the same
+// field replaces the one still queued.
+Result<std::string> ScanDeltaPayload(const ScanDelta& delta);
+std::string ScanDeltaKey(const ScanId& scan);  // the control register
+std::string ScanDeltaKey(const ScanId& scan, uint32_t pool, uint32_t shard);
 
 struct MeshPeer {
   NodeId id;
@@ -96,6 +111,8 @@ class WorkService {
   // carries the answer.
   void OnMessage(const WorkMessage& message, const std::string& peer_vantage,
                  const std::function<void(WorkMessage)>& reply);
+  // A payload that rode the gossip (any kind; those not ours are ignored).
+  void OnPayload(std::string_view payload);
 
   // Control: a new scan (its id), pause/resume/stop of one (by id or unique
   // hex prefix).
@@ -110,7 +127,13 @@ class WorkService {
   // Merges a state from a peer (or a local change); saves and returns
   // whether anything changed.
   bool Absorb(const ScanState& state);
-  void Changed(const ScanState& state);  // saved; pushed to members
+  void Save(const ScanState& state);
+  void Changed(const ScanState& state);  // a new scan: saved, pushed whole to members
+  // A change to a known scan: saved, and its control register or one shard
+  // gossiped as a delta.
+  void GossipControl(const ScanState& state);
+  void GossipShard(const ScanState& state, size_t pool, uint32_t shard);
+  void Gossip(const ScanDelta& delta, std::string key);
   void Push(const std::vector<ScanId>& ids);
   void SyncWithRandomPeer();
   WorkMessage SyncReply(const WorkMessage& sync);

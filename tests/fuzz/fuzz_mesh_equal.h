@@ -27,7 +27,7 @@ inline bool SameUpdates(const std::vector<Update>& a, const std::vector<Update>&
 
 inline bool SameMessage(const Message& a, const Message& b) {
   return a.type == b.type && a.sender == b.sender && a.seq == b.seq && a.target == b.target &&
-         a.target_address == b.target_address && SameUpdates(a.updates, b.updates);
+         a.target_address == b.target_address && SameUpdates(a.updates, b.updates) && a.payloads == b.payloads;
 }
 
 }  // namespace ndo::mesh::fuzz

@@ -3,7 +3,8 @@
 // Checks, beyond "no crash, no sanitizer report, no exception":
 //  - a decoded message is one the encoder accepts: EncodeMessage may fail
 //    only for size, and only where the documented bound (MessageSizeBound +
-//    UpdateSizeBound of each update) exceeds kMaxDatagramBytes;
+//    UpdateSizeBound of each update + PayloadSizeBound of each payload)
+//    exceeds kMaxDatagramBytes;
 //  - when it encodes, the encoding is within that bound, decodes to the same
 //    message (decode -> encode -> decode), and encodes to the same bytes again.
 #include "fuzz_check.h"
@@ -19,9 +20,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Message& m = *decoded;
   FUZZ_CHECK(!m.sender.empty());
   FUZZ_CHECK(m.updates.size() <= kMaxUpdatesPerDatagram);
+  FUZZ_CHECK(m.payloads.size() <= kMaxPayloadsPerDatagram);
+  for (const std::string& p : m.payloads) FUZZ_CHECK(!p.empty() && p.size() <= kMaxPayloadBytes);
 
   size_t bound = MessageSizeBound(m);
   for (const Update& u : m.updates) bound += UpdateSizeBound(u);
+  for (const std::string& p : m.payloads) bound += PayloadSizeBound(p);
 
   auto encoded = EncodeMessage(m);
   if (!encoded.ok()) {

@@ -79,6 +79,19 @@ def main():
                                             f'{update("suspect", B, 2, (5, 6))}, {update("dead", C, 7)}])'))
     write("fuzz_push_pull", "empty_state", capnp("wire.capnp", "PushPull", "(senderHi = 3, senderLo = 4)"))
 
+    shard = ('(holderHi = 1, holderLo = 2, epoch = 3, counter = 4, expiresMs = 1700000020000)')
+    done = ('(holderHi = 1, holderLo = 2, epoch = 3, counter = 5, expiresMs = 1700000020000, done = true, '
+            'results = 7, digest = 0x"' + "ab" * 32 + '", holders = [(idHi = 1, idLo = 2), (idHi = 3, idLo = 4)])')
+    scan_id = '0x"0102030405060708"'
+    for name, text in [
+            ("control", f'(id = {scan_id}, hasControl = true, control = paused, '
+                        'controlStamp = (wallMs = 1700000000005, logical = 1, nodeHi = 1, nodeLo = 2))'),
+            ("grant", f'(id = {scan_id}, shards = [(pool = 1, shard = 3, state = {shard})])'),
+            ("done_two", f'(id = {scan_id}, shards = [(pool = 0, shard = 0, state = {done}), '
+                         f'(pool = 1, shard = 2, state = {shard})])'),
+            ("outside", f'(id = {scan_id}, shards = [(pool = 0, shard = 9, state = {shard})])')]:
+        write("fuzz_scan_delta", name, capnp("pool_state.capnp", "ScanDelta", text))
+
     for name, n in [("small", 16), ("max", 64 << 20), ("over_max", (64 << 20) + 1), ("all_ones", 0xffffffff)]:
         write("fuzz_frame_length", name, struct.pack(">I", n))
     write("fuzz_frame_length", "short", b"\x00\x01")

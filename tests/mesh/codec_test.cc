@@ -63,6 +63,7 @@ void ExpectSameMessage(const Message& a, const Message& b) {
   EXPECT_EQ(a.target_address, b.target_address);
   ASSERT_EQ(a.updates.size(), b.updates.size());
   for (size_t i = 0; i < a.updates.size(); ++i) ExpectSameUpdate(a.updates[i], b.updates[i]);
+  EXPECT_EQ(a.payloads, b.payloads);
 }
 
 Message RoundTrip(const Message& m) {
@@ -78,6 +79,7 @@ Message RoundTrip(const Message& m) {
 size_t Bound(const Message& m) {
   size_t b = MessageSizeBound(m);
   for (const Update& u : m.updates) b += UpdateSizeBound(u);
+  for (const std::string& p : m.payloads) b += PayloadSizeBound(p);
   return b;
 }
 
@@ -93,6 +95,11 @@ void ExpectValid(const Message& m) {
     EXPECT_LE(static_cast<unsigned>(u.kind), static_cast<unsigned>(Update::Kind::kLeft));
     ASSERT_TRUE(u.info);
     EXPECT_TRUE(ValidateMemberInfo(*u.info).ok());
+  }
+  EXPECT_LE(m.payloads.size(), kMaxPayloadsPerDatagram);
+  for (const std::string& p : m.payloads) {
+    EXPECT_FALSE(p.empty());
+    EXPECT_LE(p.size(), kMaxPayloadBytes);
   }
 }
 
@@ -168,6 +175,23 @@ class Gen {
     for (size_t i = 0; i < n; ++i) m.updates.push_back(RandomUpdate());
     return m;
   }
+  // Opaque bytes of the given length, in one of the styles that matter to
+  // packing: all nonzero (the worst), at most one zero byte per word (raw
+  // runs go on), random, mostly zeros.
+  std::string Payload(size_t n) {
+    std::string p(n, '\0');
+    int style = static_cast<int>(rng_() % 4);
+    for (size_t i = 0; i < n; ++i) {
+      switch (style) {
+        case 0: p[i] = static_cast<char>(1 + rng_() % 255); break;
+        case 1: p[i] = static_cast<char>(i % 8 == 3 ? 0 : 1 + rng_() % 255); break;
+        case 2: p[i] = static_cast<char>(rng_()); break;
+        default: p[i] = static_cast<char>(rng_() % 8 ? 0 : rng_());
+      }
+    }
+    return p;
+  }
+  std::string RandomPayload() { return Payload(1 + rng_() % (rng_() % 2 ? 64 : kMaxPayloadBytes)); }
   std::mt19937_64& rng() { return rng_; }
 
  private:
@@ -216,6 +240,39 @@ TEST(CodecTest, RoundTripsMaximalFields) {
   m.target_address = std::string(kMaxAddressBytes, '\x80');
   m.updates = {Upd(Update::Kind::kSuspect, Info({~0ULL, ~0ULL}, name, vantage, address, ~0u, ~0ULL), ~0ULL,
                    {~0ULL, ~0ULL})};
+  ExpectSameMessage(m, RoundTrip(m));
+}
+
+TEST(CodecTest, RoundTripsPayloads) {
+  for (auto type : {Message::Type::kPing, Message::Type::kAck, Message::Type::kPingReq, Message::Type::kNack, Message::Type::kGossip}) {
+    Message m = SampleMessage(type);
+    // Opaque bytes: NULs, high bytes, lengths around word boundaries.
+    m.payloads = {std::string(1, '\0'), "delta", std::string("\0\xff\0", 3), std::string(8, '\x01'),
+                  std::string(9, '\x80')};
+    ExpectSameMessage(m, RoundTrip(m));
+  }
+  Message m = SampleMessage(Message::Type::kGossip);
+  m.updates.clear();
+  for (size_t i = 0; i < kMaxPayloadsPerDatagram; ++i) m.payloads.push_back("p" + std::to_string(i));
+  ExpectSameMessage(m, RoundTrip(m));
+  Gen gen(3);
+  m.payloads = {gen.Payload(kMaxPayloadBytes)};
+  ExpectSameMessage(m, RoundTrip(m));
+}
+
+TEST(CodecTest, EveryValidMessageFitsOneSegment) {
+  // Zeros pack to almost nothing: the most updates and the most, largest
+  // payloads, zero but for the ids, fit a datagram packed, yet unpack to
+  // more than a thousand words. The encoder must build them and the decoder
+  // take them back.
+  Message m;
+  m.sender = {0, 1};
+  for (size_t i = 0; i < kMaxUpdatesPerDatagram; ++i)
+    m.updates.push_back(Upd(Update::Kind::kAlive, Info({0, i + 1}, "", "", "")));
+  for (size_t i = 0; i < kMaxPayloadsPerDatagram; ++i) m.payloads.push_back(std::string(kMaxPayloadBytes, '\0'));
+  auto bytes = EncodeMessage(m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  EXPECT_LE(bytes->size(), Bound(m));
   ExpectSameMessage(m, RoundTrip(m));
 }
 
@@ -352,6 +409,28 @@ TEST(CodecTest, EncodeRefusesDatagramsAboveTheLimit) {
   EXPECT_TRUE(Contains(r.status(), "above the 1200-byte datagram limit")) << r.status().ToString();
 }
 
+TEST(CodecTest, EncodeRejectsInvalidPayloads) {
+  auto expect_invalid = [](const Message& m, const std::string& why) {
+    auto r = EncodeMessage(m);
+    ASSERT_FALSE(r.ok()) << why;
+    EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
+    EXPECT_EQ(r.status().message(), why);
+  };
+  Message m = SampleMessage(Message::Type::kGossip);
+  m.payloads = {"a", ""};
+  expect_invalid(m, "payload 1: empty payload");
+  m.payloads = {std::string(kMaxPayloadBytes + 1, 'x')};
+  expect_invalid(m, "payload 0: payload longer than 1024 bytes (1025)");
+  m.payloads.assign(kMaxPayloadsPerDatagram + 1, "x");
+  expect_invalid(m, "9 payloads, above the limit of 8");
+  // The limits themselves are fine.
+  m.updates.clear();
+  m.payloads.assign(kMaxPayloadsPerDatagram, "x");
+  EXPECT_TRUE(EncodeMessage(m).ok());
+  m.payloads = {std::string(kMaxPayloadBytes, 'x')};
+  EXPECT_TRUE(EncodeMessage(m).ok());
+}
+
 TEST(CodecTest, EncodePushPullRejectsInvalidState) {
   PushPull pp;
   pp.sender = {1, 2};
@@ -382,8 +461,9 @@ TEST(CodecTest, SizeBoundHoldsForRandomMessages) {
       ASSERT_LE(bytes->size(), kMaxDatagramBytes);
       // Tight enough for the core to fill datagrams with: a few bytes per
       // update (zero runs, pointer offsets), and the update list's pointer
-      // and tag, counted even when there are no updates.
-      EXPECT_LE(bound, bytes->size() + 20 + 4 * m.updates.size()) << "iteration " << i;
+      // and tag and the payload list's pointer, counted even when there are
+      // no updates or payloads.
+      EXPECT_LE(bound, bytes->size() + 23 + 4 * m.updates.size()) << "iteration " << i;
       if (m.updates.size() >= 4) {
         ++large;
         large_slack += static_cast<double>(bound - bytes->size()) / static_cast<double>(bytes->size());
@@ -452,6 +532,97 @@ TEST(CodecTest, DatagramsFilledByTheBoundAlwaysEncode) {
   EXPECT_GT(total_updates, 2000u * 5);
 }
 
+// Checks the bound against the encoder for one message; returns whether it
+// encoded.
+bool ExpectBoundHolds(const Message& m, const std::string& what) {
+  size_t bound = Bound(m);
+  auto bytes = EncodeMessage(m);
+  if (!bytes.ok()) {
+    EXPECT_EQ(bytes.status().code(), Status::Code::kInvalidArgument) << what;
+    EXPECT_GT(bound, kMaxDatagramBytes) << what << ": " << bytes.status().ToString();
+    return false;
+  }
+  EXPECT_LE(bytes->size(), bound) << what;
+  // Tight: per payload, at most its pointer's offset and count bytes and
+  // one raw-run opening more than it takes.
+  EXPECT_LE(bound, bytes->size() + 23 + 4 * m.updates.size() + 6 * m.payloads.size()) << what;
+  return true;
+}
+
+TEST(CodecTest, SizeBoundHoldsForPayloadsOfEverySize) {
+  Gen gen(31);
+  int encoded = 0, refused = 0;
+  for (size_t n = 1; n <= kMaxPayloadBytes; ++n) {
+    for (size_t updates : {0, 1, 4, 12}) {
+      Message m = gen.RandomMessage(0);
+      for (size_t i = 0; i < updates; ++i) m.updates.push_back(gen.RandomUpdate());
+      m.payloads.push_back(gen.Payload(n));
+      // Now and then more: neighbouring payloads' bytes may share raw runs.
+      size_t more = n % 3 == 0 ? gen.rng()() % kMaxPayloadsPerDatagram : 0;
+      for (size_t i = 0; i < more; ++i) m.payloads.push_back(gen.RandomPayload());
+      std::string what = "payload of " + std::to_string(n) + " bytes, " + std::to_string(updates) + " updates, " +
+                         std::to_string(m.payloads.size()) + " payloads";
+      (ExpectBoundHolds(m, what) ? encoded : refused)++;
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+  EXPECT_GT(encoded, 1000);
+  EXPECT_GT(refused, 1000);
+}
+
+TEST(CodecTest, SizeBoundHoldsForWorstCasePayloads) {
+  // Every byte that can be nonzero is, or one zero byte per word (which
+  // continues a raw run but is still copied): the most expensive packing.
+  Message m;
+  m.type = Message::Type::kNack;
+  m.sender = m.target = {~0ULL, ~0ULL};
+  m.seq = ~0u;
+  m.target_address = std::string(kMaxAddressBytes, '\xff');
+  int encoded = 0;
+  for (size_t count = 1; count <= kMaxPayloadsPerDatagram; ++count) {
+    for (size_t n = 1; n <= kMaxPayloadBytes; n += 1 + n / 8) {
+      for (bool one_zero : {false, true}) {
+        Message one = m;
+        std::string p(n, '\xff');
+        if (one_zero)
+          for (size_t i = 5; i < n; i += 8) p[i] = '\0';
+        one.payloads.assign(count, p);
+        if (ExpectBoundHolds(one, std::to_string(count) + " payloads of " + std::to_string(n) + " bytes")) ++encoded;
+      }
+    }
+  }
+  EXPECT_GT(encoded, 100);
+}
+
+TEST(CodecTest, DatagramsFilledWithPayloadsByTheBoundAlwaysEncode) {
+  // How the core uses the bounds: updates first, then payloads, while the
+  // bound fits.
+  Gen gen(123);
+  size_t total_payloads = 0;
+  for (int i = 0; i < 2000; ++i) {
+    Message m = gen.RandomMessage(0);
+    size_t used = MessageSizeBound(m);
+    size_t want_updates = gen.rng()() % 8;
+    for (int tries = 0; tries < 20 && m.updates.size() < want_updates; ++tries) {
+      Update u = gen.RandomUpdate();
+      if (used + UpdateSizeBound(u) > kMaxDatagramBytes) continue;
+      used += UpdateSizeBound(u);
+      m.updates.push_back(std::move(u));
+    }
+    for (int tries = 0; tries < 50 && m.payloads.size() < kMaxPayloadsPerDatagram; ++tries) {
+      std::string p = gen.RandomPayload();
+      if (used + PayloadSizeBound(p) > kMaxDatagramBytes) continue;
+      used += PayloadSizeBound(p);
+      m.payloads.push_back(std::move(p));
+    }
+    auto bytes = EncodeMessage(m);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+    ASSERT_LE(bytes->size(), used);
+    total_payloads += m.payloads.size();
+  }
+  EXPECT_GT(total_payloads, 2000u * 3);
+}
+
 // ---------------------------------------------------------------------------
 // Hostile datagrams.
 
@@ -507,6 +678,29 @@ TEST(CodecTest, SurvivesEveryByteFlip) {
   }
   // Flips inside names and numbers still decode; flips in the framing do not.
   EXPECT_GT(rejected, total / 10);
+}
+
+TEST(CodecTest, PayloadsSurviveTruncationAndByteFlips) {
+  Message m = SampleMessage(Message::Type::kGossip);
+  m.payloads = {"abc", std::string(40, '\x05'), std::string("\0\0\x01", 3)};
+  auto bytes = EncodeMessage(m);
+  ASSERT_TRUE(bytes.ok());
+  for (size_t n = 0; n < bytes->size(); ++n) {
+    auto r = DecodeMessage(std::string_view(*bytes).substr(0, n));
+    ASSERT_FALSE(r.ok()) << "prefix of " << n << " bytes decoded";
+    EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
+  }
+  for (size_t i = 0; i < bytes->size(); ++i) {
+    for (uint8_t x : {0x01, 0x10, 0x80, 0xff}) {
+      std::string b = *bytes;
+      b[i] = static_cast<char>(b[i] ^ x);
+      auto r = DecodeMessage(b);
+      if (r.ok())
+        ExpectValid(*r);
+      else
+        EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
+    }
+  }
 }
 
 TEST(CodecTest, SurvivesRandomBytes) {
@@ -659,6 +853,28 @@ TEST_F(CraftedTest, UpdateWithoutInfo) {
 TEST_F(CraftedTest, UpdateWithoutId) {
   AddUpdates(1).setIdLo(0);
   ExpectRejected("update without member id");
+}
+
+TEST_F(CraftedTest, TooManyPayloads) {
+  auto list = root_.initPayloads(kMaxPayloadsPerDatagram + 1);
+  for (unsigned i = 0; i < list.size(); ++i) list.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>("x"), 1));
+  ExpectRejected("9 payloads, above the limit of 8");
+}
+
+TEST_F(CraftedTest, NullPayload) {
+  root_.initPayloads(2).set(0, capnp::Data::Reader(reinterpret_cast<const kj::byte*>("x"), 1));
+  ExpectRejected("payload 1: empty payload");
+}
+
+TEST_F(CraftedTest, EmptyPayload) {
+  root_.initPayloads(1).init(0, 0);  // a non-null pointer to zero bytes
+  ExpectRejected("payload 0: empty payload");
+}
+
+TEST_F(CraftedTest, OverlongPayload) {
+  std::string big(kMaxPayloadBytes + 1, 'x');
+  root_.initPayloads(1).set(0, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(big.data()), big.size()));
+  ExpectRejected("payload 0: payload longer than 1024 bytes (1025)");
 }
 
 TEST_F(CraftedTest, NoSender) {
