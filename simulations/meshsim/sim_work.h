@@ -174,6 +174,7 @@ class SimWork {
     uint64_t rng = 0;
     WorkStates scans;
     std::unique_ptr<Worker> worker;
+    Reachability reachability;  // of its syncs (WorkService::reachability_)
     std::unique_ptr<HybridClock> hlc;
     std::map<ScanId, std::shared_ptr<const Snapshot>> snaps;  // of the current copies; erased on change
     std::map<ScanId, uint64_t> fingerprints;                   // likewise

@@ -165,6 +165,21 @@ void Worker::StopScanning(const ShardRef& ref, const std::string& reason) {
   held_.erase(it);
 }
 
+void Reachability::Record(int64_t now_ms, bool reached) {
+  samples_.emplace_back(now_ms, reached);
+  while (samples_.size() > kMaxSamples) samples_.pop_front();
+}
+
+std::optional<bool> Reachability::MostlyReached(int64_t now_ms, int64_t window_ms) const {
+  size_t in_window = 0, reached = 0;
+  for (auto it = samples_.rbegin(); it != samples_.rend() && now_ms - it->first <= window_ms; ++it) {
+    ++in_window;
+    reached += it->second;
+  }
+  if (in_window < kMinSamples) return std::nullopt;
+  return 2 * reached >= in_window;
+}
+
 void Worker::Tick(int64_t now_ms, const WorkerView& view) {
   last_now_ms_ = std::max(last_now_ms_, now_ms);
   std::vector<NodeId> alive = view.alive_members;

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <compare>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -116,10 +117,39 @@ uint32_t MeshShardCount(u128 probes, double rate_per_node);
 // suspect (or this node itself), and at least half of the known members
 // (self included) alive and not suspect. Suspects do not count: a node cut
 // off suspects the others for many seconds before it declares them dead.
+// The driver also requires that its recent syncs mostly got an answer
+// (Reachability), which a cut-off node learns much sooner.
 inline bool InContact(bool has_coordinator, bool coordinator_unsuspected, size_t unsuspected_with_self,
                       size_t known_with_self) {
   return has_coordinator && coordinator_unsuspected && 2 * unsuspected_with_self >= known_with_self;
 }
+
+// The share of the mesh this node can actually reach, from the outcomes of
+// its anti-entropy syncs: each goes to a member drawn at random among those
+// it believes alive, so the share that got an answer estimates the share of
+// the mesh on its side of any partition, at any mesh size, for the price of
+// traffic that is sent anyway. The membership alone is too slow to say so: a
+// node cut off raises its local health multiplier (Lifeguard) and probes
+// ever more slowly, so in a 40 s partition of five nodes a minority node
+// may never even suspect one of the others (seen in the partition test:
+// the switch then never engaged).
+class Reachability {
+ public:
+  // How far back outcomes count: a sync that finds nobody fails after a
+  // stream's 5 s deadline, so this holds a few of either kind.
+  static constexpr int64_t kWindowMs = 10'000;
+  // Fewer outcomes than this in the window say nothing.
+  static constexpr size_t kMinSamples = 3;
+  static constexpr size_t kMaxSamples = 64;
+
+  void Record(int64_t now_ms, bool reached);
+  // Whether at least half of the outcomes within `window_ms` before now
+  // reached their member; nullopt with fewer than kMinSamples of them.
+  std::optional<bool> MostlyReached(int64_t now_ms, int64_t window_ms) const;
+
+ private:
+  std::deque<std::pair<int64_t, bool>> samples_;  // (when, reached), oldest first
+};
 
 // What the driver tells the worker at each Tick. Valid only during the call.
 struct WorkerView {

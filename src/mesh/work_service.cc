@@ -291,6 +291,7 @@ void WorkService::SyncWithRandomPeer() {
   std::string address = peer.address;
   env_.request(address, sync, [this, alive, address](Result<WorkMessage> reply) {
     if (alive.expired() || !*alive.lock()) return;
+    reachability_.Record(WallMs(), reply.ok());  // any answer shows the member within reach
     if (!reply.ok() || reply->kind != WorkKind::kSyncReply) return;
     for (const auto& bytes : reply->states)
       if (auto state = DecodeScanState(bytes); state.ok()) Absorb(*state);
@@ -403,7 +404,8 @@ void WorkService::RunActions() {
   wv.coordinator_address = view_.coordinator_address;
   size_t known = view_.known + 1, alive = view_.unsuspected + 1;
   wv.in_contact = InContact(view_.coordinator.has_value(), is_coordinator_ || view_.coordinator_unsuspected, alive,
-                            known);
+                            known) &&
+                  reachability_.MostlyReached(WallMs(), Reachability::kWindowMs).value_or(true);
   wv.states = &scans_;
   wv.sole_member = view_.known == 0;
   wv.alive_members.push_back(self_);

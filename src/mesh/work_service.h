@@ -164,6 +164,7 @@ class WorkService {
   HybridClock hlc_;
   std::map<ScanId, ScanState> scans_;
   Worker worker_;
+  Reachability reachability_;  // of this node's syncs, for the dead man's switch
   std::unique_ptr<ScanHost> host_;
   MeshView view_;
   bool is_coordinator_ = false;

@@ -11,6 +11,8 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -29,6 +31,23 @@
 
 namespace ndo::testing {
 namespace {
+
+double UnixSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The stamp of a daemon's log line ("ts=2026-11-29T11:17:38.609Z ..."), in
+// Unix seconds; 0 if it has none.
+double LogLineSeconds(const std::string& line) {
+  std::tm tm{};
+  int ms = 0;
+  if (std::sscanf(line.c_str(), "ts=%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                  &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    return 0;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<double>(timegm(&tm)) + ms / 1000.0;
+}
 
 using namespace std::chrono_literals;
 using Probe = std::pair<std::string, int>;  // address, port
@@ -369,6 +388,7 @@ TEST_F(MeshScanPartition, APartitionHeldAndHealed) {
   std::string id = Submit(ByName("a"), "50");
   ASSERT_TRUE(WaitFor([&] { return Done(nodes_[0], id, "dmz") >= 1; }, 60s));
   ASSERT_TRUE(ns_.Partition("127.0.0.1, 127.0.0.2, 127.0.0.4", "127.0.0.3, 127.0.0.5", tmp_));
+  const double partitioned_at = UnixSeconds();
   std::printf("[ scan     ] partitioned {a,b,d} | {c,e} with %d dmz shards done\n", Done(nodes_[0], id, "dmz"));
   std::this_thread::sleep_for(40s);
   int done_cut_off = Done(nodes_[0], id, "dmz");
@@ -386,7 +406,14 @@ TEST_F(MeshScanPartition, APartitionHeldAndHealed) {
       if (line.find("member ") != std::string::npos || line.find("coordinator") != std::string::npos ||
           line.find("dead man") != std::string::npos)
         story += line + "\n";
-    EXPECT_NE(log.find("dead man's switch engaged"), std::string::npos) << name << " saw:\n" << story;
+    size_t engaged = log.find("dead man's switch engaged");
+    EXPECT_NE(engaged, std::string::npos) << name << " saw:\n" << story;
+    if (engaged == std::string::npos) continue;
+    // When, from the log line's stamp: within the 40 s, and how soon.
+    size_t line = log.rfind('\n', engaged);
+    double at = LogLineSeconds(log.substr(line == std::string::npos ? 0 : line + 1));
+    std::printf("[ scan     ] %s's dead man's switch engaged %.1f s into the partition\n", name, at - partitioned_at);
+    EXPECT_LT(at - partitioned_at, 40.0);
   }
 }
 

@@ -829,5 +829,36 @@ TEST(WorkSimulation, FourWorkersInTwoVantagesFinishEveryShardDespiteACrash) {
   }
 }
 
+// The dead man's switch's second witness: the share of recent syncs that
+// reached their (randomly drawn) member.
+TEST(Reachability, SaysNothingOnFewOutcomesThenFollowsTheMajorityOfTheWindow) {
+  Reachability r;
+  constexpr int64_t w = Reachability::kWindowMs;
+  EXPECT_EQ(r.MostlyReached(0, w), std::nullopt);
+  r.Record(0, false);
+  r.Record(1000, false);
+  EXPECT_EQ(r.MostlyReached(1000, w), std::nullopt) << "two outcomes are too few";
+  r.Record(2000, true);
+  EXPECT_EQ(r.MostlyReached(2000, w), std::optional<bool>(false));  // 1 of 3
+  r.Record(3000, true);
+  EXPECT_EQ(r.MostlyReached(3000, w), std::optional<bool>(true)) << "half is enough";
+  // Cut off: answers stop, failures come in (each after a stream deadline),
+  // and the old answers leave the window.
+  for (int64_t t = 8000; t <= 14000; t += 1000) r.Record(t, false);
+  EXPECT_EQ(r.MostlyReached(14000, w), std::optional<bool>(false));
+  // Only failures older than the window: nothing to say again.
+  EXPECT_EQ(r.MostlyReached(14000 + w + 1, w), std::nullopt);
+  // Back: three answers outweigh nothing older.
+  for (int64_t t = 30000; t < 33000; t += 1000) r.Record(t, true);
+  EXPECT_EQ(r.MostlyReached(33000, w), std::optional<bool>(true));
+}
+
+TEST(Reachability, KeepsABoundedHistory) {
+  Reachability r;
+  for (size_t i = 0; i < 10 * Reachability::kMaxSamples; ++i) r.Record(static_cast<int64_t>(i), i % 4 != 0);
+  // 3 of 4 reached, whatever the window, from the last kMaxSamples only.
+  EXPECT_EQ(r.MostlyReached(10'000, 1'000'000), std::optional<bool>(true));
+}
+
 }  // namespace
 }  // namespace ndo::mesh
