@@ -478,7 +478,7 @@ void SimWork::Sync(int i) {
   Msg sync = Base(i, WorkKind::kSync);
   for (const auto& [id, s] : n.scans) sync.digests.emplace_back(id, FingerprintOf(i, id));
   Request(i, peer, std::move(sync), [this, i, peer](Result<Msg> reply) {
-    nodes_[i].reachability.Record(WallMs(i), reply.ok());
+    nodes_[i].reachability.Record(WallMs(i), mesh_.node(peer).self().id, reply.ok());
     if (!reply.ok() || reply->kind != WorkKind::kSyncReply) return;
     for (const auto& snap : reply->states) Absorb(i, *snap->state);
     if (!reply->wanted.empty()) {
@@ -603,7 +603,7 @@ void SimWork::RunActions(int i) {
   if (!coordinator_unsuspected && v.coordinator)
     if (const Member* m = mesh_.node(i).Find(*v.coordinator)) coordinator_unsuspected = m->state == MemberState::kAlive;
   wv.in_contact = InContact(v.coordinator.has_value(), coordinator_unsuspected, unsuspected, known) &&
-                  n.reachability.MostlyReached(WallMs(i), Reachability::kWindowMs).value_or(true);
+                  n.reachability.Verdict(WallMs(i), mesh_.node(i).self().id, n.alive_ids, known);
   wv.states = &n.scans;
   wv.alive_members = n.alive_ids;
   n.worker->Tick(WallMs(i), wv);

@@ -165,19 +165,31 @@ void Worker::StopScanning(const ShardRef& ref, const std::string& reason) {
   held_.erase(it);
 }
 
-void Reachability::Record(int64_t now_ms, bool reached) {
-  samples_.emplace_back(now_ms, reached);
+void Reachability::Record(int64_t now_ms, const NodeId& member, bool reached) {
+  samples_.push_back({now_ms, member, reached});
   while (samples_.size() > kMaxSamples) samples_.pop_front();
 }
 
-std::optional<bool> Reachability::MostlyReached(int64_t now_ms, int64_t window_ms) const {
-  size_t in_window = 0, reached = 0;
-  for (auto it = samples_.rbegin(); it != samples_.rend() && now_ms - it->first <= window_ms; ++it) {
-    ++in_window;
-    reached += it->second;
+std::optional<bool> Reachability::ReachesHalf(int64_t now_ms, const NodeId& self, const std::vector<NodeId>& alive,
+                                              size_t known_with_self) const {
+  size_t counted = 0, reached = 0;
+  for (auto it = samples_.rbegin(); it != samples_.rend() && now_ms - it->at_ms <= kWindowMs; ++it) {
+    if (!std::binary_search(alive.begin(), alive.end(), it->member)) continue;
+    ++counted;
+    reached += it->reached;
   }
-  if (in_window < kMinSamples) return std::nullopt;
-  return 2 * reached >= in_window;
+  if (counted < kMinSamples) return std::nullopt;
+  size_t others = alive.size() - (std::binary_search(alive.begin(), alive.end(), self) ? 1 : 0);
+  // 2 * (1 + others * reached / counted) >= known, in integers.
+  return 2 * (counted + others * reached) >= known_with_self * counted;
+}
+
+bool Reachability::Verdict(int64_t now_ms, const NodeId& self, const std::vector<NodeId>& alive,
+                           size_t known_with_self) {
+  bool nobody_else = alive.empty() || (alive.size() == 1 && alive.front() == self);
+  if (nobody_else) return verdict_ = true;
+  if (auto answer = ReachesHalf(now_ms, self, alive, known_with_self)) verdict_ = *answer;
+  return verdict_;
 }
 
 void Worker::Tick(int64_t now_ms, const WorkerView& view) {

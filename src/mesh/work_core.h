@@ -124,15 +124,15 @@ inline bool InContact(bool has_coordinator, bool coordinator_unsuspected, size_t
   return has_coordinator && coordinator_unsuspected && 2 * unsuspected_with_self >= known_with_self;
 }
 
-// The share of the mesh this node can actually reach, from the outcomes of
+// How much of the mesh this node can actually reach, from the outcomes of
 // its anti-entropy syncs: each goes to a member drawn at random among those
-// it believes alive, so the share that got an answer estimates the share of
-// the mesh on its side of any partition, at any mesh size, for the price of
-// traffic that is sent anyway. The membership alone is too slow to say so: a
-// node cut off raises its local health multiplier (Lifeguard) and probes
-// ever more slowly, so in a 40 s partition of five nodes a minority node
-// may never even suspect one of the others (seen in the partition test:
-// the switch then never engaged).
+// it believes alive, so the share of them that answered, applied to the
+// members it believes alive, estimates how many are on its side of any
+// partition, at any mesh size, for the price of traffic sent anyway. The
+// membership alone is too slow to say so: a node cut off raises its local
+// health multiplier (Lifeguard) and probes ever more slowly, so in a 40 s
+// partition of five nodes a minority node may never even suspect one of
+// the others (seen in the partition test: the switch then never engaged).
 class Reachability {
  public:
   // How far back outcomes count: a sync that finds nobody fails after a
@@ -142,13 +142,30 @@ class Reachability {
   static constexpr size_t kMinSamples = 3;
   static constexpr size_t kMaxSamples = 64;
 
-  void Record(int64_t now_ms, bool reached);
-  // Whether at least half of the outcomes within `window_ms` before now
-  // reached their member; nullopt with fewer than kMinSamples of them.
-  std::optional<bool> MostlyReached(int64_t now_ms, int64_t window_ms) const;
+  void Record(int64_t now_ms, const NodeId& member, bool reached);
+  // Whether this node (`self`) and the share of the others in `alive` (the
+  // members it believes alive or suspect, sorted, itself among them or not)
+  // that its recent syncs reached make at least half of `known_with_self`.
+  // Outcomes within kWindowMs count, those of members no longer in `alive`
+  // do not (the view has already taken them out); nullopt with fewer than
+  // kMinSamples that count.
+  std::optional<bool> ReachesHalf(int64_t now_ms, const NodeId& self, const std::vector<NodeId>& alive,
+                                  size_t known_with_self) const;
+  // ReachesHalf, holding its last answer while it has none (too few
+  // outcomes: a cut-off node's view drops the members it cannot reach, and
+  // their failures with them, so its evidence thins out just when it
+  // matters). True from the start, and whenever there is nobody else
+  // alive to reach (the membership view alone then decides).
+  bool Verdict(int64_t now_ms, const NodeId& self, const std::vector<NodeId>& alive, size_t known_with_self);
 
  private:
-  std::deque<std::pair<int64_t, bool>> samples_;  // (when, reached), oldest first
+  struct Outcome {
+    int64_t at_ms;
+    NodeId member;
+    bool reached;
+  };
+  std::deque<Outcome> samples_;  // oldest first
+  bool verdict_ = true;
 };
 
 // What the driver tells the worker at each Tick. Valid only during the call.

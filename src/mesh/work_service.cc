@@ -289,9 +289,9 @@ void WorkService::SyncWithRandomPeer() {
     if (auto d = ScanStateDigest(s); d.ok()) sync.digests.push_back({id, *d});
   std::weak_ptr<bool> alive = alive_;
   std::string address = peer.address;
-  env_.request(address, sync, [this, alive, address](Result<WorkMessage> reply) {
+  env_.request(address, sync, [this, alive, address, to = peer.id](Result<WorkMessage> reply) {
     if (alive.expired() || !*alive.lock()) return;
-    reachability_.Record(WallMs(), reply.ok());  // any answer shows the member within reach
+    reachability_.Record(WallMs(), to, reply.ok());  // any answer shows the member within reach
     if (!reply.ok() || reply->kind != WorkKind::kSyncReply) return;
     for (const auto& bytes : reply->states)
       if (auto state = DecodeScanState(bytes); state.ok()) Absorb(*state);
@@ -403,13 +403,14 @@ void WorkService::RunActions() {
   wv.coordinator = view_.coordinator;
   wv.coordinator_address = view_.coordinator_address;
   size_t known = view_.known + 1, alive = view_.unsuspected + 1;
-  wv.in_contact = InContact(view_.coordinator.has_value(), is_coordinator_ || view_.coordinator_unsuspected, alive,
-                            known) &&
-                  reachability_.MostlyReached(WallMs(), Reachability::kWindowMs).value_or(true);
-  wv.states = &scans_;
-  wv.sole_member = view_.known == 0;
   wv.alive_members.push_back(self_);
   for (const auto& p : view_.alive) wv.alive_members.push_back(p.id);
+  std::sort(wv.alive_members.begin(), wv.alive_members.end());
+  wv.in_contact = InContact(view_.coordinator.has_value(), is_coordinator_ || view_.coordinator_unsuspected, alive,
+                            known) &&
+                  reachability_.Verdict(WallMs(), self_, wv.alive_members, known);
+  wv.states = &scans_;
+  wv.sole_member = view_.known == 0;
   worker_.Tick(WallMs(), wv);
   if (worker_.dead_man_engaged() != dead_man_logged_) {
     dead_man_logged_ = worker_.dead_man_engaged();

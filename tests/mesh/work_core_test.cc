@@ -829,35 +829,75 @@ TEST(WorkSimulation, FourWorkersInTwoVantagesFinishEveryShardDespiteACrash) {
   }
 }
 
-// The dead man's switch's second witness: the share of recent syncs that
-// reached their (randomly drawn) member.
-TEST(Reachability, SaysNothingOnFewOutcomesThenFollowsTheMajorityOfTheWindow) {
+// The dead man's switch's second witness: how much of the mesh this node's
+// recent syncs reach.
+TEST(Reachability, FiveNodesSplitThreeTwo) {
+  const NodeId a{1, 1}, b{1, 2}, c{1, 3}, d{1, 4}, e{1, 5};
+  std::vector<NodeId> all{a, b, c, d, e};  // sorted
+  constexpr size_t kKnown = 5;
+  Reachability minority, majority;  // c's and a's
+  EXPECT_EQ(minority.ReachesHalf(0, c, all, kKnown), std::nullopt) << "nothing to say yet";
+  // Cut off, everyone still alive in the views: c reaches e only, a
+  // reaches b and d: 2 of 5 against 3 of 5.
+  int64_t t = 0;
+  for (const NodeId& to : {a, b, d, e}) minority.Record(t += 1000, to, to == e);
+  for (const NodeId& to : {b, c, d, e}) majority.Record(t, to, to == b || to == d);
+  EXPECT_EQ(minority.ReachesHalf(t, c, all, kKnown), std::optional<bool>(false));
+  EXPECT_EQ(majority.ReachesHalf(t, a, all, kKnown), std::optional<bool>(true));
+  // c's view lost a and d, not b (it probes slowly): its syncs reach half
+  // of the two others it believes alive, which is still not half the mesh.
+  std::vector<NodeId> c_view{b, c, e};
+  for (const NodeId& to : {b, e, b, e}) minority.Record(t += 1000, to, to == e);
+  EXPECT_EQ(minority.ReachesHalf(t, c, c_view, kKnown), std::optional<bool>(false));
+  // a's view lost c and e: the failures to them no longer count.
+  std::vector<NodeId> a_view{a, b, d};
+  EXPECT_EQ(majority.ReachesHalf(t, a, a_view, kKnown), std::nullopt) << "two outcomes left: too few";
+  majority.Record(t, d, true);
+  EXPECT_EQ(majority.ReachesHalf(t, a, a_view, kKnown), std::optional<bool>(true));
+  // Outcomes age out of the window.
+  EXPECT_EQ(minority.ReachesHalf(t + Reachability::kWindowMs + 1, c, c_view, kKnown), std::nullopt);
+}
+
+TEST(Reachability, TheVerdictHoldsWhileTheEvidenceIsThin) {
+  const NodeId self{0, 3}, b{0, 2}, e{0, 5}, gone{0, 1};
   Reachability r;
-  constexpr int64_t w = Reachability::kWindowMs;
-  EXPECT_EQ(r.MostlyReached(0, w), std::nullopt);
-  r.Record(0, false);
-  r.Record(1000, false);
-  EXPECT_EQ(r.MostlyReached(1000, w), std::nullopt) << "two outcomes are too few";
-  r.Record(2000, true);
-  EXPECT_EQ(r.MostlyReached(2000, w), std::optional<bool>(false));  // 1 of 3
-  r.Record(3000, true);
-  EXPECT_EQ(r.MostlyReached(3000, w), std::optional<bool>(true)) << "half is enough";
-  // Cut off: answers stop, failures come in (each after a stream deadline),
-  // and the old answers leave the window.
-  for (int64_t t = 8000; t <= 14000; t += 1000) r.Record(t, false);
-  EXPECT_EQ(r.MostlyReached(14000, w), std::optional<bool>(false));
-  // Only failures older than the window: nothing to say again.
-  EXPECT_EQ(r.MostlyReached(14000 + w + 1, w), std::nullopt);
-  // Back: three answers outweigh nothing older.
-  for (int64_t t = 30000; t < 33000; t += 1000) r.Record(t, true);
-  EXPECT_EQ(r.MostlyReached(33000, w), std::optional<bool>(true));
+  EXPECT_TRUE(r.Verdict(0, self, {gone, b, self, e}, 5)) << "in contact until shown otherwise";
+  int64_t t = 0;
+  for (const NodeId& to : {gone, b, gone, e}) r.Record(t += 1000, to, to == e);
+  EXPECT_FALSE(r.Verdict(t, self, {gone, b, self, e}, 5));
+  // `gone` leaves the view: two outcomes left, too few to say; the verdict stays.
+  EXPECT_EQ(r.ReachesHalf(t, self, {b, self, e}, 5), std::nullopt);
+  EXPECT_FALSE(r.Verdict(t, self, {b, self, e}, 5));
+  EXPECT_FALSE(r.Verdict(t + Reachability::kWindowMs + 1, self, {b, self, e}, 5)) << "nor when all aged out";
+  // Back in reach: enough answers turn it.
+  t += 20'000;
+  for (const NodeId& to : {b, e, b}) r.Record(t += 1000, to, true);
+  EXPECT_TRUE(r.Verdict(t, self, {b, self, e}, 5));
+  // Nobody else alive: nothing to reach, the view decides.
+  Reachability alone;
+  for (int k = 0; k < 5; ++k) alone.Record(k, b, false);
+  EXPECT_FALSE(alone.Verdict(5, self, {b, self}, 3));
+  EXPECT_TRUE(alone.Verdict(6, self, {self}, 1));
+}
+
+TEST(Reachability, OneCrashInALargeMeshIsNoCutOff) {
+  std::vector<NodeId> alive;
+  for (uint64_t i = 1; i <= 100; ++i) alive.push_back(NodeId{0, i});
+  Reachability r;
+  // One sync in ten to a member that crashed and is not yet declared dead.
+  for (int k = 0; k < 20; ++k) r.Record(k * 400, alive[(k * 7) % 100], k % 10 != 0);
+  EXPECT_EQ(r.ReachesHalf(8000, alive[0], alive, 100), std::optional<bool>(true));
 }
 
 TEST(Reachability, KeepsABoundedHistory) {
   Reachability r;
-  for (size_t i = 0; i < 10 * Reachability::kMaxSamples; ++i) r.Record(static_cast<int64_t>(i), i % 4 != 0);
-  // 3 of 4 reached, whatever the window, from the last kMaxSamples only.
-  EXPECT_EQ(r.MostlyReached(10'000, 1'000'000), std::optional<bool>(true));
+  const NodeId self{0, 9}, other{0, 1};
+  // Nine failures for every answer, the answers last: only the last
+  // kMaxSamples outcomes are kept, all of them answers.
+  for (size_t i = 0; i < 10 * Reachability::kMaxSamples; ++i)
+    r.Record(static_cast<int64_t>(i), other, i >= 9 * Reachability::kMaxSamples);
+  EXPECT_EQ(r.ReachesHalf(1000, self, {other, self}, 4), std::optional<bool>(true));  // 2 of 4
+  EXPECT_EQ(r.ReachesHalf(1000, self, {other, self}, 5), std::optional<bool>(false));
 }
 
 }  // namespace

@@ -105,6 +105,7 @@ struct Node {
   pid_t pid = -1;
   std::vector<std::string> seeds;  // empty: `ndo agent`
   std::string vantage = "lab";
+  std::vector<std::string> extra_args;  // this daemon's own, after the fixture's node_extra_args_
   std::string Address() const { return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port); }
 };
 
@@ -203,6 +204,7 @@ class MeshProcess : public ::testing::Test {
                                  std::string("--vantage"), n.vantage, std::string("--name"), n.name})
       args.push_back(a);
     for (const auto& a : node_extra_args_) args.push_back(a);
+    for (const auto& a : n.extra_args) args.push_back(a);
     // A secured cluster, as in production: joiners enrol with the token on
     // their first start (later starts find their certificate and ignore it).
     if (insecure_) {
