@@ -205,10 +205,15 @@ void Worker::Tick(int64_t now_ms, const WorkerView& view) {
 
 void Worker::UpdateContact(int64_t now_ms, const WorkerView& view) {
   if (view.in_contact) {
+    if (!contact_since_ms_) contact_since_ms_ = now_ms;
+    // Not over until it has held contact_settle (see WorkConfig); until
+    // then the count neither restarts nor goes on to engage the switch.
+    if (contact_lost_ms_ && now_ms - *contact_since_ms_ < cfg_.contact_settle.count()) return;
     contact_lost_ms_.reset();
     dead_man_ = false;
     return;
   }
+  contact_since_ms_.reset();
   if (!contact_lost_ms_) contact_lost_ms_ = now_ms;
   if (dead_man_ || now_ms - *contact_lost_ms_ < cfg_.dead_man_after.count()) return;
   // Cut off this long, our leases are as good as gone and our results may
@@ -448,6 +453,7 @@ int64_t Worker::NextWakeup() const {
   if (request_sent_ms_) t = std::min(t, *request_sent_ms_ + cfg_.request_timeout.count());
   else if (retry_at_ms_ > last_now_ms_) t = std::min(t, retry_at_ms_);
   if (contact_lost_ms_ && !dead_man_) t = std::min(t, *contact_lost_ms_ + cfg_.dead_man_after.count());
+  if (contact_lost_ms_ && contact_since_ms_) t = std::min(t, *contact_since_ms_ + cfg_.contact_settle.count());
   return t;
 }
 

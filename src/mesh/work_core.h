@@ -51,6 +51,11 @@ struct WorkConfig {
   // scanning after this long: its leases have expired or soon will, and
   // the shards are someone else's by now.
   std::chrono::milliseconds dead_man_after{std::chrono::seconds(30)};
+  // Contact must hold this long before a cut-off (or an engaged switch)
+  // counts as over: a minority's view flickers back into contact now and
+  // then (a coordinator of its own, a member it has not suspected yet),
+  // which must not restart the count.
+  std::chrono::milliseconds contact_settle{std::chrono::seconds(5)};
   uint32_t max_leases_per_worker = 2;  // scanning + finished but not yet replicated
   uint32_t parallel_shards = 1;        // shards one worker scans at once
 
@@ -258,6 +263,7 @@ class Worker {
   std::optional<int64_t> request_sent_ms_;
   int64_t retry_at_ms_ = 0;  // no request before (after a refusal)
   std::optional<int64_t> contact_lost_ms_;
+  std::optional<int64_t> contact_since_ms_;  // in contact without a break since
   bool dead_man_ = false;
   int64_t last_now_ms_ = 0;
   std::vector<WorkAction> actions_;

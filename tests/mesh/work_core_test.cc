@@ -592,18 +592,27 @@ TEST_F(WorkerTest, TheDeadMansSwitchStopsScansAfterTheConfiguredTimeAndReleasesO
   EXPECT_EQ(Kinds(w.TakeActions()), (std::vector<Kind>{Kind::kStartScan, Kind::kRequestLease, Kind::kStartScan}));
   EXPECT_EQ(w.scanning_count(), 2u);
 
-  // A short loss of contact is forgiven, and restarts the count.
+  // A short loss of contact is forgiven once contact has held for
+  // contact_settle (5 s), and the count starts again.
   view.in_contact = false;
   EXPECT_TRUE(TickAt(w, 1 * kS).empty());
   view.in_contact = true;
-  TickAt(w, 5 * kS);
+  TickAt(w, 2 * kS);
+  TickAt(w, 7 * kS);
   view.in_contact = false;
-  for (int64_t t = 6 * kS; t < 18 * kS; t += kS) {
+  TickAt(w, 8 * kS);
+  // A flicker of contact (2 s, less than contact_settle) changes nothing:
+  // the count from 8 s goes on.
+  view.in_contact = true;
+  TickAt(w, 10 * kS);
+  TickAt(w, 11 * kS);
+  view.in_contact = false;
+  for (int64_t t = 12 * kS; t < 20 * kS; t += kS) {
     for (const auto& a : TickAt(w, t)) EXPECT_EQ(a.kind, Kind::kRenew);  // renewals go on; no request
     EXPECT_FALSE(w.dead_man_engaged());
   }
-  EXPECT_EQ(w.NextWakeup(), 18 * kS);
-  auto a = TickAt(w, 18 * kS);
+  EXPECT_EQ(w.NextWakeup(), 20 * kS);
+  auto a = TickAt(w, 20 * kS);
   ASSERT_EQ(Kinds(a), (std::vector<Kind>{Kind::kStopScan, Kind::kStopScan}));
   EXPECT_EQ(a[0].reason, "dead man's switch");
   EXPECT_TRUE(w.dead_man_engaged());
@@ -616,8 +625,11 @@ TEST_F(WorkerTest, TheDeadMansSwitchStopsScansAfterTheConfiguredTimeAndReleasesO
   EXPECT_TRUE(TickAt(w, 60 * kS).empty());
   w.OnGrant(GrantLease(more, N(1), "dmz", 1, 60 * kS, kAllAlive, cfg).value(), 60 * kS);
   EXPECT_TRUE(w.TakeActions().empty());
+  // Back in contact: released once it has held 5 s, not before.
   view.in_contact = true;
-  a = TickAt(w, 61 * kS);
+  EXPECT_TRUE(TickAt(w, 61 * kS).empty());
+  EXPECT_TRUE(w.dead_man_engaged());
+  a = TickAt(w, 66 * kS);
   EXPECT_FALSE(w.dead_man_engaged());
   EXPECT_EQ(Kinds(a), (std::vector<Kind>{Kind::kRequestLease}));
 }
