@@ -63,8 +63,10 @@ Status WorkService::Load() {
   for (const auto& [id, s] : scans_)
     for (size_t v = 0; v < s.pools.size(); ++v) {
       ScanId pool = PoolId(id, s.definition.vantages[v]);
-      for (uint32_t k = 0; k < s.pools[v].size(); ++k)
-        if (s.pools[v][k].done.done && HasBundle(store_, pool, k)) held_.insert({pool, k});
+      for (uint32_t k = 0; k < s.pools[v].size(); ++k) {
+        if (!s.pools[v][k].done.done) continue;
+        if (auto bundle = LoadBundle(store_, pool, k); bundle.ok()) held_[{pool, k}] = BundleDigest(*bundle);
+      }
     }
   // Leases this node held before a restart are still its own in everyone's
   // state (its id did not change), and nobody else will take them before
@@ -168,9 +170,11 @@ void WorkService::Gossip(const ScanDelta& delta, std::string key) {
 
 void WorkService::OnPayload(std::string_view payload) {
   if (payload.empty() || payload.front() != kScanDeltaPayload) return;
+  uint64_t suppressed = 0;
   auto delta = DecodeScanDelta(payload.substr(1));
   if (!delta.ok()) {
-    Log(LogLevel::kWarn, "scan delta refused", {{"reason", delta.status().message()}});
+    if (delta_log_.Allow(Clock::now(), suppressed))
+      Log(LogLevel::kWarn, "scan delta refused", {{"reason", delta.status().message()}, {"suppressed", suppressed}});
     return;
   }
   ScanState* s = Find(delta->id);
@@ -178,7 +182,9 @@ void WorkService::OnPayload(std::string_view payload) {
   if (!s) return;
   bool changed = false;
   if (Status st = MergeScanDelta(*s, *delta, &changed); !st.ok()) {
-    Log(LogLevel::kWarn, "scan delta not merged", {{"scan", ScanIdToHex(delta->id)}, {"reason", st.message()}});
+    if (delta_log_.Allow(Clock::now(), suppressed))
+      Log(LogLevel::kWarn, "scan delta not merged",
+          {{"scan", ScanIdToHex(delta->id)}, {"reason", st.message()}, {"suppressed", suppressed}});
     return;
   }
   if (!changed) return;
@@ -353,7 +359,7 @@ WorkMessage WorkService::PutBundle(const WorkMessage& request) {
   if (request.shard >= s->definition.spec.shard_count) return Refusal("no such shard");
   if (Status st = StoreBundle(store_, *s, request.vantage, request.shard, request.bundle); !st.ok())
     return Refusal("bundle not stored: " + st.message());
-  held_.insert({PoolId(s->id, request.vantage), request.shard});
+  held_[{PoolId(s->id, request.vantage), request.shard}] = BundleDigest(request.bundle);
   return Base(WorkKind::kAck);
 }
 
@@ -516,7 +522,7 @@ void WorkService::StartShard(const ShardRef& ref) {
                                               {"reason", out.status.message()}});
       worker_.OnRenewRefused(out.ref, "scan failed: " + out.status.message(), WallMs());
     } else if (!out.stopped) {
-      held_.insert({PoolId(out.ref.scan, out.ref.vantage), out.ref.shard});
+      held_[{PoolId(out.ref.scan, out.ref.vantage), out.ref.shard}] = out.digest;
       Log(LogLevel::kInfo, "shard scanned", {{"scan", ScanIdToHex(out.ref.scan)}, {"vantage", out.ref.vantage},
                                               {"shard", uint64_t(out.ref.shard)}, {"results", out.results},
                                               {"probes", out.probes_sent}});
@@ -588,15 +594,21 @@ void WorkService::FetchMissingBundles() {
       for (uint32_t k = 0; k < s.pools[v].size(); ++k) {
         if (fetching_.size() >= kMaxBundleFetches) return;
         const ShardDone& done = s.pools[v][k].done;
-        if (!done.done || held_.count({pool, k}) || fetching_.count({pool, k})) continue;
-        // From a holder that is alive, else from any alive member: every
-        // node that fetched a bundle serves it too, so a shard whose two
-        // holders are both gone is still found (a member without it says
-        // so, and the next round asks another).
-        std::string address;
+        if (!done.done || fetching_.count({pool, k})) continue;
+        if (auto h = held_.find({pool, k}); h != held_.end() && h->second == done.digest) continue;
+        // From a holder that is alive, picked at random, else from any
+        // alive member: every node that fetched a bundle serves it too, so
+        // a shard whose two holders are both gone is still found. A member
+        // without it, or with another bundle of the shard, says so or
+        // sends what does not match, and the next round asks another.
+        std::vector<std::string> holders;
         for (const auto& h : done.holders)
-          if (h != self_ && !(address = AddressOf(h)).empty()) break;
-        if (address.empty() && !view_.alive.empty())
+          if (h != self_)
+            if (std::string a = AddressOf(h); !a.empty()) holders.push_back(std::move(a));
+        std::string address;
+        if (!holders.empty())
+          address = holders[std::uniform_int_distribution<size_t>(0, holders.size() - 1)(rng_)];
+        else if (!view_.alive.empty())
           address = view_.alive[std::uniform_int_distribution<size_t>(0, view_.alive.size() - 1)(rng_)].address;
         if (address.empty()) continue;
         fetching_.insert({pool, k});
@@ -621,7 +633,7 @@ void WorkService::FetchMissingBundles() {
             Log(LogLevel::kError, "cannot store fetched bundle", {{"reason", s.message()}});
             return;
           }
-          held_.insert({pool, k});
+          held_[{pool, k}] = want;
           FetchMissingBundles();  // the next one at once, not at the next round
         });
       }

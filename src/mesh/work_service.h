@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "mesh/log.h"
 #include "mesh/membership.h"
 #include "mesh/pool_state.h"
 #include "mesh/scan_host.h"
@@ -165,14 +166,21 @@ class WorkService {
   std::map<ScanId, ScanState> scans_;
   Worker worker_;
   Reachability reachability_;  // of this node's syncs, for the dead man's switch
+  // Refused deltas come from members (sealed datagrams), but a broken one
+  // could send many a second: at most 10 lines per 10 s.
+  LogLimiter delta_log_{10, std::chrono::seconds(10)};
   std::unique_ptr<ScanHost> host_;
   MeshView view_;
   bool is_coordinator_ = false;
   bool dead_man_logged_ = false;
   Time now_{};
   Time next_sync_{};
-  // Bundles this node holds ((pool, shard)), and fetches in flight.
-  std::set<std::pair<ScanId, uint32_t>> held_;
+  // The bundle this node holds of each (pool, shard), by its digest, and
+  // fetches in flight. A shard scanned twice (its first holder looked dead)
+  // has two bundles of different digests, and its done record names one:
+  // a node holding the other still fetches that one, or it could never
+  // serve those who ask it as a holder of the record's.
+  std::map<std::pair<ScanId, uint32_t>, Digest> held_;
   std::set<std::pair<ScanId, uint32_t>> fetching_;
   std::set<ShardRef> replicating_;
   // Set in the destructor: replies and completions arriving after it are

@@ -1,6 +1,6 @@
 // Distributed scans of real `ndo` daemons on loopback: five nodes in two
-// vantages (dmz: a, b, c; internet: d, e) scan listeners on 127.0.0.10 and
-// 127.0.0.11, and a node dies (or all restart) part-way. Each test ends with
+// vantages (dmz: a, b, c; internet: d, e) scan listeners on 127.N.0.10 and
+// 127.N.0.11, and a node dies (or all restart) part-way. Each test ends with
 // every surviving node's view of every vantage equal to a single-node scan
 // of the same targets: no result lost, nothing invented; and a shard is
 // scanned twice only where its first holder was killed.
@@ -52,7 +52,13 @@ double LogLineSeconds(const std::string& line) {
 using namespace std::chrono_literals;
 using Probe = std::pair<std::string, int>;  // address, port
 
-constexpr const char* kHosts = "127.0.0.10-127.0.0.11";
+// The two target hosts: 127.N.0.10 and 127.N.0.11, N from the test
+// process's pid, so that two runs on one machine (a CI job beside a
+// developer's loop) never scan each other's listeners.
+std::string TargetHost(int which) {
+  return "127." + std::to_string(1 + getpid() % 250) + ".0." + std::to_string(10 + which);
+}
+std::string TargetHosts() { return TargetHost(0) + "-" + TargetHost(1); }
 constexpr int kPortSpan = 2000;
 // Per node: a shard of 200 probes takes about a second, so a scan of
 // 20 shards per pool lasts several seconds on 2 or 3 nodes: time enough to
@@ -85,7 +91,7 @@ class MeshScan : public MeshProcess {
     port_lo_ = static_cast<uint16_t>(20000 + (getpid() % 40) * 200);
     std::mt19937 rng(static_cast<uint32_t>(getpid()));
     auto add = [&] {
-      for (const char* host : {"127.0.0.10", "127.0.0.11"})
+      for (const std::string& host : {TargetHost(0), TargetHost(1)})
         for (int i = 0; i < 15; ++i) {
           uint16_t port = static_cast<uint16_t>(port_lo_ + rng() % kPortSpan);
           if (listeners_.Add(host, port)) open_.insert({host, port});
@@ -123,7 +129,7 @@ class MeshScan : public MeshProcess {
   }
 
   std::string Submit(const Node& on, const char* rate = kRate) {
-    auto r = RunArgv({NdoBinary(), "scan", kHosts, "-p", Ports(), "--scope", "127.0.0.0/8", "--rate", rate,
+    auto r = RunArgv({NdoBinary(), "scan", TargetHosts(), "-p", Ports(), "--scope", "127.0.0.0/8", "--rate", rate,
                       "--shards", kShards, "--data-dir", on.data},
                      tmp_, "submit", 30s);
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -171,7 +177,7 @@ class MeshScan : public MeshProcess {
   // The same targets scanned by one node alone (no mesh).
   std::set<Probe> SingleNodeScan() {
     std::vector<std::string> argv = prefix_;  // inside the namespace, if any
-    for (const std::string& a : {NdoBinary(), std::string("scan"), std::string(kHosts), std::string("-p"), Ports(),
+    for (const std::string& a : {NdoBinary(), std::string("scan"), TargetHosts(), std::string("-p"), Ports(),
                                  std::string("--scope"), std::string("127.0.0.0/8"), std::string("--local"),
                                  std::string("--format"), std::string("json"), std::string("--no-progress"),
                                  std::string("--data-dir"), tmp_ + "/single"})

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "mesh/pool_store.h"
+#include "store/result_bundle.h"
 
 namespace ndo::mesh {
 namespace {
@@ -207,6 +208,63 @@ TEST_F(WorkServiceGossip, BadAndUnknownPayloadsChangeNothing) {
   // The good one still works after all that.
   b.service->OnPayload(good);
   EXPECT_EQ(StateAt(b, id)->control.value, ScanControl::kStopped);
+}
+
+std::string Bundle(uint16_t port, int64_t time_us) {
+  ProbeResult r;
+  r.address = *IpAddress::Parse("127.0.0.1");
+  r.port = port;
+  r.state = PortState::kOpen;
+  r.attempts = 1;
+  r.time_us = time_us;
+  auto bytes = EncodeResultBundle(std::vector<ProbeResult>{r});
+  EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
+  return bytes.ok() ? *bytes : std::string();
+}
+
+// A shard scanned twice (its first holder looked dead) has two bundles of
+// different digests; the done record names one. A node that holds the
+// other fetches the record's, from a holder of it, so that it can serve
+// it in turn (CI once saw a node ask, forever, a holder that had been sent
+// the other bundle).
+TEST_F(WorkServiceGossip, ANodeHoldingTheOtherBundleOfAShardFetchesTheOneItsDoneRecordNames) {
+  Peer &a = *peers_[0], &b = *peers_[1], &c = *peers_[2];
+  ScanId id = SubmitAt(a);
+  std::string first = Bundle(22, 1'000'000), second = Bundle(22, 2'000'000);  // same result, scanned twice
+  ASSERT_NE(BundleDigest(first), BundleDigest(second));
+  auto put = [&](Peer& to, const std::string& bundle) {
+    WorkMessage m;
+    m.kind = WorkKind::kBundlePut;
+    m.sender = a.id;
+    m.scan = id;
+    m.vantage = "dmz";
+    m.shard = 0;
+    m.bundle = bundle;
+    bool acked = false;
+    to.service->OnMessage(m, "dmz", [&](WorkMessage reply) { acked = reply.kind == WorkKind::kAck; });
+    EXPECT_TRUE(acked);
+  };
+  put(b, second);  // b was sent the bundle of the scan that lost
+  put(c, first);
+  // The record that wins names `first`, held by c.
+  ScanState done = *StateAt(a, id);
+  done.pools[0][0].done = ShardDone{true, 1, BundleDigest(first), {c.id}};
+  auto payload = ScanDeltaPayload(DeltaOf(done, false, {{0, 0}}));
+  ASSERT_TRUE(payload.ok());
+  b.service->OnPayload(*payload);
+  ASSERT_TRUE(StateAt(b, id)->pools[0][0].done.done);
+
+  now_ms_ += 2000;
+  b.service->Tick(Clock::now() + std::chrono::seconds(2), ViewOf(b));
+  Deliver();
+  auto held = LoadBundle(*b.store, PoolId(id, "dmz"), 0);
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  EXPECT_EQ(BundleDigest(*held), BundleDigest(first)) << "b still holds the other bundle";
+  // And it stops asking once it holds it.
+  b.service->Tick(Clock::now() + std::chrono::seconds(4), ViewOf(b));
+  bool fetched_again = false;
+  for (const auto& r : requests_) fetched_again |= r.message.kind == WorkKind::kBundleFetch;
+  EXPECT_FALSE(fetched_again);
 }
 
 }  // namespace
