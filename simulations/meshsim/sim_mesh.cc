@@ -185,8 +185,6 @@ void SimMesh::Push(Time at, Kind kind, int from, int to, size_t slot) { queue_.p
 
 void SimMesh::Flush(int i) {
   Membership& n = *nodes_[i];
-  // First, so that what the receiver gossips on in answer leaves with this flush.
-  if (auto payloads = n.TakePayloads(); !payloads.empty() && payloads_) payloads_(i, std::move(payloads));
   for (auto& o : n.TakeOutgoing()) {
     int to = ParseAddress(o.address);
     if (cfg_.seal) {
@@ -225,6 +223,10 @@ void SimMesh::Flush(int i) {
   }
   for (auto& e : n.TakeEvents())
     if (observer_) observer_({i, e});
+  // After the events, as the daemon does (the layer above sees the view
+  // they made); what it gossips on in answer is only queued, and the
+  // reschedule below wakes the core for it.
+  if (auto payloads = n.TakePayloads(); !payloads.empty() && payloads_) payloads_(i, std::move(payloads));
   Reschedule(i);
 }
 

@@ -449,6 +449,7 @@ void SimWork::OnPayload(int i, std::string_view payload) {
   bool changed = false;
   if (Status st = MergeScanDelta(s->second, *delta, &changed); !st.ok()) return Fail("scan delta not merged: " + st.message());
   if (!changed) return;
+  Dirty(i, delta->id);
   ++stats_.deltas_merged;
   // No pause or stop in these runs: deltas carry shards only.
   for (const ShardDelta& sd : delta->shards) GossipShard(i, delta->id, sd.pool, sd.shard);

@@ -357,9 +357,17 @@ WorkMessage WorkService::PutBundle(const WorkMessage& request) {
   if (!s) return Refusal("unknown scan " + ScanIdToHex(request.scan));
   if (!VantageIndex(*s, request.vantage)) return Refusal("scan has no pool for vantage " + request.vantage);
   if (request.shard >= s->definition.spec.shard_count) return Refusal("no such shard");
+  // A shard scanned twice has two bundles: the one held here is kept
+  // unless the incoming one is what the done record names (else a second
+  // scanner's replica could overwrite every copy of the record's bundle).
+  auto key = std::make_pair(PoolId(s->id, request.vantage), request.shard);
+  Digest incoming = BundleDigest(request.bundle);
+  const ShardDone& done = s->pools[*VantageIndex(*s, request.vantage)][request.shard].done;
+  if (auto h = held_.find(key); h != held_.end() && h->second != incoming && !(done.done && done.digest == incoming))
+    return Refusal("holds another bundle of this shard");
   if (Status st = StoreBundle(store_, *s, request.vantage, request.shard, request.bundle); !st.ok())
     return Refusal("bundle not stored: " + st.message());
-  held_[{PoolId(s->id, request.vantage), request.shard}] = BundleDigest(request.bundle);
+  held_[key] = incoming;
   return Base(WorkKind::kAck);
 }
 

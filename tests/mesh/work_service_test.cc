@@ -232,7 +232,7 @@ TEST_F(WorkServiceGossip, ANodeHoldingTheOtherBundleOfAShardFetchesTheOneItsDone
   ScanId id = SubmitAt(a);
   std::string first = Bundle(22, 1'000'000), second = Bundle(22, 2'000'000);  // same result, scanned twice
   ASSERT_NE(BundleDigest(first), BundleDigest(second));
-  auto put = [&](Peer& to, const std::string& bundle) {
+  auto put = [&](Peer& to, const std::string& bundle, bool want_ack = true) {
     WorkMessage m;
     m.kind = WorkKind::kBundlePut;
     m.sender = a.id;
@@ -242,7 +242,7 @@ TEST_F(WorkServiceGossip, ANodeHoldingTheOtherBundleOfAShardFetchesTheOneItsDone
     m.bundle = bundle;
     bool acked = false;
     to.service->OnMessage(m, "dmz", [&](WorkMessage reply) { acked = reply.kind == WorkKind::kAck; });
-    EXPECT_TRUE(acked);
+    EXPECT_EQ(acked, want_ack);
   };
   put(b, second);  // b was sent the bundle of the scan that lost
   put(c, first);
@@ -265,6 +265,13 @@ TEST_F(WorkServiceGossip, ANodeHoldingTheOtherBundleOfAShardFetchesTheOneItsDone
   bool fetched_again = false;
   for (const auto& r : requests_) fetched_again |= r.message.kind == WorkKind::kBundleFetch;
   EXPECT_FALSE(fetched_again);
+  // The other bundle, sent again as a replica, does not replace the
+  // record's: it is refused, and the record's stays.
+  put(b, second, /*want_ack=*/false);
+  put(c, second, /*want_ack=*/false);
+  EXPECT_EQ(BundleDigest(*LoadBundle(*b.store, PoolId(id, "dmz"), 0)), BundleDigest(first));
+  EXPECT_EQ(BundleDigest(*LoadBundle(*c.store, PoolId(id, "dmz"), 0)), BundleDigest(first));
+  put(b, first);  // the same again: fine
 }
 
 }  // namespace
