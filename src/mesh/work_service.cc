@@ -188,13 +188,16 @@ void WorkService::OnPayload(std::string_view payload) {
     return;
   }
   if (!changed) return;
-  // News to us: pass on what we now hold of those fields (epidemic: a node
-  // that already knew it does not, so the spreading dies out by itself).
+  // News to us: saved once, then passed on as what we now hold of those
+  // fields (epidemic: a node that already knew it does not, so the
+  // spreading dies out by itself).
+  Save(*s);
   if (delta->control) {
     hlc_.Observe(s->control.stamp, WallMs());
-    GossipControl(*s);
+    Gossip(DeltaOf(*s, true, {}), ScanDeltaKey(s->id));
   }
-  for (const ShardDelta& sd : delta->shards) GossipShard(*s, sd.pool, sd.shard);
+  for (const ShardDelta& sd : delta->shards)
+    Gossip(DeltaOf(*s, false, {{sd.pool, sd.shard}}), ScanDeltaKey(s->id, sd.pool, sd.shard));
   RunActions();
 }
 
