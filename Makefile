@@ -13,7 +13,7 @@ JOBS ?= $(shell nproc)
 
 # Debian packages: build, libraries, test tools (xmllint and nmap's DTD and
 # ndiff check the XML output), and what the testbed benchmark drives.
-BUILD_PACKAGES := g++ cmake ninja-build pkg-config libboost-dev libboost-system-dev libssl-dev \
+BUILD_PACKAGES := g++ cmake ninja-build ccache pkg-config libboost-dev libboost-system-dev libssl-dev \
   capnproto libcapnp-dev librocksdb-dev libcli11-dev libgtest-dev libgmock-dev
 # iproute2 and nftables: the network-namespace tests (testbed, mesh partition)
 # run where the machine allows it (root) and skip elsewhere.
