@@ -107,10 +107,18 @@ if [[ -n "$ns" ]]; then
 fi
 start c 127.0.0.3 internet "$seed"
 as_user=()
-for _ in $(seq 200); do
-  [[ $("$ndo" members --data-dir "$work/a" 2>/dev/null | grep -c ' alive ') == 3 ]] && break
+# Every node must know all three before the scan: b submits it, and the
+# scan's vantages are those of the members b knows. A deadline, not a race.
+mesh_ready=""
+for _ in $(seq 300); do
+  mesh_ready=yes
+  for n in a b c; do
+    [[ $("$ndo" members --data-dir "$work/$n" 2>/dev/null | grep -c ' alive ') == 3 ]] || { mesh_ready=""; break; }
+  done
+  [[ -n "$mesh_ready" ]] && break
   sleep 0.1
 done
+[[ -n "$mesh_ready" ]] || { echo "demo: the three nodes did not all see each other alive within 30 s" >&2; exit 1; }
 echo
 echo "== ndo members"
 "$ndo" members --data-dir "$work/a"
@@ -121,6 +129,8 @@ echo "== ndo scan 127.42.0.0/28 -p $ports --scope 127.0.0.0/8 --rate 2000 --bann
 id=$("$ndo" scan 127.42.0.0/28 -p "$ports" --scope 127.0.0.0/8 --rate 2000 --shards 16 --banners --tls \
   --tls-ca-file "$work/demo-ca.pem" --seed 2019 --data-dir "$work/b" 2>"$work/submit.err")
 cat "$work/submit.err"
+grep -q 'vantages dmz,internet' "$work/submit.err" ||
+  { echo "demo: the scan was not submitted to both vantages (dmz, internet)" >&2; exit 1; }
 for _ in $(seq 300); do
   done_dmz=$("$ndo" scan status "$id" --data-dir "$work/a" 2>/dev/null | awk '$1 == "dmz" {print $2}')
   [[ ${done_dmz:-0} -ge 3 ]] && break
@@ -139,7 +149,20 @@ echo "== the scan goes on without b; every pool completes (ndo scan status --wat
 "$ndo" scan status "$id" --data-dir "$work/a" --watch --interval 2 | tail -8
 echo
 echo "== ndo view compare $id (on c, the Internet side: every node holds every result)"
-sleep 2  # the last bundles reach every node within a sync round or two
+# The last bundles reach every node within a sync round or two: wait until
+# a (dmz) and c (internet) hold the same views, and they stay so for a round.
+same=0
+for _ in $(seq 150); do
+  if va=$("$ndo" view compare "$id" --data-dir "$work/a" 2>/dev/null) &&
+     vc=$("$ndo" view compare "$id" --data-dir "$work/c" 2>/dev/null) && [[ "$va" == "$vc" ]]; then
+    same=$((same + 1))
+    [[ $same -ge 5 ]] && break
+  else
+    same=0
+  fi
+  sleep 0.2
+done
+[[ $same -ge 5 ]] || { echo "demo: nodes a and c did not come to hold the same views within 30 s" >&2; exit 1; }
 "$ndo" view compare "$id" --data-dir "$work/c"
 echo
 echo "== ndo view diff $id --seen-by dmz --not-by internet: what the firewall keeps inside"

@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
   sc->add_option("--resume", scan.resume_id, "Continue an interrupted scan with its stored settings");
   sc->add_option("--vantage", scan.vantages,
                  "Distributed scan: the vantage points whose pools scan every target (comma-separated; default: "
-                 "every vantage present in the mesh). A scan started on a node whose agent runs goes to the mesh");
+                 "every vantage of every member the mesh knows, alive or not; a vantage with no member yet waits "
+                 "for one). A scan started on a node whose agent runs goes to the mesh");
   sc->add_flag("--local", scan.local, "Scan from this machine only, even where a mesh agent runs");
   sc->add_flag("--wait", scan.wait, "Distributed scan: follow its progress until every pool is done");
   sc->add_flag("--dry-run", scan.dry_run, "Print the probe count and exit without sending anything");

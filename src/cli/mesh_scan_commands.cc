@@ -1,4 +1,5 @@
 #include "cli/mesh_scan_commands.h"
+#include "cli/scan_vantages.h"
 
 #include <unistd.h>
 
@@ -197,15 +198,14 @@ int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec) {
   def.spec = std::move(spec);
   def.vantages = SplitCommas(submit.vantages);
   if (def.vantages.empty()) {
-    // Every vantage present now: this node's and its alive members'.
+    // Every vantage of every member this node knows (cli/scan_vantages.h).
     auto members = mesh::CallControl(DataDir(submit.data_dir), ControlCommand::kMembers, kControlTimeout);
     if (!members.ok()) return Fail(members.status());
     if (!members->error.empty()) return Fail(Status::Unavailable(members->error));
-    std::set<std::string> present{members->self.vantage};
-    for (const auto& m : members->members)
-      if (m.state == mesh::MemberState::kAlive || m.state == mesh::MemberState::kSuspect) present.insert(m.vantage);
-    def.vantages.assign(present.begin(), present.end());
+    def.vantages = DefaultScanVantages(members->self, members->members);
   }
+  if (def.vantages.empty())
+    return Fail(Status::InvalidArgument("no vantage: this node and its members name none; give --vantage NAME"));
   // Shards of 10 to 30 s at a node's rate, within what one scan state holds
   // over all its pools.
   if (!submit.shards_given)

@@ -15,7 +15,7 @@ namespace ndo {
 
 struct MeshScanSubmit {
   std::string data_dir;         // empty: the default
-  std::vector<std::string> vantages;  // empty: every vantage present
+  std::vector<std::string> vantages;  // empty: every vantage the mesh knows (cli/scan_vantages.h)
   bool shards_given = false;    // --shards: keep the spec's count
   bool wait = false;            // follow until every pool is done
 };
