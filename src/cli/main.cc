@@ -51,7 +51,7 @@ void AddOutputOptions(CLI::App* cmd, ndo::OutputChoice& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"ndo: network discovery orchestration -- a fast, unprivileged TCP connect scanner, and a mesh of them"};
+  CLI::App app{"ndo: network discovery orchestration -- a fast, unprivileged TCP connect scanner, and a mesh of them", "ndo"};
   app.footer(kExitCodesHelp);
   app.require_subcommand(1);
   app.set_version_flag("--version", "ndo 0.1.0");
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   sc->add_option("targets", o.targets,
                  "Targets: 192.0.2.7, 192.0.2.0/24, 192.0.2.5-192.0.3.20, 192.0.2.10-20, hostnames, 2001:db8::1, "
                  "2001:db8::/112 (IPv6 blocks up to 2^16 addresses)");
-  sc->add_option("--input-list", o.input_lists, "Read targets from FILE (-iL FILE); '#' starts a comment");
+  sc->add_option("--input-list", o.input_lists, "Read targets from FILE (-iL FILE; -iL - reads standard input); '#' starts a comment");
   sc->add_option("--exclude", o.excludes, "Exclude targets (same forms, comma-separated)");
   sc->add_option("--exclude-file,--excludefile", o.exclude_files, "Exclude the targets listed in FILE");
   auto* ports_opt = sc->add_option("-p,--ports", o.ports, "Ports: 22,80,8000-8100; '-' or -p- for all 65535");
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   sc->add_option("--service-concurrency", o.service_concurrency, "Most banner/TLS follow-ups at once")
       ->capture_default_str();
   sc->add_option("--threads", scan.threads, "Worker threads, one io_context each (default: cores, at most 4)");
-  sc->add_option("--data-dir", data_dir, "Where scans are stored (default: $XDG_DATA_HOME/ndo)");
+  sc->add_option("--data-dir", data_dir, "Where scans are stored (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
   sc->add_option("--resume", scan.resume_id, "Continue an interrupted scan with its stored settings");
   sc->add_option("--vantage", scan.vantages,
                  "Distributed scan: the vantage points whose pools scan every target (comma-separated; default: "
@@ -116,13 +116,13 @@ int main(int argc, char** argv) {
   AddOutputOptions(sc, scan.output);
 
   auto* scans_cmd = app.add_subcommand("scans", "List stored scans");
-  scans_cmd->add_option("--data-dir", data_dir, "Where scans are stored (default: $XDG_DATA_HOME/ndo)");
+  scans_cmd->add_option("--data-dir", data_dir, "Where scans are stored (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
 
   ndo::OutputChoice results_out;
   std::string results_id;
   auto* results_cmd = app.add_subcommand("results", "Print a stored scan's results in any format");
   results_cmd->add_option("scan", results_id, "Scan id (or a unique prefix of it)")->required();
-  results_cmd->add_option("--data-dir", data_dir, "Where scans are stored (default: $XDG_DATA_HOME/ndo)");
+  results_cmd->add_option("--data-dir", data_dir, "Where scans are stored (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
   AddOutputOptions(results_cmd, results_out);
 
   ndo::ReportCommand report;
@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
   report_cmd->require_subcommand(1);
   auto add_report_options = [&](CLI::App* c) {
     c->add_option("scan", report.scan_id, "Scan id (or a unique prefix of it)")->required();
-    c->add_option("--data-dir", data_dir, "Where scans are stored (default: $XDG_DATA_HOME/ndo)");
+    c->add_option("--data-dir", data_dir, "Where scans are stored (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
     c->add_option("--format", report.format, "table, json or csv")->capture_default_str();
     c->add_flag("--by-vantage", report.by_vantage, "One column per vantage point (a local scan has one: local)");
   };

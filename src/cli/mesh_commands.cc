@@ -226,7 +226,7 @@ MeshCli::MeshCli(CLI::App& app) {
     c->add_option("--advertise", agent_cmd_.advertise,
                   "The address others reach this node at, if not --listen (e.g. behind NAT)");
     c->add_option("--data-dir", agent_cmd_.data_dir,
-                  "The node's state and control socket (default: $XDG_DATA_HOME/ndo); its parent must exist");
+                  "The node's state and control socket (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo); its parent must exist");
     c->add_option("--vantage", agent_cmd_.vantage,
                   "Where this node sees the network from: dmz, wifi, internet, ... (required on first start)");
     c->add_option("--name", agent_cmd_.name, "A name for people (default: the host name)");
@@ -256,33 +256,33 @@ MeshCli::MeshCli(CLI::App& app) {
               "Logs (logfmt) go to standard error.");
 
   members_ = app.add_subcommand("members", "List the members the local agent knows, and the coordinator");
-  members_->add_option("--data-dir", data_dir_, "The agent's data dir (default: $XDG_DATA_HOME/ndo)");
+  members_->add_option("--data-dir", data_dir_, "The agent's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
   members_->add_flag("--json", json_, "JSON Lines: one record per member, then one for the coordinator");
   members_remove_ = members_->add_subcommand(
       "remove", "Revoke a member: every member refuses its certificate, streams and datagrams from then on, and the "
                 "gossip keys rotate (the removed node keeps only old ones)");
   members_remove_->add_option("node", remove_who_, "The member's name, node id, or an id prefix of 8+ hex digits")
       ->required();
-  members_remove_->add_option("--data-dir", data_dir_, "The local agent's data dir (default: $XDG_DATA_HOME/ndo)");
+  members_remove_->add_option("--data-dir", data_dir_, "The local agent's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
 
   auto* keys = app.add_subcommand("keys", "Gossip keys of a secured cluster");
   keys->require_subcommand(1);
   keys_rotate_ = keys->add_subcommand(
       "rotate", "Install a new gossip key on every member, seal with it 10 s later, and remove the old keys 10 s after "
                 "that, without a restart");
-  keys_rotate_->add_option("--data-dir", data_dir_, "The local agent's data dir (default: $XDG_DATA_HOME/ndo)");
+  keys_rotate_->add_option("--data-dir", data_dir_, "The local agent's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
 
   leave_ = app.add_subcommand("leave", "Make the local agent leave the mesh gracefully and exit");
-  leave_->add_option("--data-dir", data_dir_, "The agent's data dir (default: $XDG_DATA_HOME/ndo)");
+  leave_->add_option("--data-dir", data_dir_, "The agent's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
 
   init_ = app.add_subcommand("init", "Make a new secured cluster on its first node: a CA, this node's certificate, "
                                      "a gossip keyring");
-  init_->add_option("--data-dir", data_dir_, "The node's data dir (default: $XDG_DATA_HOME/ndo)");
+  init_->add_option("--data-dir", data_dir_, "The node's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
 
   auto* token = app.add_subcommand("token", "Join tokens");
   token->require_subcommand(1);
   token_create_ = token->add_subcommand("create", "Create a join token (on the node that ran ndo init)");
-  token_create_->add_option("--data-dir", token_cmd_.data_dir, "The node's data dir (default: $XDG_DATA_HOME/ndo)");
+  token_create_->add_option("--data-dir", token_cmd_.data_dir, "The node's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
   token_create_->add_option("--ttl", token_cmd_.ttl, "Lifetime: 90s, 15m, 24h, 7d (at most 365d)")->capture_default_str();
   token_create_->add_option("--uses", token_cmd_.uses, "How many nodes it may enrol (0: any number until it expires)")
       ->capture_default_str();

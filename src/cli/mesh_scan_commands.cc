@@ -234,14 +234,14 @@ bool IsMeshScanSubcommand(const std::vector<std::string>& args) {
 }
 
 int RunMeshScanSubcommand(const std::vector<std::string>& args) {
-  CLI::App app{"ndo scan status|pause|resume|stop: follow and steer a distributed scan from any node"};
+  CLI::App app{"ndo scan status|pause|resume|stop: follow and steer a distributed scan from any node", "ndo scan"};
   app.require_subcommand(1);
   std::string data_dir, scan;
   bool watch = false;
   double interval = 1.0;
   auto add_common = [&](CLI::App* c) {
     c->add_option("scan", scan, "Scan id (or a unique prefix of it)")->required();
-    c->add_option("--data-dir", data_dir, "The node's data dir (default: $XDG_DATA_HOME/ndo)");
+    c->add_option("--data-dir", data_dir, "The node's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
   };
   auto* status = app.add_subcommand("status", "Per pool: shards done, leased, pending; nodes working; probes/s; ETA");
   add_common(status);

@@ -18,7 +18,7 @@
 namespace ndo {
 namespace {
 
-constexpr const char* kDataDirHelp = "Where scans are stored (default: $XDG_DATA_HOME/ndo)";
+constexpr const char* kDataDirHelp = "Where scans are stored (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)";
 
 // Readers never lock: the agent may hold the database (see OpenReadOnly).
 Result<std::unique_ptr<Store>> OpenStore(const std::string& data_dir) {

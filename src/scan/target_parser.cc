@@ -7,6 +7,7 @@
 #include <cctype>
 #include <charconv>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <sstream>
 
@@ -155,17 +156,22 @@ Status AddTargetList(std::string_view list, const Resolver& resolve, TargetSet& 
 }
 
 Status AddTargetFile(const std::string& path, const Resolver& resolve, TargetSet& out) {
+  if (path == "-") return AddTargetStream(std::cin, "standard input", resolve, out);
   std::ifstream in(path);
   if (!in) return Status::InvalidArgument("cannot open target file '" + path + "'");
+  return AddTargetStream(in, path, resolve, out);
+}
+
+Status AddTargetStream(std::istream& in, const std::string& name, const Resolver& resolve, TargetSet& out) {
   std::string line;
   size_t lineno = 0;
   while (std::getline(in, line)) {
     ++lineno;
     if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
     Status s = AddTargetList(line, resolve, out);
-    if (!s.ok()) return s.WithContext(path + ":" + std::to_string(lineno));
+    if (!s.ok()) return s.WithContext(name + ":" + std::to_string(lineno));
   }
-  if (in.bad()) return Status::IoError("error reading '" + path + "'");
+  if (in.bad()) return Status::IoError("error reading " + name);
   return Status::Ok();
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <istream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,8 +40,11 @@ struct TargetSet {
 Status AddTargetToken(std::string_view token, const Resolver& resolve, TargetSet& out);
 // Splits a list on commas and whitespace and parses every token.
 Status AddTargetList(std::string_view list, const Resolver& resolve, TargetSet& out);
-// Reads a file of tokens (see above) and parses every token.
+// Reads a file of tokens (see above) and parses every token; "-" is
+// standard input (`-iL -`, as Nmap reads it). '#' starts a comment.
 Status AddTargetFile(const std::string& path, const Resolver& resolve, TargetSet& out);
+// The same from a stream; `name` is what errors call it ("name:line").
+Status AddTargetStream(std::istream& in, const std::string& name, const Resolver& resolve, TargetSet& out);
 
 // Parses a list of address/CIDR/range tokens where hostnames are not allowed
 // (e.g. --scope): every token must be numeric.

@@ -301,6 +301,7 @@ Status Store::ForEachMeta(std::string_view prefix,
 }
 
 std::string DefaultDataDir() {
+  if (const char* d = std::getenv("NDO_DATA_DIR"); d && *d) return d;
   if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/ndo";
   if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/share/ndo";
   return ".ndo";

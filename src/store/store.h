@@ -85,7 +85,8 @@ class Store {
   std::string secondary_dir_;  // OpenReadOnly's scratch directory, removed last
 };
 
-// $XDG_DATA_HOME/ndo, else $HOME/.local/share/ndo.
+// Every command's data dir when --data-dir is not given: $NDO_DATA_DIR,
+// else $XDG_DATA_HOME/ndo, else $HOME/.local/share/ndo.
 std::string DefaultDataDir();
 
 }  // namespace ndo

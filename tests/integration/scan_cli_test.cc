@@ -72,6 +72,36 @@ TEST_F(ScanCli, ScansLoopbackListenersAndPrintsExactOpenSet) {
   EXPECT_NE(table.out.find("open"), std::string::npos);
 }
 
+// `-iL -` reads the targets from standard input (as Nmap does), and
+// NDO_DATA_DIR is the data dir of every command that is given no --data-dir.
+TEST_F(ScanCli, TargetsFromStandardInputAndTheDataDirFromTheEnvironment) {
+  ndo::testing::AcceptingListeners listeners;
+  uint16_t port = ndo::testing::UnusedPort("127.82.0.1");
+  ASSERT_TRUE(listeners.Add("127.82.0.1", port));
+  ASSERT_TRUE(listeners.Add("127.82.0.3", port));
+  using ndo::testing::ShellQuote;
+  std::string env = "NDO_DATA_DIR=" + ShellQuote(data_) + " " + ShellQuote(ndo::testing::NdoBinary());
+  std::string out = tmp_ + "/stdin-scan.out", err = tmp_ + "/stdin-scan.err";
+  std::string cmd = "printf '127.82.0.1\\n# a comment\\n127.82.0.2-3 # two more\\n' | " + env + " scan -iL - -p " +
+                    std::to_string(port) + " --scope 127.0.0.0/8 --format json --seed 3 >" + ShellQuote(out) +
+                    " 2>" + ShellQuote(err);
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << ndo::testing::Slurp(err);
+  std::set<std::string> want = {"127.82.0.1:" + std::to_string(port), "127.82.0.3:" + std::to_string(port)};
+  EXPECT_EQ(OpenInJson(ndo::testing::Slurp(out)), want);
+  EXPECT_NE(ndo::testing::Slurp(err).find("2 open"), std::string::npos) << ndo::testing::Slurp(err);
+  // Stored under NDO_DATA_DIR: `ndo scans` without --data-dir finds it there.
+  ASSERT_TRUE(std::filesystem::exists(data_ + "/db"));
+  std::string list = tmp_ + "/scans.out";
+  ASSERT_EQ(std::system((env + " scans >" + ShellQuote(list) + " 2>&1").c_str()), 0);
+  EXPECT_NE(ndo::testing::Slurp(list).find("-iL -"), std::string::npos) << ndo::testing::Slurp(list);
+  // A bad line on standard input is named as such.
+  std::string bad = "printf '127.82.0.1\\n127.82.0.0/40\\n' | " + env + " scan -iL - -p 1 --scope 127.0.0.0/8 2>" +
+                    ShellQuote(err) + " >/dev/null";
+  int status = std::system(bad.c_str());
+  EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 2);
+  EXPECT_NE(ndo::testing::Slurp(err).find("standard input:2"), std::string::npos) << ndo::testing::Slurp(err);
+}
+
 TEST_F(ScanCli, XmlOutputValidatesAgainstNmapDtd) {
   if (!std::filesystem::exists("/usr/share/nmap/nmap.dtd") || std::system("command -v xmllint >/dev/null") != 0)
     GTEST_SKIP() << "nmap.dtd or xmllint not installed";
