@@ -362,11 +362,20 @@ WorkMessage WorkService::PutBundle(const WorkMessage& request) {
   if (request.shard >= s->definition.spec.shard_count) return Refusal("no such shard");
   // A shard scanned twice has two bundles: the one held here is kept
   // unless the incoming one is what the done record names (else a second
-  // scanner's replica could overwrite every copy of the record's bundle).
+  // scanner's replica could overwrite every copy of the record's bundle),
+  // or, before the shard is done, it comes from the shard's lease holder:
+  // that scanner is the one that will declare it done. Refusing it too left
+  // a rescanned shard without a second holder for ever once its first
+  // scanner had replicated to the only other member and died (make demo
+  // hung so, 1 run in 13).
   auto key = std::make_pair(PoolId(s->id, request.vantage), request.shard);
   Digest incoming = BundleDigest(request.bundle);
-  const ShardDone& done = s->pools[*VantageIndex(*s, request.vantage)][request.shard].done;
-  if (auto h = held_.find(key); h != held_.end() && h->second != incoming && !(done.done && done.digest == incoming))
+  const ShardState& shard = s->pools[*VantageIndex(*s, request.vantage)][request.shard];
+  const ShardDone& done = shard.done;
+  bool record_names_it = done.done && done.digest == incoming;
+  bool from_lease_holder = !done.done && shard.lease.holder == request.sender;
+  if (auto h = held_.find(key);
+      h != held_.end() && h->second != incoming && !record_names_it && !from_lease_holder)
     return Refusal("holds another bundle of this shard");
   if (Status st = StoreBundle(store_, *s, request.vantage, request.shard, request.bundle); !st.ok())
     return Refusal("bundle not stored: " + st.message());

@@ -274,5 +274,41 @@ TEST_F(WorkServiceGossip, ANodeHoldingTheOtherBundleOfAShardFetchesTheOneItsDone
   put(b, first);  // the same again: fine
 }
 
+// The other side of the rule above: before a shard is done, a replica from
+// the scanner that holds its lease replaces another bundle held here. In
+// make demo, b replicated its bundle of a shard to c and was killed before
+// it declared the shard done; a rescanned it, and c, the only other member,
+// refused a's replica for ever, so the shard never got its second holder.
+TEST_F(WorkServiceGossip, AReplicaFromTheLeaseHolderReplacesAnotherBundleBeforeTheShardIsDone) {
+  Peer &a = *peers_[0], &c = *peers_[2];
+  NodeId dead_scanner = peers_[1]->id;
+  ScanId id = SubmitAt(a);
+  std::string first = Bundle(22, 1'000'000), second = Bundle(22, 2'000'000);
+  auto put = [&](const NodeId& from, const std::string& bundle) {
+    WorkMessage m;
+    m.kind = WorkKind::kBundlePut;
+    m.sender = from;
+    m.scan = id;
+    m.vantage = "dmz";
+    m.shard = 0;
+    m.bundle = bundle;
+    bool acked = false;
+    c.service->OnMessage(m, "dmz", [&](WorkMessage reply) { acked = reply.kind == WorkKind::kAck; });
+    return acked;
+  };
+  ASSERT_TRUE(put(dead_scanner, first));  // the first scanner's replica
+  // Anyone but the lease holder is still refused.
+  EXPECT_FALSE(put(a.id, second));
+  // c learns that a holds the shard's lease now.
+  ScanState leased = *StateAt(a, id);
+  leased.pools[0][0].lease = ShardLease{a.id, 2, 1, now_ms_ + 30'000};
+  auto payload = ScanDeltaPayload(DeltaOf(leased, false, {{0, 0}}));
+  ASSERT_TRUE(payload.ok());
+  c.service->OnPayload(*payload);
+  ASSERT_EQ(StateAt(c, id)->pools[0][0].lease.holder, a.id);
+  EXPECT_TRUE(put(a.id, second));
+  EXPECT_EQ(BundleDigest(*LoadBundle(*c.store, PoolId(id, "dmz"), 0)), BundleDigest(second));
+}
+
 }  // namespace
 }  // namespace ndo::mesh
