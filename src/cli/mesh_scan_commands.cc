@@ -17,7 +17,7 @@
 #include "mesh/control.h"
 #include "mesh/pool_state.h"
 #include "mesh/pool_store.h"
-#include "mesh/work_core.h"
+#include "mesh/worker.h"
 #include "store/store.h"
 
 namespace ndo {

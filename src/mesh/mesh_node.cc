@@ -964,23 +964,7 @@ Status Node::SetUpWork() {
 }
 
 MeshView Node::WorkView() const {
-  MeshView v;
-  v.coordinator = core_->Coordinator();
-  v.epoch = core_->epoch();
-  for (const auto& [id, m] : core_->members()) {
-    if (!m.info) continue;
-    ++v.known;
-    if (m.state != MemberState::kAlive && m.state != MemberState::kSuspect) continue;
-    if (opts_.cluster && revoked_->IsRevoked(id)) continue;
-    v.alive.push_back({id, m.info->address, m.info->vantage});
-    bool unsuspected = m.state == MemberState::kAlive;
-    v.unsuspected += unsuspected;
-    if (v.coordinator && *v.coordinator == id) {
-      v.coordinator_address = m.info->address;
-      v.coordinator_unsuspected = unsuspected;
-    }
-  }
-  return v;
+  return MeshViewOf(*core_, [this](const NodeId& id) { return opts_.cluster && revoked_->IsRevoked(id); });
 }
 
 void Node::WorkTick(Time now) {

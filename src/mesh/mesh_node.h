@@ -34,7 +34,7 @@
 #include "mesh/membership.h"
 #include "mesh/node_identity.h"
 #include "mesh/transport.h"
-#include "mesh/work_core.h"
+#include "mesh/worker.h"
 #include "scan/status.h"
 
 namespace ndo::mesh {

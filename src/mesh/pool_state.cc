@@ -392,6 +392,8 @@ Result<ScanState> DecodeScanState(std::string_view bytes) {
   return s;
 }
 
+Digest EncodedScanStateDigest(std::string_view encoded) { return Sha256(encoded); }
+
 Result<Digest> ScanStateDigest(const ScanState& s) {
   auto bytes = EncodeScanState(s);
   if (!bytes.ok()) return bytes.status();

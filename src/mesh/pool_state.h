@@ -165,6 +165,8 @@ Result<std::string> EncodeScanState(const ScanState& s);
 Result<ScanState> DecodeScanState(std::string_view bytes);
 // SHA-256 of the canonical encoding: equal digests, equal states (for
 // anti-entropy: exchange digests first, then only the states that differ).
+// The digest of a state already encoded (EncodeScanState's bytes).
+Digest EncodedScanStateDigest(std::string_view encoded);
 Result<Digest> ScanStateDigest(const ScanState& s);
 
 // A small part of one scan's state, to ride the gossip (docs/protocol.md,

@@ -19,22 +19,12 @@
 #include <thread>
 
 #include "mesh/pool_state.h"
-#include "mesh/work_core.h"
+#include "mesh/work_core.h"  // ShardOutcome
+#include "mesh/worker.h"
 #include "scan/status.h"
 #include "store/store.h"
 
 namespace ndo::mesh {
-
-struct ShardOutcome {
-  ShardRef ref;
-  Status status;         // an engine or store failure
-  bool stopped = false;  // Stop() was called: not finished, no bundle
-  uint64_t results = 0;
-  uint64_t evidence = 0;  // ports with service evidence in the bundle
-  Digest digest{};
-  uint64_t probes_sent = 0;
-  double seconds = 0;
-};
 
 class ScanHost {
  public:

@@ -1,273 +1,283 @@
-// Who scans which shard: pull-based work over the replicated scan state
-// (mesh/pool_state.h), sans-IO like the membership core. No socket, no clock:
-// every input carries `now_ms` (wall clock, as the leases' expiry), and the
-// driver carries out what comes back (docs/protocol.md, "Work: leases and
-// workers").
+// Distributed scans on one node, sans-IO: the replicated scan states, the
+// work protocol's messages, this node's coordinator role (when the
+// membership makes it one) and its worker (mesh/worker.h). Like the
+// membership core it reads no clock, owns no thread, socket or store: every
+// input carries `now_ms` (wall clock, as the leases' expiry), and what the
+// node must do comes out as values the driver takes and carries out:
 //
-// * The coordinator side is a pair of functions over the states map: an idle
-//   worker asks, GrantLease picks a free shard of the worker's vantage pool
-//   and writes the lease into the state; RenewLease extends a lease its
-//   holder still scans. Leases carry the coordinator's epoch, and the state's
-//   join prefers the higher (epoch, counter), so a successor coordinator just
-//   continues from the replicated state: it adopts running leases when their
-//   holders renew, and its grants win over a superseded coordinator's.
-// * The worker side is a state machine per node (Worker): it asks for work
-//   only when there is some to get, renews while it scans, stops when the
-//   state says the shard is no longer its own, has the finished bundle stored
-//   on a second node and then declares the shard done.
+//   inputs                              outputs (Take...)
+//   UpdateView(membership view)         TakeRequests: work messages to send,
+//   Tick(now)                             each answered by OnReply(id, ...)
+//   OnMessage(from, msg, now) -> reply  TakeBroadcasts: gossip payloads
+//   OnReply(request id, result, now)    TakeScanCommands: start/stop a shard,
+//   OnPayload(gossip payload, now)        each start answered by OnShardOutcome
+//   OnShardOutcome(outcome, now)        TakeDirty: scan states to persist
+//   Submit / SetControl (control)       NextWakeup: when to Tick again
+//
+// The daemon's driver is mesh/work_service.h (Asio streams, RocksDB,
+// ScanHost's engines); the simulator's is simulations/meshsim/sim_work.cc
+// (a simulated network and a fake scanner). Both run this very code.
+//
+// * Scan states are shared: a new scan is pushed whole at once to up to
+//   kMaxPushTargets alive members; a change to a known scan (pause, resume,
+//   stop, a lease granted, a shard done) rides the gossip as a small delta
+//   (pool_state.h ScanDelta), which every node that learns something from
+//   it passes on; every second a digest exchange with one random alive
+//   member fetches and hands over whatever differs (anti-entropy), so a
+//   delta the gossip lost, a renewal (too frequent to gossip), or a node
+//   back from a partition or a restart catches up.
+// * Persistence is the driver's, debounced: TakeDirty names the states that
+//   changed since the last take, and the driver saves them when it likes. A
+//   crash loses at most the changes since its last save, and the peers hold
+//   them all (docs/protocol.md, "Persistence").
+// * The coordinator grants and renews leases (GrantLease/RenewLease, with
+//   its epoch). A node that has just become coordinator adopts the leases
+//   its predecessor granted before it grants any shard anew: until every
+//   holder had the time to renew with it (renew_every + request_timeout),
+//   a lease of an earlier epoch whose holder is alive is not free, even if
+//   this node's copy says it expired (renewals do not ride the gossip, so
+//   the copy's expiry is often old).
+// * A shard is declared done only after its bundle is kept by a second node
+//   (a random alive member); then every node fetches every done shard's
+//   bundle it lacks, from a holder or, when none is alive, from any member,
+//   kMaxBundleFetches at a time and the next as soon as one arrives, checks
+//   its digest and keeps it (merged into its views by the shelf).
 #pragma once
 
-#include <chrono>
-#include <compare>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "mesh/messages.h"
+#include "mesh/log.h"
+#include "mesh/membership.h"
 #include "mesh/pool_state.h"
-#include "scan/ip_address.h"
+#include "mesh/work_messages.h"
+#include "mesh/worker.h"
 #include "scan/status.h"
 
 namespace ndo::mesh {
 
-using WorkStates = std::map<ScanId, ScanState>;
-using IsAlive = std::function<bool(const NodeId&)>;
+inline constexpr size_t kMaxPushTargets = 32;
+inline constexpr size_t kMaxBundleFetches = 8;
+// Anti-entropy: one digest exchange with a random alive member this often.
+inline constexpr int64_t kSyncIntervalMs = 1000;
 
-struct WorkConfig {
-  // Long enough that a renewal every lease/3 survives two lost ones; short
-  // enough that a lost shard waits at most this long when nobody notices
-  // that its holder died (a dead holder frees it at once).
-  std::chrono::milliseconds lease_duration{std::chrono::seconds(30)};
-  std::chrono::milliseconds renew_every{0};  // 0: lease_duration / 3
-  std::chrono::milliseconds idle_poll{std::chrono::seconds(1)};  // after "no work" and between looks at the state
-  std::chrono::milliseconds request_timeout{std::chrono::seconds(5)};  // an unanswered request is given up
-  std::chrono::milliseconds replicate_backoff{std::chrono::seconds(2)};  // after a replica failed
-  // A worker cut off from the coordinator or from most of the mesh stops
-  // scanning after this long: its leases have expired or soon will, and
-  // the shards are someone else's by now.
-  std::chrono::milliseconds dead_man_after{std::chrono::seconds(30)};
-  // Contact must hold this long before a cut-off (or an engaged switch)
-  // counts as over: a minority's view flickers back into contact now and
-  // then (a coordinator of its own, a member it has not suspected yet),
-  // which must not restart the count.
-  std::chrono::milliseconds contact_settle{std::chrono::seconds(5)};
-  uint32_t max_leases_per_worker = 2;  // scanning + finished but not yet replicated
-  uint32_t parallel_shards = 1;        // shards one worker scans at once
+// Gossip payloads carry a tag byte, then the body: room for other kinds.
+inline constexpr char kScanDeltaPayload = 'D';
+// A delta as a gossip payload, and its queue key: one key per scan and
+// field (the control, or one shard), so that a newer delta of the same
+// field replaces the one still queued.
+Result<std::string> ScanDeltaPayload(const ScanDelta& delta);
+std::string ScanDeltaKey(const ScanId& scan);  // the control register
+std::string ScanDeltaKey(const ScanId& scan, uint32_t pool, uint32_t shard);
 
-  std::chrono::milliseconds RenewEvery() const {
-    return renew_every.count() > 0 ? renew_every : lease_duration / 3;
-  }
+struct MeshPeer {
+  NodeId id;
+  std::string address, vantage;
 };
 
-// One shard of one pool.
-struct ShardRef {
-  ScanId scan{};
-  std::string vantage;
-  uint32_t shard = 0;
-  friend auto operator<=>(const ShardRef&, const ShardRef&) = default;
-};
-
-struct LeaseGrant {
-  ShardRef ref;
-  ShardLease lease;
-};
-
-// ---- Coordinator side -------------------------------------------------------
-
-// A shard's lease is free when it was never granted, has expired at now_ms,
-// or its holder is no longer alive.
-bool LeaseFree(const ShardLease& lease, int64_t now_ms, const IsAlive& is_alive);
-
-// Leases a shard to `worker` (of `vantage`) and writes the lease into
-// `states`; nullopt when there is nothing to grant or the worker already
-// holds cfg.max_leases_per_worker unexpired leases. Scans are taken in
-// creation order (created_ms, then id), running ones that include the
-// vantage; in each the lowest free shard that is not done, except that a
-// shard whose expired lease was this worker's own comes last (whatever made
-// it fail there may do so again). A shard leased under a higher epoch than
-// ours is never free: our grant would lose the join. The lease's counter
-// continues the shard's counter within one epoch and restarts at 1 in a new
-// one, so every grant outranks the lease it replaces.
-std::optional<LeaseGrant> GrantLease(WorkStates& states, const NodeId& worker, const std::string& vantage,
-                                     uint64_t epoch, int64_t now_ms, const IsAlive& is_alive,
-                                     const WorkConfig& cfg);
-
-// Extends the holder's lease: counter up (restarting at 1 under a new
-// epoch), expiry now + lease_duration, stamped with our epoch (how a new
-// coordinator adopts the running leases). Unavailable with the reason when
-// the scan is stopped or paused, the shard is done, or the lease is someone
-// else's ("scan stopped", "scan paused", "shard done", "leased to another
-// node", "leased by a newer coordinator"); NotFound for an unknown shard.
-Result<ShardLease> RenewLease(WorkStates& states, const NodeId& worker, const ScanId& scan,
-                              const std::string& vantage, uint32_t shard, uint64_t epoch, int64_t now_ms,
-                              const WorkConfig& cfg);
-
-// Shards for a mesh scan, sized so that one takes about 20 s at a node's
-// rate (between 10 and 20 s unless clamped): long enough that the
-// coordinator grants each node a shard only every 20 s or so and a lease
-// sees a renewal or two, short enough that a crashed node costs at most
-// ~20 s of rescanning and the work spreads over many nodes. rate_per_node 0
-// (unlimited) is taken as 20,000 probes/s. At least 1, at most
-// kMaxPoolShards (a scan so big that shards last longer simply has long ones).
-uint32_t MeshShardCount(u128 probes, double rate_per_node);
-
-// ---- Worker side ------------------------------------------------------------
-
-// The dead man's switch's notion of contact: a coordinator, alive and not
-// suspect (or this node itself), and at least half of the known members
-// (self included) alive and not suspect. Suspects do not count: a node cut
-// off suspects the others for many seconds before it declares them dead.
-// The driver also requires that its recent syncs mostly got an answer
-// (Reachability), which a cut-off node learns much sooner.
-inline bool InContact(bool has_coordinator, bool coordinator_unsuspected, size_t unsuspected_with_self,
-                      size_t known_with_self) {
-  return has_coordinator && coordinator_unsuspected && 2 * unsuspected_with_self >= known_with_self;
-}
-
-// How much of the mesh this node can actually reach, from the outcomes of
-// its anti-entropy syncs: each goes to a member drawn at random among those
-// it believes alive, so the share of them that answered, applied to the
-// members it believes alive, estimates how many are on its side of any
-// partition, at any mesh size, for the price of traffic sent anyway. The
-// membership alone is too slow to say so: a node cut off raises its local
-// health multiplier (Lifeguard) and probes ever more slowly, so in a 40 s
-// partition of five nodes a minority node may never even suspect one of
-// the others (seen in the partition test: the switch then never engaged).
-class Reachability {
- public:
-  // How far back outcomes count: a sync that finds nobody fails after a
-  // stream's 5 s deadline, so this holds a few of either kind.
-  static constexpr int64_t kWindowMs = 10'000;
-  // Fewer outcomes than this in the window say nothing.
-  static constexpr size_t kMinSamples = 3;
-  static constexpr size_t kMaxSamples = 64;
-
-  void Record(int64_t now_ms, const NodeId& member, bool reached);
-  // Whether this node (`self`) and the share of the others in `alive` (the
-  // members it believes alive or suspect, sorted, itself among them or not)
-  // that its recent syncs reached make at least half of `known_with_self`.
-  // Outcomes within kWindowMs count, those of members no longer in `alive`
-  // do not (the view has already taken them out); nullopt with fewer than
-  // kMinSamples that count.
-  std::optional<bool> ReachesHalf(int64_t now_ms, const NodeId& self, const std::vector<NodeId>& alive,
-                                  size_t known_with_self) const;
-  // ReachesHalf, holding its last answer while it has none (too few
-  // outcomes: a cut-off node's view drops the members it cannot reach, and
-  // their failures with them, so its evidence thins out just when it
-  // matters). True from the start, and whenever there is nobody else
-  // alive to reach (the membership view alone then decides).
-  bool Verdict(int64_t now_ms, const NodeId& self, const std::vector<NodeId>& alive, size_t known_with_self);
-
- private:
-  struct Outcome {
-    int64_t at_ms;
-    NodeId member;
-    bool reached;
-  };
-  std::deque<Outcome> samples_;  // oldest first
-  bool verdict_ = true;
-};
-
-// What the driver tells the worker at each Tick. Valid only during the call.
-struct WorkerView {
+// What the membership says now.
+struct MeshView {
   std::optional<NodeId> coordinator;
-  std::string coordinator_address;
-  // Coordinator alive and at least half of the known members alive.
-  bool in_contact = false;
-  const WorkStates* states = nullptr;
-  std::vector<NodeId> alive_members;  // any order; self may be in it
-  // This node knows no other member at all (a mesh of one): a finished
-  // shard is then done with this node's copy alone.
-  bool sole_member = false;
+  std::string coordinator_address;  // empty when self or unknown
+  uint64_t epoch = 0;
+  std::vector<MeshPeer> alive;      // alive or suspect, without self
+  size_t known = 0;                 // members known (any state), without self
+  // For the dead man's switch: members alive and not even suspect, and
+  // whether the coordinator (if not self) is one of them. A suspect is not
+  // counted as in contact: cut off, a node suspects the others for many
+  // seconds (longer as its own health drops) before it declares them dead.
+  size_t unsuspected = 0;
+  bool coordinator_unsuspected = false;
 };
 
-struct WorkAction {
-  enum class Kind : uint8_t { kRequestLease, kRenew, kStartScan, kStopScan, kReplicate, kMarkDone };
-  Kind kind = Kind::kRequestLease;
-  ShardRef ref;            // all but kRequestLease
-  NodeId to;               // kRequestLease, kRenew: the coordinator; kReplicate: the target
-  std::string to_address;  // kRequestLease, kRenew: the coordinator's address
-  ShardLease lease;        // kStartScan, kRenew: the lease held
-  std::string reason;      // kStopScan
-  ShardDone done;          // kMarkDone: to merge into the state
-};
-std::string_view WorkActionKindName(WorkAction::Kind k);
+// The view of a membership core, leaving out members `excluded` says so of
+// (revoked ones in a secured mesh). The daemon and the simulator build it
+// alike.
+MeshView MeshViewOf(const Membership& core, const std::function<bool(const NodeId&)>& excluded = {});
 
-// One per node. The driver feeds the inputs, calls Tick(now, view) after
-// them and at the latest at NextWakeup(), and carries out TakeActions():
-// requests and renewals to the coordinator (their answers come back as
-// OnGrant/OnGrantRefused and OnRenewed/OnRenewRefused), the engine's start
-// and stop, the bundle's replication (answered by OnReplicaStored or
-// OnReplicaFailed: the driver must report one of them), and MarkDone into
-// the local copy of the state, which then spreads as every state change.
-class Worker {
+// Where a node keeps result bundles: immutable, content-addressed by their
+// digest (store/result_bundle.h BundleDigest). The driver provides it (the
+// daemon's store, which also merges a kept bundle into the pool's views; the
+// simulator's memory). Keep must have kept the bundle when it returns Ok:
+// the core then acknowledges it as a holder.
+class BundleShelf {
  public:
-  Worker(NodeId self, std::string vantage, WorkConfig cfg, uint64_t seed = 0);
+  virtual ~BundleShelf() = default;
+  virtual Result<std::string> Load(const ScanId& pool, uint32_t shard) = 0;
+  virtual Status Keep(const ScanState& state, std::string_view vantage, uint32_t shard, std::string_view bundle,
+                      const Digest& digest) = 0;
+};
 
-  void Tick(int64_t now_ms, const WorkerView& view);
-  void OnGrant(const LeaseGrant& grant, int64_t now_ms);
-  // No work, or the request failed: ask again after idle_poll.
-  void OnGrantRefused(const std::string& reason, int64_t now_ms);
-  void OnRenewed(const ShardRef& ref, const ShardLease& lease, int64_t now_ms);
-  // A scanning shard stops (its results so far stay local; whoever gets the
-  // shard next scans it again). A shard already scanned keeps on towards
-  // done: its bundle is complete whoever holds the lease.
-  void OnRenewRefused(const ShardRef& ref, const std::string& reason, int64_t now_ms);
-  // The engine finished the shard and stored its bundle locally.
-  void OnShardScanned(const ShardRef& ref, uint64_t results, const Digest& digest, int64_t now_ms);
-  void OnReplicaStored(const ShardRef& ref, const NodeId& holder, int64_t now_ms);
-  // Tried again on another node after replicate_backoff.
-  void OnReplicaFailed(const ShardRef& ref, const NodeId& holder, int64_t now_ms);
+// The end of a shard's scan, as the driver's engine reports it.
+struct ShardOutcome {
+  ShardRef ref;
+  Status status;         // an engine or store failure
+  bool stopped = false;  // a stop was asked: not finished, no bundle
+  uint64_t results = 0;
+  uint64_t evidence = 0;  // ports with service evidence in the bundle
+  Digest digest{};        // of the bundle the driver has put on the shelf
+  uint64_t probes_sent = 0;
+  double seconds = 0;
+};
 
-  std::vector<WorkAction> TakeActions();
+// A work message to a member; its answer (or the transport's failure) comes
+// back through OnReply(id, ...). The driver must report every request once.
+struct WorkRequest {
+  uint64_t id = 0;
+  NodeId to;
+  std::string address;
+  WorkMessage message;
+};
+
+struct ScanCommand {
+  enum class Kind : uint8_t { kStart, kStop };
+  Kind kind = Kind::kStart;
+  ShardRef ref;
+  ShardLease lease;    // kStart
+  std::string reason;  // kStop
+};
+
+struct GossipPayload {
+  std::string key, payload;  // for Membership::Broadcast
+};
+
+class WorkCore {
+ public:
+  WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t seed, BundleShelf& shelf);
+
+  // The states and bundle digests this node kept before a restart; leases
+  // it held then and that are still unexpired are taken up again.
+  void Load(WorkStates states, std::map<std::pair<ScanId, uint32_t>, Digest> held, int64_t now_ms);
+
+  // The membership's view, shared: the driver hands in a new one when the
+  // membership changed (or at every Tick, if building one is cheap).
+  void UpdateView(std::shared_ptr<const MeshView> view);
+  void Tick(int64_t now_ms);
+  // Wall-clock ms of the next Tick due.
   int64_t NextWakeup() const;
 
-  bool dead_man_engaged() const { return dead_man_; }
-  bool request_outstanding() const { return request_sent_ms_.has_value(); }
-  size_t scanning_count() const;
-  size_t held_count() const { return held_.size(); }
-  std::vector<ShardRef> Scanning() const;
+  // An inbound work message (its sender authenticated in a secured mesh),
+  // of a member whose vantage is `peer_vantage` ("" if unknown); returns
+  // the reply.
+  WorkMessage OnMessage(const WorkMessage& message, const std::string& peer_vantage, int64_t now_ms);
+  void OnReply(uint64_t request, Result<WorkMessage> reply, int64_t now_ms);
+  // A payload that rode the gossip (any kind; those not ours are ignored).
+  void OnPayload(std::string_view payload, int64_t now_ms);
+  void OnShardOutcome(const ShardOutcome& outcome, int64_t now_ms);
+
+  // Control: a new scan (its id), pause/resume/stop of one (by id or unique
+  // hex prefix).
+  Result<ScanId> Submit(ScanDefinition definition, int64_t now_ms);
+  Result<ScanId> SetControl(std::string_view scan, ScanControl control, int64_t now_ms);
+
+  std::vector<WorkRequest> TakeRequests();
+  std::vector<GossipPayload> TakeBroadcasts();
+  std::vector<ScanCommand> TakeScanCommands();
+  std::vector<ScanId> TakeDirty();
+
+  const WorkStates& scans() const { return scans_; }
+  const ScanState* Find(const ScanId& id) const;
+  bool dead_man_engaged() const { return worker_.dead_man_engaged(); }
+  const Worker& worker() const { return worker_; }
+  // The bundle digest this node holds of each (pool, shard).
+  const std::map<std::pair<ScanId, uint32_t>, Digest>& held() const { return held_; }
 
  private:
-  struct Held {
-    ShardLease lease;
-    bool scanned = false;         // the engine is done; the bundle waits for a replica
-    bool renewing = true;
-    int64_t next_renew_ms = 0;
-    uint64_t results = 0;
-    Digest digest{};
-    bool replica_outstanding = false;
-    int64_t replicate_at_ms = 0;
-    uint32_t replica_attempts = 0;
-    std::set<NodeId> failed_targets;
+  enum class Purpose : uint8_t { kPush, kSync, kLease, kRenew, kReplica, kFetch };
+  struct Pending {
+    explicit Pending(Purpose p = Purpose::kPush) : purpose(p) {}
+    Purpose purpose;
+    NodeId to;
+    std::string address;
+    ShardRef ref;  // kRenew, kReplica, kFetch
+    Digest want{};  // kFetch
   };
 
-  void UpdateContact(int64_t now_ms, const WorkerView& view);
-  void StopScanning(const ShardRef& ref, const std::string& reason);
-  void CheckAgainstState(const WorkerView& view);
-  void Renew(int64_t now_ms, const WorkerView& view);
-  void Replicate(int64_t now_ms, const WorkerView& view, const std::vector<NodeId>& alive);
-  void MaybeRequest(int64_t now_ms, const WorkerView& view, const std::vector<NodeId>& alive);
-  bool WorkAvailable(int64_t now_ms, const WorkerView& view, const std::vector<NodeId>& alive) const;
+  ScanState* FindMutable(const ScanId& id);
+  Result<ScanState*> FindByPrefix(std::string_view prefix);
+  // Every change to a state goes through here: cached encodings dropped,
+  // the state marked for the driver to save.
+  void Changed(const ScanId& id);
+  bool Absorb(const ScanState& state, int64_t now_ms);
+  const std::string* Encoded(const ScanId& id);  // cached EncodeScanState; null if it fails
+  std::optional<Digest> DigestOf(const ScanId& id);
+  void GossipControl(const ScanState& state);
+  void GossipShard(const ScanState& state, size_t pool, uint32_t shard);
+  void Gossip(const ScanDelta& delta, std::string key);
+  uint64_t Send(const MeshPeer& to, WorkMessage message, Pending pending);
+  void Push(const std::vector<ScanId>& ids);
+  void SyncWithRandomPeer();
+  WorkMessage SyncReply(const WorkMessage& sync);
+  WorkMessage Grant(const WorkMessage& request, const std::string& peer_vantage);
+  WorkMessage Renew(const WorkMessage& request);
+  WorkMessage PutBundle(const WorkMessage& request);
+  WorkMessage FetchBundle(const WorkMessage& request);
+  WorkMessage Refusal(std::string reason) const;
+  WorkMessage Base(WorkKind kind) const;
+  void RunActions();
+  void Execute(const WorkAction& action);
+  void RequestLease();
+  void RenewShard(const ShardRef& ref);
+  void Replicate(const ShardRef& ref, const NodeId& to);
+  void MarkDone(const ShardRef& ref, const ShardDone& done);
+  void FetchMissingBundles();
+  void HandleReply(const Pending& p, Result<WorkMessage> reply);
+  // A request of this node to itself (it coordinates) or one that cannot
+  // leave: answered after the worker's actions, never from inside them.
+  void AnswerLocally(Pending p, Result<WorkMessage> reply);
+  void DrainLocal();
+  const MeshPeer* PeerOf(const NodeId& id) const;
+  bool AliveOrSelf(const NodeId& id) const;
 
   NodeId self_;
   std::string vantage_;
   WorkConfig cfg_;
-  uint64_t seed_;
-  std::map<ShardRef, Held> held_;
-  std::optional<int64_t> request_sent_ms_;
-  int64_t retry_at_ms_ = 0;  // no request before (after a refusal)
-  std::optional<int64_t> contact_lost_ms_;
-  std::optional<int64_t> contact_since_ms_;  // in contact without a break since
-  bool dead_man_ = false;
-  int64_t last_now_ms_ = 0;
-  std::vector<WorkAction> actions_;
-  std::vector<ShardRef> alone_done_;  // done with our copy alone (a mesh of one), to forget
+  BundleShelf& shelf_;
+  std::mt19937_64 rng_;
+  HybridClock hlc_;
+  WorkStates scans_;
+  Worker worker_;
+  Reachability reachability_;  // of this node's syncs, for the dead man's switch
+  // Refused deltas come from members (sealed datagrams), but a broken one
+  // could send many a second: at most 10 lines per 10 s.
+  LogLimiter delta_log_{10, std::chrono::seconds(10)};
+  std::shared_ptr<const MeshView> view_ = std::make_shared<MeshView>();
+  std::vector<NodeId> alive_ids_;  // self and view_->alive, sorted
+  bool is_coordinator_ = false;
+  uint64_t coordinator_epoch_ = 0;  // the epoch this node took office in
+  int64_t adopt_until_ms_ = 0;      // leases of earlier epochs held by alive members are not free before
+  bool dead_man_logged_ = false;
+  int64_t now_ms_ = 0;
+  int64_t next_sync_ms_ = 0;
+  // Encoded states and their digests, computed once per change.
+  struct Cached {
+    std::string bytes;
+    Digest digest{};
+  };
+  std::map<ScanId, Cached> cache_;
+  std::set<ScanId> dirty_;
+  // The bundle this node holds of each (pool, shard), by its digest, and
+  // fetches in flight. A shard scanned twice (its first holder looked dead)
+  // has two bundles of different digests, and its done record names one:
+  // a node holding the other still fetches that one, or it could never
+  // serve those who ask it as a holder of the record's.
+  std::map<std::pair<ScanId, uint32_t>, Digest> held_;
+  std::set<std::pair<ScanId, uint32_t>> fetching_;
+  uint64_t next_request_ = 1;
+  std::map<uint64_t, Pending> pending_;
+  std::deque<std::pair<Pending, Result<WorkMessage>>> local_;
+  bool draining_ = false;
+  std::vector<WorkRequest> requests_;
+  std::vector<GossipPayload> broadcasts_;
+  std::vector<ScanCommand> commands_;
 };
 
 }  // namespace ndo::mesh

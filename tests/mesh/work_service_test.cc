@@ -169,9 +169,15 @@ TEST_F(WorkServiceGossip, ANewScanIsPushedWholeAndItsControlRidesTheGossip) {
   a.service->OnPayload(payload);
   a.service->OnPayload(a.broadcasts.front().second);
   EXPECT_EQ(a.broadcasts.size(), 1u);
-  // c, the same; and the change is in c's store: a restart keeps it.
+  // c, the same; and the change reaches c's store once the save's
+  // debounce has passed (kSaveEveryMs): a restart keeps it.
   c.service->OnPayload(a.broadcasts.front().second);
   EXPECT_EQ(StateAt(c, id)->control.value, ScanControl::kPaused);
+  auto early = LoadScanStates(*c.store);
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(early->at(id).control.value, ScanControl::kRunning) << "saved at most every kSaveEveryMs";
+  now_ms_ += kSaveEveryMs;
+  c.service->Tick(Clock::now(), ViewOf(c));
   auto saved = LoadScanStates(*c.store);
   ASSERT_TRUE(saved.ok());
   EXPECT_EQ(saved->at(id).control.value, ScanControl::kPaused);
