@@ -1,4 +1,4 @@
-// The work protocol of distributed scans (mesh/work_core.h, mesh/pool_state.h)
+// The work protocol of distributed scans (mesh/worker.h, mesh/pool_state.h)
 // on top of SimMesh: every simulated node holds its own copy of the scan
 // states and a Worker, its coordinator is its own membership core's
 // Coordinator() and epoch(), and what WorkService (mesh/work_service.cc) does
@@ -41,7 +41,7 @@
 #include <vector>
 
 #include "mesh/pool_state.h"
-#include "mesh/work_core.h"
+#include "mesh/worker.h"
 #include "mesh/work_messages.h"
 #include "mesh/work_service.h"  // kMaxPushTargets, kMaxBundleFetches
 #include "scenarios.h"
