@@ -97,6 +97,38 @@ TEST(GrantLease, ExpiredLeasesAndDeadHoldersAreLeasedAgain) {
   EXPECT_EQ(i->lease.holder, N(5));
 }
 
+TEST(GrantLease, ANewCoordinatorAdoptsItsPredecessorsLeasesOfAliveHolders) {
+  WorkStates states;
+  Add(states, Scan(1, {"dmz"}, 3));
+  WorkConfig cfg;
+  // Epoch 1 granted shards 0 and 1; our copy shows both expired (their
+  // renewals with the old coordinator never reached us), node 2 is dead.
+  ASSERT_EQ(GrantLease(states, N(1), "dmz", 1, 0, kAllAlive, cfg)->ref.shard, 0u);
+  ASSERT_EQ(GrantLease(states, N(2), "dmz", 1, 0, kAllAlive, cfg)->ref.shard, 1u);
+  int64_t now = 40 * kS, adopt_until = now + 15 * kS;
+  // Epoch 2, within the adoption window: node 1's lease is taken (it still
+  // scans, and renews with us soon); dead node 2's shard and the
+  // never-granted one are free.
+  auto g = GrantLease(states, N(3), "dmz", 2, now, AllBut({N(2)}), cfg, adopt_until);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->ref.shard, 1u);
+  auto h = GrantLease(states, N(4), "dmz", 2, now, AllBut({N(2)}), cfg, adopt_until);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->ref.shard, 2u);
+  EXPECT_FALSE(GrantLease(states, N(5), "dmz", 2, now, AllBut({N(2)}), cfg, adopt_until));
+  // Node 1 renews with the new coordinator: its lease is epoch 2's now.
+  ASSERT_TRUE(RenewLease(states, N(1), Id(1), "dmz", 0, 2, now + kS, cfg).ok());
+  EXPECT_EQ(At(states, 1, "dmz", 0).lease.epoch, 2u);
+  // Had it not renewed, its expired lease is free once the window is over.
+  WorkStates silent;
+  Add(silent, Scan(1, {"dmz"}, 1));
+  ASSERT_TRUE(GrantLease(silent, N(1), "dmz", 1, 0, kAllAlive, cfg));
+  EXPECT_FALSE(GrantLease(silent, N(3), "dmz", 2, now, kAllAlive, cfg, adopt_until));
+  auto late = GrantLease(silent, N(3), "dmz", 2, adopt_until, kAllAlive, cfg, adopt_until);
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->lease.holder, N(3));
+}
+
 TEST(GrantLease, AWorkerGetsItsOwnExpiredShardOnlyWhenNothingElseIsFree) {
   WorkStates states;
   Add(states, Scan(1, {"dmz"}, 2));
