@@ -78,6 +78,20 @@ TEST(StreamFrameTest, TruncatedBodyIsTheBodyDecodersToRefuse) {
   }
 }
 
+TEST(StreamFrameTest, OldBarePushPullsAndEnvelopedOnesAreNotMistakenForEachOther) {
+  // The wire change of --insecure meshes (docs/protocol.md): a node of this
+  // version drops an old node's bare push-pull, and an old node's decoder
+  // refuses an enveloped one, rather than either misreading it.
+  PushPull pp;
+  pp.sender = NodeId{7, 8};
+  auto body = EncodePushPull(pp);
+  ASSERT_TRUE(body.ok()) << body.status().message();
+  auto bare = DecodeFrame(*body);
+  ASSERT_FALSE(bare.ok());
+  EXPECT_NE(bare.status().message().find("unknown frame kind 0x00"), std::string::npos) << bare.status().message();
+  EXPECT_FALSE(DecodePushPull(EncodeFrame(FrameKind::kPushPull, *body)).ok());
+}
+
 TEST(StreamFrameTest, EmptyFrameIsAnError) {
   auto r = DecodeFrame("");
   ASSERT_FALSE(r.ok());
