@@ -34,6 +34,7 @@
 #include "mesh/enrolment.h"
 #include "mesh/gossip_seal.h"
 #include "mesh/security_state.h"
+#include "mesh/stream_frame.h"
 #include "mesh/tls_context.h"
 #include "mesh/work_messages.h"
 #include "mesh/work_service.h"
@@ -122,6 +123,7 @@ class Node {
   ControlResponse RemoveMember(const std::string& who);
   void PushPullFailed(const std::string& address, const std::string& reason);
   void OnInboundStream(const FrameStreamPtr& stream);
+  void OnPushPullStream(const FrameStreamPtr& stream, std::string_view body);
   void OnEnrolStream(const FrameStreamPtr& stream);
   EnrolReply Enrol(const EnrolRequest& request, std::string_view exporter, const std::string& source,
                    const std::string& from);
@@ -129,7 +131,7 @@ class Node {
                       std::string exporter, const std::string& source);
   void OnRelayedEnrol(const FrameStreamPtr& stream, std::string_view body);
   void RefuseEnrolment(const std::string& from, const std::string& token, const std::string& reason);
-  void Answer(const FrameStreamPtr& stream, const EnrolReply& reply, std::string kind = {});
+  void Answer(const FrameStreamPtr& stream, const EnrolReply& reply, std::optional<FrameKind> kind = std::nullopt);
   ControlResponse CreateTokenFor(const TokenParams& params);
   // Distributed scans (mesh/work_service.h).
   Status SetUpWork();
@@ -462,12 +464,9 @@ void Node::PushPullFailed(const std::string& address, const std::string& reason)
   AfterInput();
 }
 
-// Frames between the members of a secured cluster start with a kind byte:
-// the same stream port carries membership push-pulls and security-state
-// syncs. An unsecured mesh sends bare push-pulls, as before.
-constexpr char kPushPullFrame = 'P';
-constexpr char kSecuritySyncFrame = 'S';
-constexpr char kEnrolRelayFrame = 'E';
+// Frames between members, secured or not, are enveloped with their kind
+// (stream_frame.h): the same stream port carries push-pulls, work messages,
+// security-state syncs and relayed enrolments.
 
 void Node::StartPushPull(StreamRequest req) {
   std::string address = req.address;
@@ -476,15 +475,12 @@ void Node::StartPushPull(StreamRequest req) {
     // Posted, so the core is never re-entered from inside AfterInput.
     return asio::post(io_, [this, address, reason = body.status().message()] { PushPullFailed(address, reason); });
   }
-  if (opts_.cluster) body->insert(body->begin(), kPushPullFrame);
-  RequestReply(address, std::move(*body), [this, address](Result<std::string> frame, const NodeId& peer) {
+  RequestReply(address, EncodeFrame(FrameKind::kPushPull, *body), [this, address](Result<std::string> frame,
+                                                                                   const NodeId& peer) {
     if (!frame.ok()) return PushPullFailed(address, frame.status().message());
-    std::string_view bytes = *frame;
-    if (opts_.cluster) {
-      if (bytes.empty() || bytes.front() != kPushPullFrame) return PushPullFailed(address, "bad reply: not a push-pull");
-      bytes.remove_prefix(1);
-    }
-    auto reply = DecodePushPull(bytes);
+    auto bytes = ExpectFrame(*frame, FrameKind::kPushPull);
+    if (!bytes.ok()) return PushPullFailed(address, "bad reply: " + bytes.status().message());
+    auto reply = DecodePushPull(*bytes);
     if (!reply.ok()) return PushPullFailed(address, "bad reply: " + reply.status().message());
     if (opts_.cluster && reply->sender != peer)
       return PushPullFailed(address, "reply in the name of " + reply->sender.Hex() + " from node " + peer.Hex());
@@ -550,43 +546,54 @@ void Node::DropStream(const FrameStreamPtr& stream, const std::string& reason) {
 }
 
 void Node::OnInboundStream(const FrameStreamPtr& stream) {
-  // In a secured cluster a stream without a peer certificate may enrol and
-  // do nothing else.
-  if (opts_.cluster && stream->authenticated_peer().empty()) return OnEnrolStream(stream);
-  stream->ReadFrame(kMaxStreamBytes, [this, stream](Result<std::string> frame) {
+  // Where a stream and its frame go is stream_frame.h's RouteStream and
+  // RouteFrame; what is done there is here.
+  auto facts = [this, stream] {
+    const NodeId& peer = stream->authenticated_peer();
+    bool secured = static_cast<bool>(opts_.cluster);
+    return StreamFacts{secured, !peer.empty(), secured && revoked_->IsRevoked(peer)};
+  };
+  if (RouteStream(facts()) == Route::kEnrol) return OnEnrolStream(stream);
+  stream->ReadFrame(kMaxStreamBytes, [this, stream, facts](Result<std::string> frame) {
     if (!frame.ok()) return DropStream(stream, frame.status().message());
-    std::string_view bytes = *frame;
-    if (opts_.cluster) {
-      // Checked for every frame, not only at the handshake: a node revoked
-      // while its stream was open gets nothing more through it.
-      if (revoked_->IsRevoked(stream->authenticated_peer()))
-        return DropStream(stream, "node " + stream->authenticated_peer().Hex() + " is revoked");
-      if (!bytes.empty() && bytes.front() == kSecuritySyncFrame) return OnSecuritySync(stream, bytes.substr(1));
-      if (!bytes.empty() && bytes.front() == kEnrolRelayFrame) return OnRelayedEnrol(stream, bytes.substr(1));
-      if (!bytes.empty() && bytes.front() == kWorkFrame) return OnWorkStream(stream, bytes.substr(1));
-      if (bytes.empty() || bytes.front() != kPushPullFrame) return DropStream(stream, "unknown frame kind");
-      bytes.remove_prefix(1);
-    } else if (!bytes.empty() && bytes.front() == kWorkFrame) {
-      // Unsecured mesh: push-pulls go without a kind byte, and a Cap'n
-      // Proto message never starts with 'W' (its first byte is the segment
-      // count less one, which the decoders bound far below 0x57).
-      return OnWorkStream(stream, bytes.substr(1));
+    auto decoded = DecodeFrame(*frame);
+    if (!decoded.ok()) return DropStream(stream, decoded.status().message());
+    // Revocation is looked up now, for every frame, not only at the
+    // handshake: a node revoked while its stream was open gets nothing more.
+    Routing routing = RouteFrame(decoded->kind, facts());
+    switch (routing.route) {
+      case Route::kPushPull:
+        return OnPushPullStream(stream, decoded->body);
+      case Route::kWork:
+        return OnWorkStream(stream, decoded->body);
+      case Route::kSecuritySync:
+        return OnSecuritySync(stream, decoded->body);
+      case Route::kEnrolRelay:
+        return OnRelayedEnrol(stream, decoded->body);
+      case Route::kReadFrame:
+      case Route::kEnrol:  // RouteStream's, never RouteFrame's
+      case Route::kDrop:
+        break;
     }
-    auto request = DecodePushPull(bytes);
-    if (!request.ok()) return DropStream(stream, request.status().message());
-    if (opts_.cluster && request->sender != stream->authenticated_peer())
-      return DropStream(stream, "push-pull in the name of " + request->sender.Hex() + " from node " +
-                                    stream->authenticated_peer().Hex());
-    PushPull reply = core_->OnPushPullRequest(*request, Now());
-    AfterInput();
-    auto body = EncodePushPull(reply);
-    if (!body.ok()) {
-      Log(LogLevel::kError, "cannot encode push-pull reply", {{"reason", body.status().message()}});
-      return stream->Close();
-    }
-    if (opts_.cluster) body->insert(body->begin(), kPushPullFrame);
-    stream->WriteFrame(std::move(*body), [stream](Status) { stream->Close(); });
+    const NodeId& peer = stream->authenticated_peer();
+    DropStream(stream, routing.reason + (peer.empty() ? "" : " (node " + peer.Hex() + ")"));
   });
+}
+
+void Node::OnPushPullStream(const FrameStreamPtr& stream, std::string_view body) {
+  auto request = DecodePushPull(body);
+  if (!request.ok()) return DropStream(stream, request.status().message());
+  if (opts_.cluster && request->sender != stream->authenticated_peer())
+    return DropStream(stream, "push-pull in the name of " + request->sender.Hex() + " from node " +
+                                  stream->authenticated_peer().Hex());
+  PushPull reply = core_->OnPushPullRequest(*request, Now());
+  AfterInput();
+  auto reply_body = EncodePushPull(reply);
+  if (!reply_body.ok()) {
+    Log(LogLevel::kError, "cannot encode push-pull reply", {{"reason", reply_body.status().message()}});
+    return stream->Close();
+  }
+  stream->WriteFrame(EncodeFrame(FrameKind::kPushPull, *reply_body), [stream](Status) { stream->Close(); });
 }
 
 void Node::OnControlStream(const std::shared_ptr<LocalStream>& stream) {
@@ -720,12 +727,12 @@ bool Node::MergeSecurity(const SecurityState& other) {
 void Node::SyncSecurityWith(const std::string& address) {
   auto body = EncodeSecurityState(security_);
   if (!body.ok()) return Log(LogLevel::kError, "cannot encode the security state", {{"reason", body.status().message()}});
-  body->insert(body->begin(), kSecuritySyncFrame);
-  RequestReply(address, std::move(*body), [this, address](Result<std::string> reply, const NodeId&) {
-    if (!reply.ok() || reply->empty() || reply->front() != kSecuritySyncFrame)
-      return Log(LogLevel::kDebug, "security sync failed",
-                 {{"addr", address}, {"reason", reply.ok() ? "not a security state" : reply.status().message()}});
-    auto other = DecodeSecurityState(std::string_view(*reply).substr(1));
+  RequestReply(address, EncodeFrame(FrameKind::kSecuritySync, *body), [this, address](Result<std::string> reply,
+                                                                                        const NodeId&) {
+    Result<std::string_view> bytes = reply.ok() ? ExpectFrame(*reply, FrameKind::kSecuritySync) : reply.status();
+    if (!bytes.ok())
+      return Log(LogLevel::kDebug, "security sync failed", {{"addr", address}, {"reason", bytes.status().message()}});
+    auto other = DecodeSecurityState(*bytes);
     if (!other.ok())
       return Log(LogLevel::kWarn, "bad security state from a member", {{"addr", address}, {"reason", other.status().message()}});
     MergeSecurity(*other);
@@ -740,8 +747,7 @@ void Node::OnSecuritySync(const FrameStreamPtr& stream, std::string_view body) {
   ArmTimer();
   auto reply = EncodeSecurityState(security_);
   if (!reply.ok()) return stream->Close();
-  reply->insert(reply->begin(), kSecuritySyncFrame);
-  stream->WriteFrame(std::move(*reply), [stream](Status) { stream->Close(); });
+  stream->WriteFrame(EncodeFrame(FrameKind::kSecuritySync, *reply), [stream](Status) { stream->Close(); });
 }
 
 // A change made here goes to every alive member at once; the periodic sync
@@ -831,12 +837,12 @@ void Node::RefuseEnrolment(const std::string& from, const std::string& token, co
     Log(LogLevel::kWarn, "refused enrolment", {{"from", from}, {"token", token}, {"reason", reason}, {"suppressed", suppressed}});
 }
 
-// Writes `reply` as the stream's one answer (with `kind` before it, between
-// members) and closes the stream.
-void Node::Answer(const FrameStreamPtr& stream, const EnrolReply& reply, std::string kind) {
+// Writes `reply` as the stream's one answer (enveloped as `kind` between
+// members; bare to a joiner) and closes the stream.
+void Node::Answer(const FrameStreamPtr& stream, const EnrolReply& reply, std::optional<FrameKind> kind) {
   auto body = EncodeEnrolReply(reply);
   if (!body.ok()) return stream->Close();
-  stream->WriteFrame(kind + *body, [stream](Status) { stream->Close(); });
+  stream->WriteFrame(kind ? EncodeFrame(*kind, *body) : std::move(*body), [stream](Status) { stream->Close(); });
 }
 
 void Node::OnEnrolStream(const FrameStreamPtr& stream) {
@@ -904,17 +910,16 @@ void Node::RelayEnrolment(const FrameStreamPtr& stream, std::string request_byte
   }
   auto body = EncodeRelayedEnrol({std::move(request_bytes), std::move(exporter), source});
   if (!body.ok()) return stream->Close();
-  body->insert(body->begin(), kEnrolRelayFrame);
   const std::string& to = authorities[std::uniform_int_distribution<size_t>(0, authorities.size() - 1)(rng_)];
-  RequestReply(to, std::move(*body), [this, stream, source, token = request.token_id, to](Result<std::string> reply,
+  RequestReply(to, EncodeFrame(FrameKind::kEnrolRelay, *body), [this, stream, source, token = request.token_id, to](Result<std::string> reply,
                                                                                           const NodeId&) {
     Result<EnrolReply> decoded = Status::Unavailable("no reply");
     if (!reply.ok()) {
       decoded = reply.status();
-    } else if (reply->empty() || reply->front() != kEnrolRelayFrame) {
-      decoded = Status::InvalidArgument("not an enrolment reply");
+    } else if (auto bytes = ExpectFrame(*reply, FrameKind::kEnrolRelay); !bytes.ok()) {
+      decoded = Status::InvalidArgument("not an enrolment reply: " + bytes.status().message());
     } else {
-      decoded = DecodeEnrolReply(std::string_view(*reply).substr(1));
+      decoded = DecodeEnrolReply(*bytes);
     }
     if (!decoded.ok()) {
       RefuseEnrolment(stream->peer(), token, "relay to " + to + " failed: " + decoded.status().message());
@@ -934,11 +939,11 @@ void Node::OnRelayedEnrol(const FrameStreamPtr& stream, std::string_view body) {
   std::string from = relayed->source + " via " + stream->peer();
   if (std::string why = enrol_limiter_.Admit(relayed->source, Now()); !why.empty()) {
     RefuseEnrolment(from, "", why);
-    return Answer(stream, EnrolReply{"too many enrolment attempts; try again later"}, std::string(1, kEnrolRelayFrame));
+    return Answer(stream, EnrolReply{"too many enrolment attempts; try again later"}, FrameKind::kEnrolRelay);
   }
   auto request = DecodeEnrolRequest(relayed->request);
   if (!request.ok()) return DropStream(stream, "bad relayed enrolment request: " + request.status().message());
-  Answer(stream, Enrol(*request, relayed->exporter, relayed->source, from), std::string(1, kEnrolRelayFrame));
+  Answer(stream, Enrol(*request, relayed->exporter, relayed->source, from), FrameKind::kEnrolRelay);
 }
 
 Status Node::SetUpWork() {
@@ -976,13 +981,13 @@ void Node::SendWork(const std::string& address, const WorkMessage& m, WorkEnv::R
   if (!body.ok()) {
     return asio::post(io_, [on_reply, st = body.status()] { on_reply(st); });
   }
-  body->insert(body->begin(), kWorkFrame);
-  RequestReply(address, std::move(*body), [this, on_reply](Result<std::string> frame, const NodeId& peer) {
+  RequestReply(address, EncodeFrame(FrameKind::kWork, *body), [this, on_reply](Result<std::string> frame,
+                                                                               const NodeId& peer) {
     if (finished_) return;
     if (!frame.ok()) return on_reply(frame.status());
-    std::string_view bytes = *frame;
-    if (bytes.empty() || bytes.front() != kWorkFrame) return on_reply(Status::Corruption("not a work reply"));
-    auto reply = DecodeWorkMessage(bytes.substr(1));
+    auto bytes = ExpectFrame(*frame, FrameKind::kWork);
+    if (!bytes.ok()) return on_reply(Status::Corruption("not a work reply: " + bytes.status().message()));
+    auto reply = DecodeWorkMessage(*bytes);
     if (!reply.ok()) return on_reply(reply.status());
     if (opts_.cluster && reply->sender != peer)
       return on_reply(Status::Corruption("work reply in the name of " + reply->sender.Hex() + " from node " + peer.Hex()));
@@ -1010,8 +1015,7 @@ void Node::OnWorkStream(const FrameStreamPtr& stream, std::string_view body) {
       Log(LogLevel::kError, "cannot encode work reply", {{"reason", bytes.status().message()}});
       return stream->Close();
     }
-    bytes->insert(bytes->begin(), kWorkFrame);
-    stream->WriteFrame(std::move(*bytes), [stream](Status) { stream->Close(); });
+    stream->WriteFrame(EncodeFrame(FrameKind::kWork, *bytes), [stream](Status) { stream->Close(); });
   });
   ArmTimer();
 }

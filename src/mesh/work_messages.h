@@ -1,6 +1,6 @@
 // The messages of distributed scans between members (mesh/work.capnp), sent
-// over the mesh's streams as one request frame and one reply frame after the
-// frame kind byte kWorkFrame:
+// over the mesh's streams as one request frame and one reply frame of kind
+// FrameKind::kWork (mesh/stream_frame.h):
 //
 //   kSync        {digests}         -> kSyncReply {states that differ or the
 //                                     sender lacks, ids the replier wants}
@@ -27,7 +27,6 @@
 
 namespace ndo::mesh {
 
-inline constexpr char kWorkFrame = 'W';
 inline constexpr size_t kMaxWorkMessageBytes = kMaxStreamBytes;
 inline constexpr size_t kMaxSyncDigests = 100000;
 
