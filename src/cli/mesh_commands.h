@@ -4,7 +4,6 @@
 // errors; none throws.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,32 +23,6 @@ struct AgentCommand {
   // dir has no certificate yet.
   std::string token, ca_hash;
   bool insecure = false;  // an unauthenticated, unencrypted mesh (labs only)
-};
-
-// The subcommands, registered on `app`; Dispatch runs the one parsed (or
-// returns -1 when none of them was).
-class MeshCli {
- public:
-  explicit MeshCli(CLI::App& app);
-  int Dispatch();
-
- private:
-  CLI::App* agent_ = nullptr;
-  CLI::App* join_ = nullptr;
-  CLI::App* members_ = nullptr;
-  CLI::App* leave_ = nullptr;
-  CLI::App* init_ = nullptr;
-  CLI::App* members_remove_ = nullptr;
-  CLI::App* keys_rotate_ = nullptr;
-  std::string remove_who_;
-  CLI::App* token_create_ = nullptr;
-  TokenCommand token_cmd_;
-  AgentCommand agent_cmd_;
-  uint32_t priority_ = 0;
-  CLI::Option* priority_opt_ = nullptr;
-  CLI::Option* join_priority_opt_ = nullptr;
-  std::string data_dir_;
-  bool json_ = false;
 };
 
 int RunAgentCommand(const AgentCommand& cmd);

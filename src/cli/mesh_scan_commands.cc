@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/pool_source.h"
 #include "mesh/control.h"
@@ -228,43 +230,33 @@ int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec) {
   return Status_(submit.data_dir, r->scan_id, /*watch=*/true, 1.0);
 }
 
-bool IsMeshScanSubcommand(const std::vector<std::string>& args) {
-  static const std::set<std::string> kSub{"status", "pause", "resume", "stop"};
-  return args.size() >= 2 && args[0] == "scan" && kSub.count(args[1]) > 0;
-}
-
-int RunMeshScanSubcommand(const std::vector<std::string>& args) {
-  CLI::App app{"ndo scan status|pause|resume|stop: follow and steer a distributed scan from any node", "ndo scan"};
-  app.require_subcommand(1);
-  std::string data_dir, scan;
-  bool watch = false;
-  double interval = 1.0;
-  auto add_common = [&](CLI::App* c) {
-    c->add_option("scan", scan, "Scan id (or a unique prefix of it)")->required();
-    c->add_option("--data-dir", data_dir, "The node's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
+CommandRun SetupMeshScanSubcommands(CLI::App& scan) {
+  struct State {
+    std::string data_dir, scan;
+    bool watch = false;
+    double interval = 1.0;
   };
-  auto* status = app.add_subcommand("status", "Per pool: shards done, leased, pending; nodes working; probes/s; ETA");
+  auto st = std::make_shared<State>();
+  auto add_common = [st](CLI::App* c) {
+    c->add_option("scan", st->scan, "Scan id (or a unique prefix of it)")->required();
+    AddDataDirOption(*c, st->data_dir, "The node's data dir");
+  };
+  auto* status = scan.add_subcommand("status", "Per pool: shards done, leased, pending; nodes working; probes/s; ETA");
   add_common(status);
-  status->add_flag("--watch", watch, "Redraw every --interval seconds, with progress bars, until the scan ends");
-  status->add_option("--interval", interval, "Seconds between redraws")->check(CLI::Range(0.1, 3600.0));
-  auto* pause = app.add_subcommand("pause", "Pause the scan on every node (within about a second)");
+  status->add_flag("--watch", st->watch, "Redraw every --interval seconds, with progress bars, until the scan ends");
+  status->add_option("--interval", st->interval, "Seconds between redraws")->check(CLI::Range(0.1, 3600.0));
+  auto* pause = scan.add_subcommand("pause", "Pause the scan on every node (within about a second)");
   add_common(pause);
-  auto* resume = app.add_subcommand("resume", "Resume a paused scan");
+  auto* resume = scan.add_subcommand("resume", "Resume a paused scan");
   add_common(resume);
-  auto* stop = app.add_subcommand("stop", "Stop the scan for good (results so far are kept)");
+  auto* stop = scan.add_subcommand("stop", "Stop the scan for good (results so far are kept)");
   add_common(stop);
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  std::vector<std::string> reversed(rest.rbegin(), rest.rend());
-  try {
-    app.parse(reversed);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
-  }
-  if (status->parsed()) return Status_(data_dir, scan, watch, interval);
-  if (pause->parsed()) return Control(data_dir, scan, mesh::ScanControl::kPaused);
-  if (resume->parsed()) return Control(data_dir, scan, mesh::ScanControl::kRunning);
-  return Control(data_dir, scan, mesh::ScanControl::kStopped);
+  return [st, status, pause, resume](const std::vector<std::string>&) {
+    if (status->parsed()) return Status_(st->data_dir, st->scan, st->watch, st->interval);
+    if (pause->parsed()) return Control(st->data_dir, st->scan, mesh::ScanControl::kPaused);
+    if (resume->parsed()) return Control(st->data_dir, st->scan, mesh::ScanControl::kRunning);
+    return Control(st->data_dir, st->scan, mesh::ScanControl::kStopped);
+  };
 }
 
 }  // namespace ndo

@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <memory>
 
+#include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/output/writers.h"
 #include "mesh/cluster_files.h"
@@ -236,6 +238,37 @@ Status EnrolNode(const mesh::MeshNodeOptions& options, const mesh::HostPort& see
             {{"id", node.Hex()}, {"cluster", info->cluster.Hex()}, {"through", seed.ToString()},
              {"serial", info->serial_hex}});
   return Status::Ok();
+}
+
+namespace {
+
+CommandRun SetupInit(CLI::App& cmd) {
+  auto data_dir = std::make_shared<std::string>();
+  AddDataDirOption(cmd, *data_dir, "The node's data dir");
+  return [data_dir](const std::vector<std::string>&) { return RunInitCommand(*data_dir); };
+}
+
+CommandRun SetupToken(CLI::App& cmd) {
+  auto st = std::make_shared<TokenCommand>();
+  cmd.require_subcommand(1);
+  auto* create = cmd.add_subcommand("create", "Create a join token (on the node that ran ndo init)");
+  AddDataDirOption(*create, st->data_dir, "The node's data dir");
+  create->add_option("--ttl", st->ttl, "Lifetime: 90s, 15m, 24h, 7d (at most 365d)")->capture_default_str();
+  create->add_option("--uses", st->uses, "How many nodes it may enrol (0: any number until it expires)")
+      ->capture_default_str();
+  create->add_option("--vantage", st->vantage, "The only vantage it may enrol (default: any)");
+  create->add_flag("--json", st->json, "One JSON record: token, ca_hash, expires_unix, uses, vantage");
+  return [st](const std::vector<std::string>&) { return RunTokenCreateCommand(*st); };
+}
+
+}  // namespace
+
+std::vector<CommandEntry> SecurityCommands() {
+  return {
+      {"init", "Make a new secured cluster on its first node: a CA, this node's certificate, a gossip keyring",
+       SetupInit},
+      {"token", "Join tokens", SetupToken},
+  };
 }
 
 }  // namespace ndo

@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <set>
 #include <utility>
 
+#include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/output/result_writer.h"
 #include "cli/pool_source.h"
@@ -230,67 +232,82 @@ Status RunViewReport(const ViewCommand& cmd, std::ostream& out) {
   return Status::Ok();
 }
 
-ViewCli::ViewCli(CLI::App& app) {
-  view_ = app.add_subcommand("view", "Views of a distributed scan: one vantage's results, compare, diff, list, report");
-  view_->require_subcommand(0, 1);
-  view_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)");
-  view_->add_option("--vantage", cmd_.vantage, "The vantage point whose merged results to show");
-  view_->add_option("--port", cmd_.ports, "Only these ports (22, 80,443, 8000-8100); repeatable")
+namespace {
+
+CommandRun SetupView(CLI::App& view) {
+  struct State {
+    ViewCommand cmd;
+    bool json = false, csv = false;
+  };
+  auto st = std::make_shared<State>();
+  ViewCommand& cmd = st->cmd;
+  view.require_subcommand(0, 1);
+  view.add_option("scan", cmd.scan_id, "Distributed scan id (or a unique prefix of it)");
+  view.add_option("--vantage", cmd.vantage, "The vantage point whose merged results to show");
+  view.add_option("--port", cmd.ports, "Only these ports (22, 80,443, 8000-8100); repeatable")
       ->allow_extra_args(false);
-  view_->add_option("--service", cmd_.service, "Only ports of this service (as shown: ssh, https, ...)");
-  view_->add_option("--host", cmd_.hosts, "Only these addresses: an address, CIDR block or range; repeatable")
+  view.add_option("--service", cmd.service, "Only ports of this service (as shown: ssh, https, ...)");
+  view.add_option("--host", cmd.hosts, "Only these addresses: an address, CIDR block or range; repeatable")
       ->allow_extra_args(false);
-  view_->add_flag("--all", cmd_.all_states, "Every stored state, not only open ports");
-  view_->add_option("-o,--format", cmd_.format, "table, jsonl, csv or xml")->capture_default_str();
-  view_->add_option("--output", cmd_.output_path, "Write to FILE instead of standard output");
-  view_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+  view.add_flag("--all", cmd.all_states, "Every stored state, not only open ports");
+  view.add_option("-o,--format", cmd.format, "table, jsonl, csv or xml")->capture_default_str();
+  view.add_option("--output", cmd.output_path, "Write to FILE instead of standard output");
+  view.add_option("--data-dir", cmd.data_dir, kDataDirHelp);
 
-  compare_ = view_->add_subcommand("compare", "Open ports by port and service, one column per vantage");
-  compare_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
-  auto* json = compare_->add_flag("--json", json_, "JSON Lines, one object per row");
-  compare_->add_flag("--csv", csv_, "CSV")->excludes(json);
-  compare_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+  auto* compare = view.add_subcommand("compare", "Open ports by port and service, one column per vantage");
+  compare->add_option("scan", cmd.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
+  auto* json = compare->add_flag("--json", st->json, "JSON Lines, one object per row");
+  compare->add_flag("--csv", st->csv, "CSV")->excludes(json);
+  compare->add_option("--data-dir", cmd.data_dir, kDataDirHelp);
 
-  diff_ = view_->add_subcommand("diff", "Open ports one vantage sees and another does not, host by host");
-  diff_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
-  diff_->add_option("--seen-by", cmd_.seen_by, "The vantage that sees the ports open")->required();
-  diff_->add_option("--not-by", cmd_.not_by, "The vantage that does not")->required();
-  diff_->add_option("-o,--format", cmd_.format, "table, jsonl or csv")->capture_default_str();
-  diff_->add_option("--output", cmd_.output_path, "Write to FILE instead of standard output");
-  diff_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+  auto* diff = view.add_subcommand("diff", "Open ports one vantage sees and another does not, host by host");
+  diff->add_option("scan", cmd.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
+  diff->add_option("--seen-by", cmd.seen_by, "The vantage that sees the ports open")->required();
+  diff->add_option("--not-by", cmd.not_by, "The vantage that does not")->required();
+  diff->add_option("-o,--format", cmd.format, "table, jsonl or csv")->capture_default_str();
+  diff->add_option("--output", cmd.output_path, "Write to FILE instead of standard output");
+  diff->add_option("--data-dir", cmd.data_dir, kDataDirHelp);
 
-  list_ = view_->add_subcommand("list", "The distributed scans of this data directory and their pools' progress");
-  list_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+  auto* list = view.add_subcommand("list", "The distributed scans of this data directory and their pools' progress");
+  list->add_option("--data-dir", cmd.data_dir, kDataDirHelp);
 
-  report_ = view_->add_subcommand("report", "Services by port, TLS issuers and expired certificates per vantage");
-  report_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
-  report_->add_option("--group", cmd_.groups,
-                      "NAME=REGEX: an issuer group, matched case-insensitively against 'CN=..., O=..., OU=...' of "
-                      "the issuer; first match wins; the rest count as 'other CAs'")
+  auto* report = view.add_subcommand("report", "Services by port, TLS issuers and expired certificates per vantage");
+  report->add_option("scan", cmd.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
+  report->add_option("--group", cmd.groups,
+                     "NAME=REGEX: an issuer group, matched case-insensitively against 'CN=..., O=..., OU=...' of "
+                     "the issuer; first match wins; the rest count as 'other CAs'")
       ->allow_extra_args(false);
-  report_->add_option("-o,--format", cmd_.format, "table, json or csv")->capture_default_str();
-  report_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+  report->add_option("-o,--format", cmd.format, "table, json or csv")->capture_default_str();
+  report->add_option("--data-dir", cmd.data_dir, kDataDirHelp);
+
+  return [st, compare, diff, list, report](const std::vector<std::string>&) {
+    ViewCommand& cmd = st->cmd;
+    Status s;
+    if (compare->parsed()) {
+      cmd.format = st->json ? "json" : st->csv ? "csv" : "table";
+      s = RunViewCompare(cmd, std::cout);
+    } else if (diff->parsed()) {
+      s = RunViewDiff(cmd, std::cout);
+    } else if (list->parsed()) {
+      auto now = std::chrono::system_clock::now().time_since_epoch();
+      s = RunViewList(cmd, std::chrono::duration_cast<std::chrono::milliseconds>(now).count(), std::cout);
+    } else if (report->parsed()) {
+      s = RunViewReport(cmd, std::cout);
+    } else {
+      s = RunViewResults(cmd, std::cout);
+    }
+    if (s.ok()) return static_cast<int>(kExitOk);
+    std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
+    return ExitCodeFor(s);
+  };
 }
 
-int ViewCli::Dispatch() {
-  if (!view_->parsed()) return -1;
-  Status s;
-  if (compare_->parsed()) {
-    cmd_.format = json_ ? "json" : csv_ ? "csv" : "table";
-    s = RunViewCompare(cmd_, std::cout);
-  } else if (diff_->parsed()) {
-    s = RunViewDiff(cmd_, std::cout);
-  } else if (list_->parsed()) {
-    auto now = std::chrono::system_clock::now().time_since_epoch();
-    s = RunViewList(cmd_, std::chrono::duration_cast<std::chrono::milliseconds>(now).count(), std::cout);
-  } else if (report_->parsed()) {
-    s = RunViewReport(cmd_, std::cout);
-  } else {
-    s = RunViewResults(cmd_, std::cout);
-  }
-  if (s.ok()) return kExitOk;
-  std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
-  return ExitCodeFor(s);
+}  // namespace
+
+std::vector<CommandEntry> ViewCommands() {
+  return {
+      {"view", "Views of a distributed scan: one vantage's results, compare, diff, list, report", SetupView},
+  };
 }
 
 }  // namespace ndo

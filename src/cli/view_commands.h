@@ -7,11 +7,10 @@
 //   ndo view list
 //   ndo view report SCAN [--group NAME=REGEX]... [-o table|json|csv]
 //
-// The Run functions write to `out` and return a Status; ViewCli prints
-// errors and maps them to exit codes (exit_codes.h).
+// The Run functions write to `out` and return a Status; the command's entry
+// (ViewCommands(), command_table.h) prints errors and maps them to exit codes.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -43,22 +42,5 @@ Status RunViewCompare(const ViewCommand& cmd, std::ostream& out);
 Status RunViewDiff(const ViewCommand& cmd, std::ostream& out);
 Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out);
 Status RunViewReport(const ViewCommand& cmd, std::ostream& out);
-
-// The subcommands, registered on `app`; Dispatch runs the one parsed (or
-// returns -1 when `view` was not).
-class ViewCli {
- public:
-  explicit ViewCli(CLI::App& app);
-  int Dispatch();
-
- private:
-  ViewCommand cmd_;
-  CLI::App* view_ = nullptr;
-  CLI::App* compare_ = nullptr;
-  CLI::App* diff_ = nullptr;
-  CLI::App* list_ = nullptr;
-  CLI::App* report_ = nullptr;
-  bool json_ = false, csv_ = false;
-};
 
 }  // namespace ndo

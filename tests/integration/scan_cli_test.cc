@@ -136,7 +136,7 @@ TEST_F(ScanCli, BadInputGetsAClearErrorAndExitCode2) {
       {{"scan", "127.0.0.1", "-iL", "/nonexistent/targets"}, "cannot open target file"},
       {{"scan", "127.0.0.1", "-p", "80", "--scope", "localhost"}, "--scope"},
       {{"scan", "127.0.0.1", "--top-ports", "5000"}, "top-ports"},
-      {{"scan", "127.0.0.1", "-p", "80", "--format", "yaml"}, "unknown --format"},
+      {{"scan", "127.0.0.1", "-p", "80", "--format", "yaml"}, "--format: unknown format 'yaml': give table, json, csv or xml"},
       {{"scan", "--bogus"}, "bogus"},
       {{"results", "ffffffff", "--data-dir", "DATA"}, "no stored scan"},
   };
