@@ -28,18 +28,20 @@ std::string OneOf(const std::vector<std::string>& formats) {
 
 }  // namespace
 
+Status CheckFormat(const std::string& format, const std::vector<std::string>& formats) {
+  if (std::find(formats.begin(), formats.end(), format) != formats.end()) return Status::Ok();
+  if (format == "jsonl" && std::find(formats.begin(), formats.end(), "json") != formats.end())
+    return Status::InvalidArgument(
+        "'jsonl' is now called 'json' (the same JSON Lines, one object per line): give --format json");
+  return Status::InvalidArgument("unknown format '" + format + "': give " + OneOf(formats));
+}
+
 CLI::Option* AddFormatOption(CLI::App& cmd, std::string& format, const std::vector<std::string>& formats,
                              const std::string& description) {
-  std::string list = OneOf(formats);
   CLI::Validator known(
-      [formats, list](std::string& value) -> std::string {
-        if (std::find(formats.begin(), formats.end(), value) != formats.end()) return "";
-        if (value == "jsonl" && std::find(formats.begin(), formats.end(), "json") != formats.end())
-          return "'jsonl' is now called 'json' (the same JSON Lines, one object per line): give --format json";
-        return "unknown format '" + value + "': give " + list;
-      },
+      [formats](std::string& value) -> std::string { return CheckFormat(value, formats).message(); },
       "FORMAT", "output format");
-  return cmd.add_option("--format", format, description + ": " + list + " (default " + formats.front() + ")")
+  return cmd.add_option("--format", format, description + ": " + OneOf(formats) + " (default " + formats.front() + ")")
       ->type_name("FORMAT")
       ->check(known);
 }

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "scan/status.h"
+
 namespace ndo {
 
 // Runs a parsed command. `command_line` is the whole command line as given
@@ -38,10 +40,13 @@ std::vector<CommandEntry> AllCommands();
 // The footer of `ndo --help` and `ndo scan --help`.
 extern const char* const kExitCodesHelp;
 
+// Ok when `format` is one of `formats`; else InvalidArgument naming those
+// there are, or, for jsonl (the old name of json), saying to use json.
+Status CheckFormat(const std::string& format, const std::vector<std::string>& formats);
+
 // --format FORMAT, one of `formats` (the first is the default; `format`
-// should hold it). A value not among them is refused while parsing, with an
-// error naming those there are; jsonl, the old name of json, is refused with
-// one that says to use json.
+// should hold it). A value not among them is refused while parsing, with
+// CheckFormat's error.
 CLI::Option* AddFormatOption(CLI::App& cmd, std::string& format, const std::vector<std::string>& formats,
                              const std::string& description = "Output format");
 

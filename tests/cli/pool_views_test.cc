@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <sstream>
 
@@ -143,7 +144,7 @@ TEST(PoolViewDiff, OpenInOnePoolButNotTheOtherInAnyInputOrder) {
 
   std::ostringstream table, jsonl, csv;
   ASSERT_TRUE(PrintDiff(diff, "dmz", "wifi", "table", table).ok());
-  ASSERT_TRUE(PrintDiff(diff, "dmz", "wifi", "jsonl", jsonl).ok());
+  ASSERT_TRUE(PrintDiff(diff, "dmz", "wifi", "json", jsonl).ok());
   ASSERT_TRUE(PrintDiff(diff, "dmz", "wifi", "csv", csv).ok());
   EXPECT_EQ(table.str(),
             "HOST       PORT  SERVICE  IN wifi   BANNER\n"
@@ -164,6 +165,7 @@ TEST(PoolViewDiff, OpenInOnePoolButNotTheOtherInAnyInputOrder) {
             "10.0.0.10,25,smtp,dmz,wifi,,\"220 mail, ready\\r\\n\"\n");
   std::ostringstream bad;
   EXPECT_EQ(PrintDiff(diff, "dmz", "wifi", "xml", bad).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(PrintDiff(diff, "dmz", "wifi", "jsonl", bad).code(), Status::Code::kInvalidArgument);
   EXPECT_TRUE(DiffPools(b, b).empty());
 }
 
@@ -382,12 +384,19 @@ TEST_F(PoolViewsStoreTest, OneVantagesResultsFilteredThroughTheWriters) {
             "|_   cert: CN=old.test; issuer CN=Test Root, O=Test CA; 2018-01-01 to 2019-03-01; EC 256\n");
 
   // To a file.
-  cmd.format = "jsonl";
-  cmd.output_path = data_ + "/out.jsonl";
+  cmd.format = "json";
+  cmd.output_path = data_ + "/out.json";
   std::ostringstream none;
   ASSERT_TRUE(RunViewResults(cmd, none).ok());
   EXPECT_EQ(none.str(), "");
   EXPECT_TRUE(std::filesystem::file_size(cmd.output_path) > 0);
+
+  // jsonl was json's old name: refused with an error that says json.
+  cmd.format = "jsonl";
+  cmd.output_path.clear();
+  Status s = RunViewResults(cmd, none);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("give --format json"), std::string::npos) << s.message();
 }
 
 TEST_F(PoolViewsStoreTest, CompareCountsEachVantage) {
@@ -399,6 +408,19 @@ TEST_F(PoolViewsStoreTest, CompareCountsEachVantage) {
             "80     http       1     0\n"
             "443    https      3     1\n"
             "Total             5     3\n");
+
+  // --format json and -o FILE, as every view.
+  ViewCommand cmd = Command();
+  cmd.format = "json";
+  cmd.output_path = data_ + "/compare.json";
+  std::ostringstream none;
+  ASSERT_TRUE(RunViewCompare(cmd, none).ok());
+  EXPECT_EQ(none.str(), "");
+  std::ifstream file(cmd.output_path);
+  std::string first;
+  ASSERT_TRUE(std::getline(file, first));
+  EXPECT_EQ(first.front(), '{') << first;
+  EXPECT_NE(first.find(R"("dmz":1)"), std::string::npos) << first;
 }
 
 TEST_F(PoolViewsStoreTest, DiffListsWhatOnlyOneVantageSees) {
