@@ -33,15 +33,19 @@ Status CheckFormat(const std::string& format, const std::vector<std::string>& fo
   if (format == "jsonl" && std::find(formats.begin(), formats.end(), "json") != formats.end())
     return Status::InvalidArgument(
         "'jsonl' is now called 'json' (the same JSON Lines, one object per line): give --format json");
+  if (format == "text" && std::find(formats.begin(), formats.end(), "table") != formats.end())
+    return Status::InvalidArgument("the text output is called 'table' (the default): give --format table");
   return Status::InvalidArgument("unknown format '" + format + "': give " + OneOf(formats));
 }
 
 CLI::Option* AddFormatOption(CLI::App& cmd, std::string& format, const std::vector<std::string>& formats,
-                             const std::string& description) {
+                             const std::string& note) {
   CLI::Validator known(
       [formats](std::string& value) -> std::string { return CheckFormat(value, formats).message(); },
-      "FORMAT", "output format");
-  return cmd.add_option("--format", format, description + ": " + OneOf(formats) + " (default " + formats.front() + ")")
+      "", "format");
+  return cmd.add_option("--format", format,
+                        "Output format: " + OneOf(formats) + " (default " + formats.front() + ")" +
+                            (note.empty() ? "" : "; " + note))
       ->type_name("FORMAT")
       ->check(known);
 }
@@ -58,7 +62,7 @@ CLI::Option* AddOutputFileOption(CLI::App& cmd, std::string& path, bool was_form
                      std::string(value == "jsonl" ? "json" : value) + " (or -o ./" + value + " for a file of that name)";
           return "";
         },
-        "FILE", "output file"));
+        "", "output file"));
   return opt;
 }
 

@@ -45,10 +45,10 @@ extern const char* const kExitCodesHelp;
 Status CheckFormat(const std::string& format, const std::vector<std::string>& formats);
 
 // --format FORMAT, one of `formats` (the first is the default; `format`
-// should hold it). A value not among them is refused while parsing, with
+// should hold it); `note` adds to the help what the formats hold. A value not among them is refused while parsing, with
 // CheckFormat's error.
 CLI::Option* AddFormatOption(CLI::App& cmd, std::string& format, const std::vector<std::string>& formats,
-                             const std::string& description = "Output format");
+                             const std::string& note = "");
 
 // -o/--output FILE: where the --format output goes ("-" or none: standard
 // output). Where -o once was the format (ndo view), `was_format` refuses a

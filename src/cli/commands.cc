@@ -9,6 +9,7 @@
 
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
+#include "cli/output/json.h"
 #include "cli/progress_display.h"
 #include "cli/reports.h"
 #include "cli/scan_runner.h"
@@ -147,11 +148,30 @@ int RunScanCommand(const ScanCommand& cmd) {
   return kExitOk;
 }
 
-int RunScansCommand(const std::string& data_dir) {
+int RunScansCommand(const std::string& data_dir, const std::string& format) {
+  if (Status s = CheckFormat(format, {"table", "json"}); !s.ok()) return Fail(s);
   auto store = Store::Open(StoreDir(data_dir));
   if (!store.ok()) return Fail(store.status());
   auto scans = (*store)->ListScans();
   if (!scans.ok()) return Fail(scans.status());
+  if (format == "json") {
+    // JSON Lines: one object per stored scan.
+    for (const auto& r : *scans) {
+      std::string line = JsonObject()
+                             .Str("record", "scan")
+                             .Str("id", ScanIdToHex(r.id))
+                             .Str("state", ScanStateName(r.state))
+                             .Str("created", FormatTimestamp(r.created_us))
+                             .Raw("probes", U128ToString(r.spec.ProbeCount()))
+                             .UInt("probes_sent", r.counters.probes_sent)
+                             .UInt("open", r.counters.open)
+                             .Num("elapsed_s", static_cast<double>(r.elapsed_us) / 1e6)
+                             .Raw("command", JsonStringArray(r.spec.arguments))
+                             .str();
+      std::printf("%s\n", line.c_str());
+    }
+    return std::fflush(stdout) == 0 ? kExitOk : Fail(Status::IoError("error writing the list"));
+  }
   std::printf("%-16s  %-11s  %-20s  %14s  %10s  %9s  %s\n", "ID", "STATE", "CREATED (UTC)", "PROBES", "OPEN", "ELAPSED",
               "COMMAND");
   for (const auto& r : *scans) {
@@ -213,7 +233,7 @@ namespace ndo {
 namespace {
 
 void AddOutputOptions(CLI::App& cmd, OutputChoice& o) {
-  AddFormatOption(cmd, o.format, ResultFormats());
+  AddFormatOption(cmd, o.format, ResultFormats(), "json: JSON Lines, one object per result");
   AddOutputFileOption(cmd, o.output_path);
   cmd.add_option("--output-json", o.json_path, "Also write JSON Lines to FILE (-oJ FILE)");
   cmd.add_option("--output-xml", o.xml_path, "Also write Nmap XML to FILE (-oX FILE)");
@@ -299,9 +319,13 @@ CommandRun SetupScan(CLI::App& sc) {
 }
 
 CommandRun SetupScans(CLI::App& cmd) {
-  auto data_dir = std::make_shared<std::string>();
-  AddDataDirOption(cmd, *data_dir);
-  return [data_dir](const std::vector<std::string>&) { return RunScansCommand(*data_dir); };
+  struct State {
+    std::string data_dir, format = "table";
+  };
+  auto st = std::make_shared<State>();
+  AddDataDirOption(cmd, st->data_dir);
+  AddFormatOption(cmd, st->format, {"table", "json"}, "json: JSON Lines, one object per scan");
+  return [st](const std::vector<std::string>&) { return RunScansCommand(st->data_dir, st->format); };
 }
 
 CommandRun SetupResults(CLI::App& cmd) {
@@ -326,7 +350,7 @@ CommandRun SetupReport(CLI::App& cmd) {
   auto add_report_options = [st](CLI::App* c) {
     c->add_option("scan", st->report.scan_id, "Scan id (or a unique prefix of it)")->required();
     AddDataDirOption(*c, st->data_dir);
-    AddFormatOption(*c, st->report.format, {"table", "json", "csv"});
+    AddFormatOption(*c, st->report.format, {"table", "json", "csv"}, "json: JSON Lines, one object per row");
     c->add_flag("--by-vantage", st->report.by_vantage, "One column per vantage point (a local scan has one: local)");
   };
   auto* services = cmd.add_subcommand("services", "Open ports counted by port and service");

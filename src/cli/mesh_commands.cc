@@ -11,7 +11,7 @@
 
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
-#include "cli/output/writers.h"
+#include "cli/output/json.h"
 #include "mesh/address.h"
 #include "mesh/cluster_files.h"
 #include "mesh/control.h"
@@ -147,43 +147,6 @@ std::string Role(const ControlResponse& r, const ControlMember& m, bool self) {
   return role;
 }
 
-void PrintJson(const ControlResponse& r) {
-  auto member_line = [&](const ControlMember& m, bool self) {
-    std::string line = "{\"record\":\"member\",\"id\":";
-    AppendJsonString(line, m.id.Hex());
-    line += ",\"name\":";
-    AppendJsonString(line, m.name);
-    line += ",\"vantage\":";
-    AppendJsonString(line, m.vantage);
-    line += ",\"address\":";
-    AppendJsonString(line, m.address);
-    line += ",\"state\":";
-    AppendJsonString(line, mesh::MemberStateName(m.state));
-    line += ",\"incarnation\":" + std::to_string(m.incarnation);
-    line += ",\"priority\":" + std::to_string(m.priority);
-    line += std::string(",\"self\":") + (self ? "true" : "false");
-    line += std::string(",\"coordinator\":") + (!r.coordinator.empty() && m.id == r.coordinator ? "true" : "false");
-    line += "}\n";
-    std::fputs(line.c_str(), stdout);
-  };
-  member_line(r.self, true);
-  for (const auto& m : r.members) member_line(m, false);
-  std::string line = "{\"record\":\"coordinator\",\"id\":";
-  if (r.coordinator.empty()) {
-    line += "null,\"name\":null";
-  } else {
-    AppendJsonString(line, r.coordinator.Hex());
-    line += ",\"name\":";
-    std::string name;
-    if (r.self.id == r.coordinator) name = r.self.name;
-    for (const auto& m : r.members)
-      if (m.id == r.coordinator) name = m.name;
-    AppendJsonString(line, name);
-  }
-  line += ",\"epoch\":" + std::to_string(r.epoch) + "}\n";
-  std::fputs(line.c_str(), stdout);
-}
-
 void PrintTable(const ControlResponse& r) {
   struct Row {
     std::string id, name, vantage, address, state, incarnation, role;
@@ -219,6 +182,38 @@ void PrintTable(const ControlResponse& r) {
 }
 
 }  // namespace
+
+std::string MembersJson(const ControlResponse& r) {
+  auto member = [&](const ControlMember& m, bool self) {
+    return JsonObject()
+               .Str("record", "member")
+               .Str("id", m.id.Hex())
+               .Str("name", m.name)
+               .Str("vantage", m.vantage)
+               .Str("address", m.address)
+               .Str("state", mesh::MemberStateName(m.state))
+               .UInt("incarnation", m.incarnation)
+               .UInt("priority", m.priority)
+               .Bool("self", self)
+               .Bool("coordinator", !r.coordinator.empty() && m.id == r.coordinator)
+               .str() +
+           "\n";
+  };
+  std::string out = member(r.self, true);
+  for (const auto& m : r.members) out += member(m, false);
+  JsonObject coordinator;
+  coordinator.Str("record", "coordinator");
+  if (r.coordinator.empty()) {
+    coordinator.Null("id").Null("name");
+  } else {
+    std::string name;
+    if (r.self.id == r.coordinator) name = r.self.name;
+    for (const auto& m : r.members)
+      if (m.id == r.coordinator) name = m.name;
+    coordinator.Str("id", r.coordinator.Hex()).Str("name", name);
+  }
+  return out + coordinator.UInt("epoch", r.epoch).str() + "\n";
+}
 
 namespace {
 
@@ -282,12 +277,14 @@ CommandRun SetupJoin(CLI::App& cmd) {
 
 CommandRun SetupMembers(CLI::App& cmd) {
   struct State {
-    std::string data_dir, remove_who;
-    bool json = false;
+    std::string data_dir, remove_who, format = "table";
   };
   auto st = std::make_shared<State>();
   AddDataDirOption(cmd, st->data_dir, "The agent's data dir");
-  cmd.add_flag("--json", st->json, "JSON Lines: one record per member, then one for the coordinator");
+  AddFormatOption(cmd, st->format, {"table", "json"},
+                  "json: JSON Lines, one record per member, then one for the coordinator");
+  // --json: the old spelling of --format json, kept for scripts (hidden).
+  cmd.add_flag_callback("--json", [st] { st->format = "json"; }, "Same as --format json")->group("");
   auto* remove = cmd.add_subcommand(
       "remove", "Revoke a member: every member refuses its certificate, streams and datagrams from then on, and the "
                 "gossip keys rotate (the removed node keeps only old ones)");
@@ -299,7 +296,7 @@ CommandRun SetupMembers(CLI::App& cmd) {
       request.member = st->remove_who;
       return RunSecurityControl(st->data_dir, request);
     }
-    return RunMembersCommand(st->data_dir, st->json);
+    return RunMembersCommand(st->data_dir, st->format);
   };
 }
 
@@ -348,11 +345,12 @@ int RunAgentCommand(const AgentCommand& cmd) {
   return kExitOk;
 }
 
-int RunMembersCommand(const std::string& data_dir, bool json) {
+int RunMembersCommand(const std::string& data_dir, const std::string& format) {
+  if (Status s = CheckFormat(format, {"table", "json"}); !s.ok()) return Fail(s);
   auto r = mesh::CallControl(DataDirOrDefault(data_dir), ControlCommand::kMembers, kControlTimeout);
   if (!r.ok()) return std::fprintf(stderr, "ndo: %s\n", r.status().message().c_str()), kExitError;
-  if (json)
-    PrintJson(*r);
+  if (format == "json")
+    std::fputs(MembersJson(*r).c_str(), stdout);
   else
     PrintTable(*r);
   return kExitOk;

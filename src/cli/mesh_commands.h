@@ -26,7 +26,10 @@ struct AgentCommand {
 };
 
 int RunAgentCommand(const AgentCommand& cmd);
-int RunMembersCommand(const std::string& data_dir, bool json);
+int RunMembersCommand(const std::string& data_dir, const std::string& format = "table");  // table or json
+// --format json of `ndo members`: JSON Lines, one "member" record per member
+// (this node first, "self":true), then one "coordinator" record.
+std::string MembersJson(const mesh::ControlResponse& r);
 int RunLeaveCommand(const std::string& data_dir);
 // `ndo members remove` and `ndo keys rotate`: the request to the local agent,
 // which prints what it did.

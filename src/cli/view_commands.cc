@@ -165,10 +165,23 @@ Status RunViewDiff(const ViewCommand& cmd, std::ostream& out) {
 }
 
 Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out) {
+  if (Status s = CheckFormat(cmd.format, {"table", "json"}); !s.ok()) return s;
   auto store = OpenStore(cmd.data_dir);
   if (!store.ok()) return store.status();
   auto scans = ListMeshScans(**store);
   if (!scans.ok()) return scans.status();
+  if (cmd.format == "json") {
+    // JSON Lines: one object per distributed scan, its pools in "pools".
+    for (const auto& scan : *scans) {
+      std::vector<std::string> pools;
+      const auto& vantages = scan.definition.vantages;
+      for (size_t i = 0; i < vantages.size() && i < scan.pools.size(); ++i)
+        pools.push_back(PoolCountsJson(vantages[i], mesh::CountPool(scan.pools[i], now_ms)).str());
+      out << MeshScanJson(scan).Raw("pools", JsonArray(pools)).str() << '\n';
+    }
+    out.flush();
+    return out ? Status::Ok() : Status::IoError("error writing the list");
+  }
   std::vector<std::vector<std::string>> rows = {
       {"SCAN", "CREATED (UTC)", "CONTROL", "VANTAGE", "DONE", "LEASED", "PENDING", "RESULTS"}};
   for (const auto& scan : *scans) {
@@ -257,13 +270,13 @@ CommandRun SetupView(CLI::App& view) {
   view.add_option("--host", cmd.hosts, "Only these addresses: an address, CIDR block or range; repeatable")
       ->allow_extra_args(false);
   view.add_flag("--all", cmd.all_states, "Every stored state, not only open ports");
-  AddFormatOption(view, cmd.format, kViewFormats);
+  AddFormatOption(view, cmd.format, kViewFormats, "json: JSON Lines, one object per result");
   AddOutputFileOption(view, cmd.output_path, /*was_format=*/true);
   AddDataDirOption(view, cmd.data_dir);
 
   auto* compare = view.add_subcommand("compare", "Open ports by port and service, one column per vantage");
   compare->add_option("scan", cmd.scan_id, kScanHelp)->required();
-  AddFormatOption(*compare, cmd.format, kTableFormats);
+  AddFormatOption(*compare, cmd.format, kTableFormats, "json: JSON Lines, one object per row");
   AddOutputFileOption(*compare, cmd.output_path);
   AddDataDirOption(*compare, cmd.data_dir);
   AddRetiredFormatFlag(*compare, "--json", "json");
@@ -273,11 +286,12 @@ CommandRun SetupView(CLI::App& view) {
   diff->add_option("scan", cmd.scan_id, kScanHelp)->required();
   diff->add_option("--seen-by", cmd.seen_by, "The vantage that sees the ports open")->required();
   diff->add_option("--not-by", cmd.not_by, "The vantage that does not")->required();
-  AddFormatOption(*diff, cmd.format, kTableFormats);
+  AddFormatOption(*diff, cmd.format, kTableFormats, "json: JSON Lines, one object per row");
   AddOutputFileOption(*diff, cmd.output_path, /*was_format=*/true);
   AddDataDirOption(*diff, cmd.data_dir);
 
   auto* list = view.add_subcommand("list", "The distributed scans of this data directory and their pools' progress");
+  AddFormatOption(*list, cmd.format, {"table", "json"}, "json: JSON Lines, one object per scan");
   AddDataDirOption(*list, cmd.data_dir);
 
   auto* report = view.add_subcommand("report", "Services by port, TLS issuers and expired certificates per vantage");
@@ -286,7 +300,7 @@ CommandRun SetupView(CLI::App& view) {
                      "NAME=REGEX: an issuer group, matched case-insensitively against 'CN=..., O=..., OU=...' of "
                      "the issuer; first match wins; the rest count as 'other CAs'")
       ->allow_extra_args(false);
-  AddFormatOption(*report, cmd.format, kTableFormats);
+  AddFormatOption(*report, cmd.format, kTableFormats, "json: JSON Lines, one object per row");
   AddOutputFileOption(*report, cmd.output_path, /*was_format=*/true);
   AddDataDirOption(*report, cmd.data_dir);
 
