@@ -5,8 +5,11 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
+#include "cli/command_table.h"
 #include "cli/exit_codes.h"
+#include "cli/output/json.h"
 #include "cli/progress_display.h"
 #include "cli/reports.h"
 #include "cli/scan_runner.h"
@@ -145,11 +148,30 @@ int RunScanCommand(const ScanCommand& cmd) {
   return kExitOk;
 }
 
-int RunScansCommand(const std::string& data_dir) {
+int RunScansCommand(const std::string& data_dir, const std::string& format) {
+  if (Status s = CheckFormat(format, {"table", "json"}); !s.ok()) return Fail(s);
   auto store = Store::Open(StoreDir(data_dir));
   if (!store.ok()) return Fail(store.status());
   auto scans = (*store)->ListScans();
   if (!scans.ok()) return Fail(scans.status());
+  if (format == "json") {
+    // JSON Lines: one object per stored scan.
+    for (const auto& r : *scans) {
+      std::string line = JsonObject()
+                             .Str("record", "scan")
+                             .Str("id", ScanIdToHex(r.id))
+                             .Str("state", ScanStateName(r.state))
+                             .Str("created", FormatTimestamp(r.created_us))
+                             .Raw("probes", U128ToString(r.spec.ProbeCount()))
+                             .UInt("probes_sent", r.counters.probes_sent)
+                             .UInt("open", r.counters.open)
+                             .Num("elapsed_s", static_cast<double>(r.elapsed_us) / 1e6)
+                             .Raw("command", JsonStringArray(r.spec.arguments))
+                             .str();
+      std::printf("%s\n", line.c_str());
+    }
+    return std::fflush(stdout) == 0 ? kExitOk : Fail(Status::IoError("error writing the list"));
+  }
   std::printf("%-16s  %-11s  %-20s  %14s  %10s  %9s  %s\n", "ID", "STATE", "CREATED (UTC)", "PROBES", "OPEN", "ELAPSED",
               "COMMAND");
   for (const auto& r : *scans) {
@@ -200,6 +222,166 @@ int RunReportCommand(const std::string& data_dir, const ReportCommand& cmd) {
   if (!table.ok()) return Fail(table.status());
   Status s = PrintReport(*table, cmd.format, std::cout);
   return s.ok() ? kExitOk : Fail(s);
+}
+
+}  // namespace ndo
+
+// ---------------------------------------------------------------------------
+// The command table's entries of this file.
+
+namespace ndo {
+namespace {
+
+void AddOutputOptions(CLI::App& cmd, OutputChoice& o) {
+  AddFormatOption(cmd, o.format, ResultFormats(), "json: JSON Lines, one object per result");
+  AddOutputFileOption(cmd, o.output_path);
+  cmd.add_option("--output-json", o.json_path, "Also write JSON Lines to FILE (-oJ FILE)");
+  cmd.add_option("--output-xml", o.xml_path, "Also write Nmap XML to FILE (-oX FILE)");
+  cmd.add_option("--output-csv", o.csv_path, "Also write CSV to FILE (-oC FILE)");
+  cmd.add_option("--state", o.states, "Only results in these states: open,closed,filtered,unreachable or all");
+  cmd.add_flag("--show-all", o.show_all, "List closed, filtered and unreachable ports in the table too");
+}
+
+CommandRun SetupScan(CLI::App& sc) {
+  struct State {
+    ScanCommand scan;
+    size_t top = 0;
+    uint64_t seed = 0;
+    int32_t retries = 0;
+    uint32_t shards = 0;
+    CLI::Option *top_opt, *seed_opt, *retries_opt, *shards_opt;
+  };
+  auto st = std::make_shared<State>();
+  sc.footer(kExitCodesHelp);
+  auto& o = st->scan.options;
+  sc.add_option("targets", o.targets,
+                "Targets: 192.0.2.7, 192.0.2.0/24, 192.0.2.5-192.0.3.20, 192.0.2.10-20, hostnames, 2001:db8::1, "
+                "2001:db8::/112 (IPv6 blocks up to 2^16 addresses)");
+  sc.add_option("--input-list", o.input_lists, "Read targets from FILE (-iL FILE; -iL - reads standard input); '#' starts a comment");
+  sc.add_option("--exclude", o.excludes, "Exclude targets (same forms, comma-separated)");
+  sc.add_option("--exclude-file,--excludefile", o.exclude_files, "Exclude the targets listed in FILE");
+  auto* ports_opt = sc.add_option("-p,--ports", o.ports, "Ports: 22,80,8000-8100; '-' or -p- for all 65535");
+  st->top_opt = sc.add_option("--top-ports", st->top, "The N most frequently open TCP ports (Nmap's table; default 1000)")
+                    ->check(CLI::Range(1, 1000));
+  st->top_opt->excludes(ports_opt);
+  sc.add_option("--scope", o.scope,
+                "Allowlist of CIDRs/ranges: a scan whose targets reach outside it refuses to start, and no probe "
+                "outside it is ever sent");
+  st->seed_opt = sc.add_option("--seed", st->seed, "Seed of the probe order (default: random; stored with the scan)");
+  sc.add_option("--rate,--max-rate", o.rate, "Probes per second, paced smoothly (default: unlimited)");
+  sc.add_option("--concurrency,--max-parallelism", o.concurrency,
+                "Most probes in flight (default: what the descriptor limit allows, up to 32768)");
+  st->retries_opt = sc.add_option("--max-retries", st->retries,
+                                  "Retries of a probe that timed out (default: adaptive, 1 to 6, raised when answers come only on retries)")
+                        ->check(CLI::Range(0, 50));
+  sc.add_option("--timeout", o.timeout_ms, "Fixed per-probe timeout in ms (default: adaptive to measured RTT)");
+  sc.add_option("--initial-rtt-timeout", o.initial_rtt_ms, "Timeout before any RTT is measured, ms")->capture_default_str();
+  sc.add_option("--min-rtt-timeout", o.min_rtt_ms, "Floor of the adaptive timeout, ms")->capture_default_str();
+  sc.add_option("--max-rtt-timeout", o.max_rtt_ms, "Ceiling of the adaptive timeout, ms")->capture_default_str();
+  st->shards_opt = sc.add_option("--shards", st->shards, "Cut the probe order into N shards (default: about 8192 probes each)");
+  sc.add_flag("--store-all", o.store_all, "Store closed, filtered and unreachable results too (default: open only)");
+  sc.add_flag("--banners", o.banners,
+              "Grab what each open port's service says (or answers to a minimal HTTP request) and guess the service");
+  sc.add_flag("--tls", o.tls,
+              "TLS handshake on open TLS ports: certificate chain, version, cipher, verdict against the trust store");
+  sc.add_option("--tls-ports", o.tls_ports, "Ports to try TLS on: a port list, or 'all' (default: the usual TLS ports)");
+  sc.add_option("--tls-ca-file", o.tls_ca_file, "Also trust the CA certificates in this PEM file (e.g. your own CA)");
+  sc.add_option("--service-timeout", o.service_timeout_ms, "Time bound of each banner or TLS follow-up, ms")
+      ->capture_default_str();
+  sc.add_option("--service-concurrency", o.service_concurrency, "Most banner/TLS follow-ups at once")
+      ->capture_default_str();
+  sc.add_option("--threads", st->scan.threads, "Worker threads, one io_context each (default: cores, at most 4)");
+  AddDataDirOption(sc, st->scan.data_dir);
+  sc.add_option("--resume", st->scan.resume_id, "Continue an interrupted scan with its stored settings");
+  sc.add_option("--vantage", st->scan.vantages,
+                "Distributed scan: the vantage points whose pools scan every target (comma-separated; default: "
+                "every vantage of every member the mesh knows, alive or not; a vantage with no member yet waits "
+                "for one). A scan started on a node whose agent runs goes to the mesh");
+  sc.add_flag("--local", st->scan.local, "Scan from this machine only, even where a mesh agent runs");
+  sc.add_flag("--wait", st->scan.wait, "Distributed scan: follow its progress until every pool is done");
+  sc.add_flag("--dry-run", st->scan.dry_run, "Print the probe count and exit without sending anything");
+  sc.add_flag("--no-progress", st->scan.no_progress, "No progress bar on standard error");
+  sc.add_flag("-q,--quiet", st->scan.quiet, "Only the summary line on standard error");
+  AddOutputOptions(sc, st->scan.output);
+  // ndo scan status|pause|resume|stop SCAN (mesh_scan_commands.h).
+  CommandRun steer = SetupMeshScanSubcommands(sc);
+
+  return [st, steer, &sc](const std::vector<std::string>& command_line) {
+    if (!sc.get_subcommands().empty()) return steer(command_line);
+    ScanCommand& scan = st->scan;
+    if (st->top_opt->count()) scan.options.top_ports = st->top;
+    if (st->seed_opt->count()) scan.options.seed = st->seed;
+    if (st->retries_opt->count()) scan.options.max_retries = st->retries;
+    if (st->shards_opt->count()) scan.options.shards = st->shards;
+    scan.arguments = command_line;
+    return RunScanCommand(scan);
+  };
+}
+
+CommandRun SetupScans(CLI::App& cmd) {
+  struct State {
+    std::string data_dir, format = "table";
+  };
+  auto st = std::make_shared<State>();
+  AddDataDirOption(cmd, st->data_dir);
+  AddFormatOption(cmd, st->format, {"table", "json"}, "json: JSON Lines, one object per scan");
+  return [st](const std::vector<std::string>&) { return RunScansCommand(st->data_dir, st->format); };
+}
+
+CommandRun SetupResults(CLI::App& cmd) {
+  struct State {
+    std::string data_dir, scan_id;
+    OutputChoice output;
+  };
+  auto st = std::make_shared<State>();
+  cmd.add_option("scan", st->scan_id, "Scan id (or a unique prefix of it)")->required();
+  AddDataDirOption(cmd, st->data_dir);
+  AddOutputOptions(cmd, st->output);
+  return [st](const std::vector<std::string>&) { return RunResultsCommand(st->data_dir, st->scan_id, st->output); };
+}
+
+CommandRun SetupReport(CLI::App& cmd) {
+  struct State {
+    std::string data_dir;
+    ReportCommand report;
+  };
+  auto st = std::make_shared<State>();
+  cmd.require_subcommand(1);
+  auto add_report_options = [st](CLI::App* c) {
+    c->add_option("scan", st->report.scan_id, "Scan id (or a unique prefix of it)")->required();
+    AddDataDirOption(*c, st->data_dir);
+    AddFormatOption(*c, st->report.format, {"table", "json", "csv"}, "json: JSON Lines, one object per row");
+    c->add_flag("--by-vantage", st->report.by_vantage, "One column per vantage point (a local scan has one: local)");
+  };
+  auto* services = cmd.add_subcommand("services", "Open ports counted by port and service");
+  add_report_options(services);
+  auto* tls = cmd.add_subcommand("tls", "TLS certificate reports");
+  tls->require_subcommand(1);
+  auto* issuers = tls->add_subcommand("issuers", "Leaf certificates counted by issuer group");
+  add_report_options(issuers);
+  issuers->add_option("--group", st->report.groups,
+                      "NAME=REGEX: an issuer group, matched case-insensitively against 'CN=..., O=..., OU=...' of "
+                      "the issuer; first match wins; the rest count as 'other CAs'");
+  auto* expired = tls->add_subcommand("expired", "Expired leaf certificates counted by the year they expired");
+  add_report_options(expired);
+  return [st, services, issuers](const std::vector<std::string>&) {
+    st->report.kind = services->parsed() ? ReportKind::kServices
+                      : issuers->parsed() ? ReportKind::kTlsIssuers
+                                          : ReportKind::kTlsExpired;
+    return RunReportCommand(st->data_dir, st->report);
+  };
+}
+
+}  // namespace
+
+std::vector<CommandEntry> ScanCommands() {
+  return {
+      {"scan", "Scan TCP ports of the given targets (or --resume a stored scan); "
+               "scan status|pause|resume|stop SCAN follow and steer a distributed scan", SetupScan},
+      {"scans", "List stored scans", SetupScans},
+      {"results", "Print a stored scan's results in any format", SetupResults},
+      {"report", "Reports over a stored scan: services, tls issuers, tls expired", SetupReport},
+  };
 }
 
 }  // namespace ndo

@@ -37,7 +37,7 @@ struct ScanCommand {
 };
 
 int RunScanCommand(const ScanCommand& cmd);
-int RunScansCommand(const std::string& data_dir);
+int RunScansCommand(const std::string& data_dir, const std::string& format = "table");  // table or json
 int RunResultsCommand(const std::string& data_dir, const std::string& scan_id, const OutputChoice& output);
 
 enum class ReportKind { kServices, kTlsIssuers, kTlsExpired };

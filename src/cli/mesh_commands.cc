@@ -6,10 +6,12 @@
 #include <ctime>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <thread>
 
+#include "cli/command_table.h"
 #include "cli/exit_codes.h"
-#include "cli/output/writers.h"
+#include "cli/output/json.h"
 #include "mesh/address.h"
 #include "mesh/cluster_files.h"
 #include "mesh/control.h"
@@ -145,43 +147,6 @@ std::string Role(const ControlResponse& r, const ControlMember& m, bool self) {
   return role;
 }
 
-void PrintJson(const ControlResponse& r) {
-  auto member_line = [&](const ControlMember& m, bool self) {
-    std::string line = "{\"record\":\"member\",\"id\":";
-    AppendJsonString(line, m.id.Hex());
-    line += ",\"name\":";
-    AppendJsonString(line, m.name);
-    line += ",\"vantage\":";
-    AppendJsonString(line, m.vantage);
-    line += ",\"address\":";
-    AppendJsonString(line, m.address);
-    line += ",\"state\":";
-    AppendJsonString(line, mesh::MemberStateName(m.state));
-    line += ",\"incarnation\":" + std::to_string(m.incarnation);
-    line += ",\"priority\":" + std::to_string(m.priority);
-    line += std::string(",\"self\":") + (self ? "true" : "false");
-    line += std::string(",\"coordinator\":") + (!r.coordinator.empty() && m.id == r.coordinator ? "true" : "false");
-    line += "}\n";
-    std::fputs(line.c_str(), stdout);
-  };
-  member_line(r.self, true);
-  for (const auto& m : r.members) member_line(m, false);
-  std::string line = "{\"record\":\"coordinator\",\"id\":";
-  if (r.coordinator.empty()) {
-    line += "null,\"name\":null";
-  } else {
-    AppendJsonString(line, r.coordinator.Hex());
-    line += ",\"name\":";
-    std::string name;
-    if (r.self.id == r.coordinator) name = r.self.name;
-    for (const auto& m : r.members)
-      if (m.id == r.coordinator) name = m.name;
-    AppendJsonString(line, name);
-  }
-  line += ",\"epoch\":" + std::to_string(r.epoch) + "}\n";
-  std::fputs(line.c_str(), stdout);
-}
-
 void PrintTable(const ControlResponse& r) {
   struct Row {
     std::string id, name, vantage, address, state, incarnation, role;
@@ -218,96 +183,151 @@ void PrintTable(const ControlResponse& r) {
 
 }  // namespace
 
-MeshCli::MeshCli(CLI::App& app) {
-  auto add_node_options = [this](CLI::App* c, CLI::Option*& priority_opt) {
-    c->add_option("--listen", agent_cmd_.listen,
-                  "Where this node's UDP gossip and TCP streams listen: IP:PORT or [IPv6]:PORT "
-                  "(required on first start; saved in the data dir)");
-    c->add_option("--advertise", agent_cmd_.advertise,
-                  "The address others reach this node at, if not --listen (e.g. behind NAT)");
-    c->add_option("--data-dir", agent_cmd_.data_dir,
-                  "The node's state and control socket (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo); its parent must exist");
-    c->add_option("--vantage", agent_cmd_.vantage,
-                  "Where this node sees the network from: dmz, wifi, internet, ... (required on first start)");
-    c->add_option("--name", agent_cmd_.name, "A name for people (default: the host name)");
-    priority_opt = c->add_option("--priority", priority_,
-                                 "Coordinator preference: the alive member with the lowest (priority, id) "
-                                 "coordinates (default 100)");
-    c->add_option("--log-level", agent_cmd_.log_level, "debug, info, warn or error")->capture_default_str();
-    c->add_option("--dead-man-after", agent_cmd_.dead_man_after_s,
-                  "Dead man's switch: seconds cut off from the coordinator or from most of the mesh after which "
-                  "this node stops starting probes, until it is back")
-        ->check(CLI::Range(1, 86400))
-        ->capture_default_str();
-    c->add_flag("--insecure", agent_cmd_.insecure,
-                "Run an unauthenticated, unencrypted mesh (labs only; refused for a data dir of a secured cluster)");
+std::string MembersJson(const ControlResponse& r) {
+  auto member = [&](const ControlMember& m, bool self) {
+    return JsonObject()
+               .Str("record", "member")
+               .Str("id", m.id.Hex())
+               .Str("name", m.name)
+               .Str("vantage", m.vantage)
+               .Str("address", m.address)
+               .Str("state", mesh::MemberStateName(m.state))
+               .UInt("incarnation", m.incarnation)
+               .UInt("priority", m.priority)
+               .Bool("self", self)
+               .Bool("coordinator", !r.coordinator.empty() && m.id == r.coordinator)
+               .str() +
+           "\n";
   };
-  agent_ = app.add_subcommand("agent", "Run a mesh node in the foreground (the first node, or a restart)");
-  add_node_options(agent_, priority_opt_);
-  join_ = app.add_subcommand("join", "Run a mesh node that joins an existing mesh through SEED (retried until it works)");
-  join_->add_option("seed", agent_cmd_.seeds, "Address of a running member: IP:PORT or [IPv6]:PORT")->required();
-  add_node_options(join_, join_priority_opt_);
-  join_->add_option("--token", agent_cmd_.token,
-                    "A join token (ndo token create on a node of the cluster): enrols this node on its first join");
-  join_->add_option("--ca-hash", agent_cmd_.ca_hash,
-                    "The cluster CA's hash, sha256:... (printed with the token): the seed must prove it holds it");
-  for (CLI::App* c : {agent_, join_})
-    c->footer("Runs until SIGINT/SIGTERM or `ndo leave`, then leaves the mesh gracefully and exits 0. "
-              "Logs (logfmt) go to standard error.");
-
-  members_ = app.add_subcommand("members", "List the members the local agent knows, and the coordinator");
-  members_->add_option("--data-dir", data_dir_, "The agent's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
-  members_->add_flag("--json", json_, "JSON Lines: one record per member, then one for the coordinator");
-  members_remove_ = members_->add_subcommand(
-      "remove", "Revoke a member: every member refuses its certificate, streams and datagrams from then on, and the "
-                "gossip keys rotate (the removed node keeps only old ones)");
-  members_remove_->add_option("node", remove_who_, "The member's name, node id, or an id prefix of 8+ hex digits")
-      ->required();
-  members_remove_->add_option("--data-dir", data_dir_, "The local agent's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
-
-  auto* keys = app.add_subcommand("keys", "Gossip keys of a secured cluster");
-  keys->require_subcommand(1);
-  keys_rotate_ = keys->add_subcommand(
-      "rotate", "Install a new gossip key on every member, seal with it 10 s later, and remove the old keys 10 s after "
-                "that, without a restart");
-  keys_rotate_->add_option("--data-dir", data_dir_, "The local agent's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
-
-  leave_ = app.add_subcommand("leave", "Make the local agent leave the mesh gracefully and exit");
-  leave_->add_option("--data-dir", data_dir_, "The agent's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
-
-  init_ = app.add_subcommand("init", "Make a new secured cluster on its first node: a CA, this node's certificate, "
-                                     "a gossip keyring");
-  init_->add_option("--data-dir", data_dir_, "The node's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
-
-  auto* token = app.add_subcommand("token", "Join tokens");
-  token->require_subcommand(1);
-  token_create_ = token->add_subcommand("create", "Create a join token (on the node that ran ndo init)");
-  token_create_->add_option("--data-dir", token_cmd_.data_dir, "The node's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
-  token_create_->add_option("--ttl", token_cmd_.ttl, "Lifetime: 90s, 15m, 24h, 7d (at most 365d)")->capture_default_str();
-  token_create_->add_option("--uses", token_cmd_.uses, "How many nodes it may enrol (0: any number until it expires)")
-      ->capture_default_str();
-  token_create_->add_option("--vantage", token_cmd_.vantage, "The only vantage it may enrol (default: any)");
-  token_create_->add_flag("--json", token_cmd_.json, "One JSON record: token, ca_hash, expires_unix, uses, vantage");
+  std::string out = member(r.self, true);
+  for (const auto& m : r.members) out += member(m, false);
+  JsonObject coordinator;
+  coordinator.Str("record", "coordinator");
+  if (r.coordinator.empty()) {
+    coordinator.Null("id").Null("name");
+  } else {
+    std::string name;
+    if (r.self.id == r.coordinator) name = r.self.name;
+    for (const auto& m : r.members)
+      if (m.id == r.coordinator) name = m.name;
+    coordinator.Str("id", r.coordinator.Hex()).Str("name", name);
+  }
+  return out + coordinator.UInt("epoch", r.epoch).str() + "\n";
 }
 
-int MeshCli::Dispatch() {
-  if (agent_->parsed() || join_->parsed()) {
-    if ((agent_->parsed() && priority_opt_->count()) || (join_->parsed() && join_priority_opt_->count()))
-      agent_cmd_.priority = priority_;
-    if (agent_->parsed()) agent_cmd_.seeds.clear();
-    return RunAgentCommand(agent_cmd_);
-  }
-  if (init_->parsed()) return RunInitCommand(data_dir_);
-  if (token_create_->parsed()) return RunTokenCreateCommand(token_cmd_);
-  if (members_remove_->parsed()) {
-    mesh::ControlRequest request(ControlCommand::kRemoveMember);
-    request.member = remove_who_;
-    return RunSecurityControl(data_dir_, request);
-  }
-  if (keys_rotate_->parsed()) return RunSecurityControl(data_dir_, ControlCommand::kRotateKeys);
-  if (members_->parsed()) return RunMembersCommand(data_dir_, json_);
-  if (leave_->parsed()) return RunLeaveCommand(data_dir_);
-  return -1;
+namespace {
+
+// What agent and join share: the node's options.
+struct NodeCommandState {
+  AgentCommand cmd;
+  uint32_t priority = 0;
+  CLI::Option* priority_opt = nullptr;
+};
+
+void AddNodeOptions(CLI::App& c, NodeCommandState& st) {
+  AgentCommand& a = st.cmd;
+  c.add_option("--listen", a.listen,
+               "Where this node's UDP gossip and TCP streams listen: IP:PORT or [IPv6]:PORT "
+               "(required on first start; saved in the data dir)");
+  c.add_option("--advertise", a.advertise,
+               "The address others reach this node at, if not --listen (e.g. behind NAT)");
+  AddDataDirOption(c, a.data_dir, "The node's state and control socket")->description(
+      "The node's state and control socket (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo); its parent must exist");
+  c.add_option("--vantage", a.vantage,
+               "Where this node sees the network from: dmz, wifi, internet, ... (required on first start)");
+  c.add_option("--name", a.name, "A name for people (default: the host name)");
+  st.priority_opt = c.add_option("--priority", st.priority,
+                                 "Coordinator preference: the alive member with the lowest (priority, id) "
+                                 "coordinates (default 100)");
+  c.add_option("--log-level", a.log_level, "debug, info, warn or error")->capture_default_str();
+  c.add_option("--dead-man-after", a.dead_man_after_s,
+               "Dead man's switch: seconds cut off from the coordinator or from most of the mesh after which "
+               "this node stops starting probes, until it is back")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  c.add_flag("--insecure", a.insecure,
+             "Run an unauthenticated, unencrypted mesh (labs only; refused for a data dir of a secured cluster)");
+  c.footer("Runs until SIGINT/SIGTERM or `ndo leave`, then leaves the mesh gracefully and exits 0. "
+           "Logs (logfmt) go to standard error.");
+}
+
+CommandRun RunNode(std::shared_ptr<NodeCommandState> st) {
+  return [st](const std::vector<std::string>&) {
+    if (st->priority_opt->count()) st->cmd.priority = st->priority;
+    return RunAgentCommand(st->cmd);
+  };
+}
+
+CommandRun SetupAgent(CLI::App& cmd) {
+  auto st = std::make_shared<NodeCommandState>();
+  AddNodeOptions(cmd, *st);
+  return RunNode(st);
+}
+
+CommandRun SetupJoin(CLI::App& cmd) {
+  auto st = std::make_shared<NodeCommandState>();
+  cmd.add_option("seed", st->cmd.seeds, "Address of a running member: IP:PORT or [IPv6]:PORT")->required();
+  AddNodeOptions(cmd, *st);
+  cmd.add_option("--token", st->cmd.token,
+                 "A join token (ndo token create on a node of the cluster): enrols this node on its first join");
+  cmd.add_option("--ca-hash", st->cmd.ca_hash,
+                 "The cluster CA's hash, sha256:... (printed with the token): the seed must prove it holds it");
+  return RunNode(st);
+}
+
+CommandRun SetupMembers(CLI::App& cmd) {
+  struct State {
+    std::string data_dir, remove_who, format = "table";
+  };
+  auto st = std::make_shared<State>();
+  AddDataDirOption(cmd, st->data_dir, "The agent's data dir");
+  AddFormatOption(cmd, st->format, {"table", "json"},
+                  "json: JSON Lines, one record per member, then one for the coordinator");
+  // --json: the old spelling of --format json, kept for scripts (hidden).
+  cmd.add_flag_callback("--json", [st] { st->format = "json"; }, "Same as --format json")->group("");
+  auto* remove = cmd.add_subcommand(
+      "remove", "Revoke a member: every member refuses its certificate, streams and datagrams from then on, and the "
+                "gossip keys rotate (the removed node keeps only old ones)");
+  remove->add_option("node", st->remove_who, "The member's name, node id, or an id prefix of 8+ hex digits")->required();
+  AddDataDirOption(*remove, st->data_dir, "The local agent's data dir");
+  return [st, remove](const std::vector<std::string>&) {
+    if (remove->parsed()) {
+      mesh::ControlRequest request(ControlCommand::kRemoveMember);
+      request.member = st->remove_who;
+      return RunSecurityControl(st->data_dir, request);
+    }
+    return RunMembersCommand(st->data_dir, st->format);
+  };
+}
+
+CommandRun SetupKeys(CLI::App& cmd) {
+  auto data_dir = std::make_shared<std::string>();
+  cmd.require_subcommand(1);
+  auto* rotate = cmd.add_subcommand(
+      "rotate", "Install a new gossip key on every member, seal with it 10 s later, and remove the old keys 10 s after "
+                "that, without a restart");
+  AddDataDirOption(*rotate, *data_dir, "The local agent's data dir");
+  return [data_dir](const std::vector<std::string>&) {
+    return RunSecurityControl(*data_dir, ControlCommand::kRotateKeys);
+  };
+}
+
+CommandRun SetupLeave(CLI::App& cmd) {
+  auto data_dir = std::make_shared<std::string>();
+  AddDataDirOption(cmd, *data_dir, "The agent's data dir");
+  return [data_dir](const std::vector<std::string>&) { return RunLeaveCommand(*data_dir); };
+}
+
+}  // namespace
+
+std::vector<CommandEntry> MeshCommands() {
+  return {
+      {"agent", "Run a mesh node in the foreground (the first node, or a restart)", SetupAgent},
+      {"join", "Run a mesh node that joins an existing mesh through SEED (retried until it works)", SetupJoin},
+      {"members", "List the members the local agent knows, and the coordinator", SetupMembers},
+      {"keys", "Gossip keys of a secured cluster", SetupKeys},
+      {"leave", "Make the local agent leave the mesh gracefully and exit", SetupLeave},
+  };
 }
 
 int RunAgentCommand(const AgentCommand& cmd) {
@@ -325,11 +345,12 @@ int RunAgentCommand(const AgentCommand& cmd) {
   return kExitOk;
 }
 
-int RunMembersCommand(const std::string& data_dir, bool json) {
+int RunMembersCommand(const std::string& data_dir, const std::string& format) {
+  if (Status s = CheckFormat(format, {"table", "json"}); !s.ok()) return Fail(s);
   auto r = mesh::CallControl(DataDirOrDefault(data_dir), ControlCommand::kMembers, kControlTimeout);
   if (!r.ok()) return std::fprintf(stderr, "ndo: %s\n", r.status().message().c_str()), kExitError;
-  if (json)
-    PrintJson(*r);
+  if (format == "json")
+    std::fputs(MembersJson(*r).c_str(), stdout);
   else
     PrintTable(*r);
   return kExitOk;

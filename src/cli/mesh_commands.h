@@ -4,7 +4,6 @@
 // errors; none throws.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,34 +25,11 @@ struct AgentCommand {
   bool insecure = false;  // an unauthenticated, unencrypted mesh (labs only)
 };
 
-// The subcommands, registered on `app`; Dispatch runs the one parsed (or
-// returns -1 when none of them was).
-class MeshCli {
- public:
-  explicit MeshCli(CLI::App& app);
-  int Dispatch();
-
- private:
-  CLI::App* agent_ = nullptr;
-  CLI::App* join_ = nullptr;
-  CLI::App* members_ = nullptr;
-  CLI::App* leave_ = nullptr;
-  CLI::App* init_ = nullptr;
-  CLI::App* members_remove_ = nullptr;
-  CLI::App* keys_rotate_ = nullptr;
-  std::string remove_who_;
-  CLI::App* token_create_ = nullptr;
-  TokenCommand token_cmd_;
-  AgentCommand agent_cmd_;
-  uint32_t priority_ = 0;
-  CLI::Option* priority_opt_ = nullptr;
-  CLI::Option* join_priority_opt_ = nullptr;
-  std::string data_dir_;
-  bool json_ = false;
-};
-
 int RunAgentCommand(const AgentCommand& cmd);
-int RunMembersCommand(const std::string& data_dir, bool json);
+int RunMembersCommand(const std::string& data_dir, const std::string& format = "table");  // table or json
+// --format json of `ndo members`: JSON Lines, one "member" record per member
+// (this node first, "self":true), then one "coordinator" record.
+std::string MembersJson(const mesh::ControlResponse& r);
 int RunLeaveCommand(const std::string& data_dir);
 // `ndo members remove` and `ndo keys rotate`: the request to the local agent,
 // which prints what it did.

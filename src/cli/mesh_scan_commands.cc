@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/pool_source.h"
 #include "mesh/control.h"
@@ -105,8 +107,34 @@ bool AllDone(const mesh::ScanState& s) {
   return true;
 }
 
-// One status block. `previous` (the same scan a moment ago, --watch) gives
-// the current probes/s; otherwise the average since the scan began.
+// A pool's probes/s and ETA (-1: unknown). `previous` (the same scan a
+// moment ago, --watch) gives the current probes/s; otherwise the average
+// since the scan began.
+struct PoolPace {
+  double rate = 0, eta = -1;
+};
+PoolPace Pace(const mesh::ScanState& s, const std::vector<PoolLine>& lines, size_t i,
+              const std::vector<PoolLine>* previous, double seconds_between, double elapsed) {
+  const PoolLine& l = lines[i];
+  PoolPace p;
+  p.rate = l.probes_done / elapsed;
+  if (previous && i < previous->size() && seconds_between > 0)
+    p.rate = std::max(0.0, (l.probes_done - (*previous)[i].probes_done) / seconds_between);
+  double remaining = static_cast<double>(s.definition.spec.ProbeCount()) - l.probes_done;
+  p.eta = l.counts.pending + l.counts.leased == 0 ? 0 : p.rate > 0 ? remaining / p.rate : -1;
+  return p;
+}
+
+std::vector<std::string> WorkingNames(const PoolLine& l, const std::map<mesh::NodeId, std::string>& names) {
+  std::vector<std::string> out;
+  for (const auto& id : l.working) {
+    auto it = names.find(id);
+    out.push_back(it != names.end() ? it->second : id.Hex().substr(0, 8));
+  }
+  return out;
+}
+
+// One status block.
 void PrintStatus(const mesh::ScanState& s, const std::map<mesh::NodeId, std::string>& names,
                  const std::vector<PoolLine>* previous, double seconds_between, bool bars) {
   int64_t now = WallMs();
@@ -120,19 +148,12 @@ void PrintStatus(const mesh::ScanState& s, const std::map<mesh::NodeId, std::str
               "eta", "nodes working");
   for (size_t i = 0; i < lines.size(); ++i) {
     const PoolLine& l = lines[i];
-    double rate = l.probes_done / elapsed;
-    if (previous && i < previous->size() && seconds_between > 0)
-      rate = std::max(0.0, (l.probes_done - (*previous)[i].probes_done) / seconds_between);
-    double remaining = static_cast<double>(s.definition.spec.ProbeCount()) - l.probes_done;
-    double eta = l.counts.pending + l.counts.leased == 0 ? 0 : rate > 0 ? remaining / rate : -1;
+    PoolPace pace = Pace(s, lines, i, previous, seconds_between, elapsed);
     std::string nodes;
-    for (const auto& id : l.working) {
-      auto it = names.find(id);
-      nodes += (nodes.empty() ? "" : ",") + (it != names.end() ? it->second : id.Hex().substr(0, 8));
-    }
+    for (const auto& name : WorkingNames(l, names)) nodes += (nodes.empty() ? "" : ",") + name;
     std::printf("  %-12s %6u %6u %7u %7llu %9s %7s  %s\n", l.vantage.c_str(), l.counts.done, l.counts.leased,
-                l.counts.pending, static_cast<unsigned long long>(l.counts.results), FormatRate(rate).c_str(),
-                FormatDuration(eta).c_str(), nodes.empty() ? "-" : nodes.c_str());
+                l.counts.pending, static_cast<unsigned long long>(l.counts.results), FormatRate(pace.rate).c_str(),
+                FormatDuration(pace.eta).c_str(), nodes.empty() ? "-" : nodes.c_str());
     if (bars) {
       uint32_t total = l.counts.done + l.counts.leased + l.counts.pending;
       std::printf("  %-12s %s %3.0f%%\n", "", Bar(total ? double(l.counts.done) / total : 1, 50).c_str(),
@@ -141,20 +162,47 @@ void PrintStatus(const mesh::ScanState& s, const std::map<mesh::NodeId, std::str
   }
 }
 
-int Status_(const std::string& data_dir, const std::string& scan, bool watch, double interval_s) {
+// --format json: the status as one line (pool_source.h's scan record, with
+// elapsed_s, and per pool probes_per_s, eta_s (null: unknown) and the nodes
+// working on it).
+void PrintStatusJson(const mesh::ScanState& s, const std::map<mesh::NodeId, std::string>& names,
+                     const std::vector<PoolLine>* previous, double seconds_between) {
+  int64_t now = WallMs();
+  double elapsed = std::max(0.001, (now - s.definition.created_ms) / 1000.0);
+  auto lines = Lines(s, now);
+  std::vector<std::string> pools;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    PoolPace pace = Pace(s, lines, i, previous, seconds_between, elapsed);
+    JsonObject pool = PoolCountsJson(lines[i].vantage, lines[i].counts);
+    pool.Num("probes_per_s", pace.rate, 1);
+    if (pace.eta < 0) pool.Null("eta_s");
+    else pool.Num("eta_s", pace.eta, 1);
+    pools.push_back(pool.Raw("nodes_working", JsonStringArray(WorkingNames(lines[i], names))).str());
+  }
+  std::string line = MeshScanJson(s).Num("elapsed_s", elapsed).Raw("pools", JsonArray(pools)).str();
+  std::printf("%s\n", line.c_str());
+}
+
+int Status_(const std::string& data_dir, const std::string& scan, bool watch, double interval_s,
+            const std::string& format = "table") {
   auto names = MemberNames(data_dir);
   std::vector<PoolLine> previous;
   auto previous_at = std::chrono::steady_clock::now();
   bool first = true;
+  bool json = format == "json";
   bool tty = isatty(STDOUT_FILENO);
   while (true) {
     auto s = ReadState(data_dir, scan);
     if (!s.ok()) return Fail(s.status());
     auto now = std::chrono::steady_clock::now();
     double between = std::chrono::duration<double>(now - previous_at).count();
-    if (watch && tty && !first) std::printf("\033[H\033[J");
-    PrintStatus(*s, names, first ? nullptr : &previous, between, watch);
-    std::fflush(stdout);
+    if (json) {
+      PrintStatusJson(*s, names, first ? nullptr : &previous, between);  // --watch: one line per redraw
+    } else {
+      if (watch && tty && !first) std::printf("\033[H\033[J");
+      PrintStatus(*s, names, first ? nullptr : &previous, between, watch);
+    }
+    if (std::fflush(stdout) != 0) return Fail(Status::IoError("error writing the status"));
     if (!watch || AllDone(*s) || s->control.value == mesh::ScanControl::kStopped) return kExitOk;
     previous = Lines(*s, WallMs());
     previous_at = now;
@@ -228,43 +276,35 @@ int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec) {
   return Status_(submit.data_dir, r->scan_id, /*watch=*/true, 1.0);
 }
 
-bool IsMeshScanSubcommand(const std::vector<std::string>& args) {
-  static const std::set<std::string> kSub{"status", "pause", "resume", "stop"};
-  return args.size() >= 2 && args[0] == "scan" && kSub.count(args[1]) > 0;
-}
-
-int RunMeshScanSubcommand(const std::vector<std::string>& args) {
-  CLI::App app{"ndo scan status|pause|resume|stop: follow and steer a distributed scan from any node", "ndo scan"};
-  app.require_subcommand(1);
-  std::string data_dir, scan;
-  bool watch = false;
-  double interval = 1.0;
-  auto add_common = [&](CLI::App* c) {
-    c->add_option("scan", scan, "Scan id (or a unique prefix of it)")->required();
-    c->add_option("--data-dir", data_dir, "The node's data dir (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)");
+CommandRun SetupMeshScanSubcommands(CLI::App& scan) {
+  struct State {
+    std::string data_dir, scan, format = "table";
+    bool watch = false;
+    double interval = 1.0;
   };
-  auto* status = app.add_subcommand("status", "Per pool: shards done, leased, pending; nodes working; probes/s; ETA");
+  auto st = std::make_shared<State>();
+  auto add_common = [st](CLI::App* c) {
+    c->add_option("scan", st->scan, "Scan id (or a unique prefix of it)")->required();
+    AddDataDirOption(*c, st->data_dir, "The node's data dir");
+  };
+  auto* status = scan.add_subcommand("status", "Per pool: shards done, leased, pending; nodes working; probes/s; ETA");
   add_common(status);
-  status->add_flag("--watch", watch, "Redraw every --interval seconds, with progress bars, until the scan ends");
-  status->add_option("--interval", interval, "Seconds between redraws")->check(CLI::Range(0.1, 3600.0));
-  auto* pause = app.add_subcommand("pause", "Pause the scan on every node (within about a second)");
+  status->add_flag("--watch", st->watch, "Redraw every --interval seconds, with progress bars, until the scan ends");
+  status->add_option("--interval", st->interval, "Seconds between redraws")->check(CLI::Range(0.1, 3600.0));
+  AddFormatOption(*status, st->format, {"table", "json"},
+                  "json: one object per line, a line per redraw with --watch");
+  auto* pause = scan.add_subcommand("pause", "Pause the scan on every node (within about a second)");
   add_common(pause);
-  auto* resume = app.add_subcommand("resume", "Resume a paused scan");
+  auto* resume = scan.add_subcommand("resume", "Resume a paused scan");
   add_common(resume);
-  auto* stop = app.add_subcommand("stop", "Stop the scan for good (results so far are kept)");
+  auto* stop = scan.add_subcommand("stop", "Stop the scan for good (results so far are kept)");
   add_common(stop);
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  std::vector<std::string> reversed(rest.rbegin(), rest.rend());
-  try {
-    app.parse(reversed);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
-  }
-  if (status->parsed()) return Status_(data_dir, scan, watch, interval);
-  if (pause->parsed()) return Control(data_dir, scan, mesh::ScanControl::kPaused);
-  if (resume->parsed()) return Control(data_dir, scan, mesh::ScanControl::kRunning);
-  return Control(data_dir, scan, mesh::ScanControl::kStopped);
+  return [st, status, pause, resume](const std::vector<std::string>&) {
+    if (status->parsed()) return Status_(st->data_dir, st->scan, st->watch, st->interval, st->format);
+    if (pause->parsed()) return Control(st->data_dir, st->scan, mesh::ScanControl::kPaused);
+    if (resume->parsed()) return Control(st->data_dir, st->scan, mesh::ScanControl::kRunning);
+    return Control(st->data_dir, st->scan, mesh::ScanControl::kStopped);
+  };
 }
 
 }  // namespace ndo

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/command_table.h"
 #include "scan/scan_spec.h"
 
 namespace ndo {
@@ -25,8 +26,8 @@ bool AgentRunning(const std::string& data_dir);
 
 int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec);
 
-// `ndo scan status|pause|resume|stop ...` (args without "scan").
-int RunMeshScanSubcommand(const std::vector<std::string>& args);
-bool IsMeshScanSubcommand(const std::vector<std::string>& args);
+// `ndo scan status|pause|resume|stop SCAN`, added to the scan command `scan`;
+// the CommandRun runs the one of them that was parsed.
+CommandRun SetupMeshScanSubcommands(CLI::App& scan);
 
 }  // namespace ndo

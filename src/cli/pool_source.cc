@@ -1,5 +1,6 @@
 #include "cli/pool_source.h"
 
+#include "cli/output/result_writer.h"
 #include "mesh/pool_store.h"
 
 #include <utility>
@@ -107,6 +108,31 @@ Result<std::vector<PoolResult>> LoadPool(Store& store, const ScanId& pool,
   if (!s.ok()) return s;
   if (!lookup.ok()) return lookup;
   return out;
+}
+
+JsonObject MeshScanJson(const mesh::ScanState& scan) {
+  bool complete = true;
+  for (const auto& pool : scan.pools)
+    for (const auto& shard : pool) complete = complete && shard.done.done;
+  JsonObject o;
+  o.Str("record", "scan")
+      .Str("id", ScanIdToHex(scan.id))
+      .Str("created", FormatTimestamp(scan.definition.created_ms * 1000))
+      .Str("control", mesh::ScanControlName(scan.control.value))
+      .Bool("complete", complete)
+      .Raw("probes_per_pool", U128ToString(scan.definition.spec.ProbeCount()))
+      .UInt("shards_per_pool", scan.definition.spec.shard_count);
+  return o;
+}
+
+JsonObject PoolCountsJson(const std::string& vantage, const mesh::PoolCounts& counts) {
+  JsonObject o;
+  o.Str("vantage", vantage)
+      .UInt("done", counts.done)
+      .UInt("leased", counts.leased)
+      .UInt("pending", counts.pending)
+      .UInt("results", counts.results);
+  return o;
 }
 
 }  // namespace ndo

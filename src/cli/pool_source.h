@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/output/json.h"
 #include "cli/pool_views.h"
 #include "mesh/pool_state.h"
 #include "store/store.h"
@@ -33,5 +34,13 @@ Status ForEachPoolResult(Store& store, const ScanId& pool,
 // evidence (service and banner; certificates are left out, they can be large).
 Result<std::vector<PoolResult>> LoadPool(Store& store, const ScanId& pool,
                                          const std::function<bool(const ProbeResult&)>& keep);
+
+// --format json of `ndo view list` and `ndo scan status`: the record of a
+// distributed scan ("record":"scan", id, created, control, complete,
+// probes_per_pool, shards_per_pool), to which the caller adds "pools", each
+// pool's record starting with PoolCountsJson (vantage, done, leased,
+// pending, results).
+JsonObject MeshScanJson(const mesh::ScanState& scan);
+JsonObject PoolCountsJson(const std::string& vantage, const mesh::PoolCounts& counts);
 
 }  // namespace ndo

@@ -133,7 +133,7 @@ Status PrintDiff(const std::vector<DiffEntry>& diff, const std::string& seen_by,
                       other_state(e), TerminalText(EscapeBytes(FirstLine(e.banner)), 60)});
     }
     out << AlignColumns(rows, {false, true, false, false, false});
-  } else if (format == "jsonl" || format == "json") {
+  } else if (format == "json") {  // JSON Lines, one object per entry
     for (const DiffEntry& e : diff) {
       std::string line = "{\"address\":";
       AppendJsonString(line, e.address.ToString());
@@ -165,7 +165,7 @@ Status PrintDiff(const std::vector<DiffEntry>& diff, const std::string& seen_by,
       out << line << '\n';
     }
   } else {
-    return Status::InvalidArgument("a diff comes as table, jsonl or csv, not '" + format + "'");
+    return Status::InvalidArgument("a diff comes as table, json or csv, not '" + format + "'");
   }
   out.flush();
   return out ? Status::Ok() : Status::IoError("error writing the diff");

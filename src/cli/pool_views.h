@@ -59,7 +59,7 @@ struct DiffEntry {
 };
 // In (address, port) order, whatever the order of the inputs.
 std::vector<DiffEntry> DiffPools(const std::vector<PoolResult>& seen_by, const std::vector<PoolResult>& not_by);
-// table (host by host), jsonl or csv.
+// table (host by host), json (JSON Lines, one object per entry) or csv.
 Status PrintDiff(const std::vector<DiffEntry>& diff, const std::string& seen_by, const std::string& not_by,
                  const std::string& format, std::ostream& out);
 

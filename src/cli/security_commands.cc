@@ -7,9 +7,11 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <memory>
 
+#include "cli/command_table.h"
 #include "cli/exit_codes.h"
-#include "cli/output/writers.h"
+#include "cli/output/json.h"
 #include "mesh/cluster_files.h"
 #include "mesh/control.h"
 #include "mesh/enrol_client.h"
@@ -94,20 +96,12 @@ Result<mesh::ClusterMaterial> InitCluster(Store& store) {
 }
 
 void PrintToken(const mesh::ControlResponse& r, const TokenCommand& cmd) {
-  if (cmd.json) {
-    std::string line = "{\"token\":";
-    AppendJsonString(line, r.token);
-    line += ",\"ca_hash\":";
-    AppendJsonString(line, r.ca_hash);
-    line += ",\"expires_unix\":" + std::to_string(r.expires_unix) + ",\"uses\":" + std::to_string(cmd.uses) +
-            ",\"vantage\":";
-    if (cmd.vantage.empty()) {
-      line += "null";
-    } else {
-      AppendJsonString(line, cmd.vantage);
-    }
-    line += "}\n";
-    std::fputs(line.c_str(), stdout);
+  if (cmd.format == "json") {
+    JsonObject o;
+    o.Str("token", r.token).Str("ca_hash", r.ca_hash).Int("expires_unix", r.expires_unix).UInt("uses", cmd.uses);
+    if (cmd.vantage.empty()) o.Null("vantage");
+    else o.Str("vantage", cmd.vantage);
+    std::printf("%s\n", o.str().c_str());
     return;
   }
   std::printf("token:   %s\nca hash: %s\n", r.token.c_str(), r.ca_hash.c_str());
@@ -143,6 +137,7 @@ int RunInitCommand(const std::string& data_dir_arg) {
 }
 
 int RunTokenCreateCommand(const TokenCommand& cmd) {
+  if (Status s = CheckFormat(cmd.format, {"table", "json"}); !s.ok()) return Fail(s);
   std::string dir = DataDirOrDefault(cmd.data_dir);
   auto ttl = mesh::ParseTtlSeconds(cmd.ttl);
   if (!ttl.ok()) return Fail(ttl.status().WithContext("--ttl"));
@@ -236,6 +231,40 @@ Status EnrolNode(const mesh::MeshNodeOptions& options, const mesh::HostPort& see
             {{"id", node.Hex()}, {"cluster", info->cluster.Hex()}, {"through", seed.ToString()},
              {"serial", info->serial_hex}});
   return Status::Ok();
+}
+
+namespace {
+
+CommandRun SetupInit(CLI::App& cmd) {
+  auto data_dir = std::make_shared<std::string>();
+  AddDataDirOption(cmd, *data_dir, "The node's data dir");
+  return [data_dir](const std::vector<std::string>&) { return RunInitCommand(*data_dir); };
+}
+
+CommandRun SetupToken(CLI::App& cmd) {
+  auto st = std::make_shared<TokenCommand>();
+  cmd.require_subcommand(1);
+  auto* create = cmd.add_subcommand("create", "Create a join token (on the node that ran ndo init)");
+  AddDataDirOption(*create, st->data_dir, "The node's data dir");
+  create->add_option("--ttl", st->ttl, "Lifetime: 90s, 15m, 24h, 7d (at most 365d)")->capture_default_str();
+  create->add_option("--uses", st->uses, "How many nodes it may enrol (0: any number until it expires)")
+      ->capture_default_str();
+  create->add_option("--vantage", st->vantage, "The only vantage it may enrol (default: any)");
+  AddFormatOption(*create, st->format, {"table", "json"},
+                  "json: one record: token, ca_hash, expires_unix, uses, vantage");
+  // --json: the old spelling of --format json, kept for scripts (hidden).
+  create->add_flag_callback("--json", [st] { st->format = "json"; }, "Same as --format json")->group("");
+  return [st](const std::vector<std::string>&) { return RunTokenCreateCommand(*st); };
+}
+
+}  // namespace
+
+std::vector<CommandEntry> SecurityCommands() {
+  return {
+      {"init", "Make a new secured cluster on its first node: a CA, this node's certificate, a gossip keyring",
+       SetupInit},
+      {"token", "Join tokens", SetupToken},
+  };
 }
 
 }  // namespace ndo

@@ -18,7 +18,7 @@ struct TokenCommand {
   std::string ttl = "24h";
   uint32_t uses = 1;
   std::string vantage;
-  bool json = false;
+  std::string format = "table";  // or json
 };
 int RunTokenCreateCommand(const TokenCommand& cmd);
 

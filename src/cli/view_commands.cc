@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <set>
 #include <utility>
 
+#include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/output/result_writer.h"
 #include "cli/pool_source.h"
@@ -18,7 +20,10 @@
 namespace ndo {
 namespace {
 
-constexpr const char* kDataDirHelp = "Where scans are stored (default: $NDO_DATA_DIR, else $XDG_DATA_HOME/ndo)";
+// The --format values: results in any result format; the tables of
+// compare, diff and report as table, json (JSON Lines) or csv.
+const std::vector<std::string> kViewFormats = {"table", "json", "csv", "xml"};
+const std::vector<std::string> kTableFormats = {"table", "json", "csv"};
 
 // Readers never lock: the agent may hold the database (see OpenReadOnly).
 Result<std::unique_ptr<Store>> OpenStore(const std::string& data_dir) {
@@ -69,18 +74,10 @@ class Output {
   std::ofstream file_;
 };
 
-Status CheckFormat(const std::string& format, const std::vector<std::string>& allowed, const std::string& what) {
-  if (std::find(allowed.begin(), allowed.end(), format) != allowed.end()) return Status::Ok();
-  std::string list;
-  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  return Status::InvalidArgument(what + " come as " + list + ", not '" + format + "'");
-}
-
 }  // namespace
 
 Status RunViewResults(const ViewCommand& cmd, std::ostream& out) {
-  std::string format = cmd.format == "jsonl" ? "json" : cmd.format;  // the JSON writer writes JSON Lines
-  if (Status s = CheckFormat(cmd.format, {"table", "jsonl", "json", "csv", "xml"}, "results"); !s.ok()) return s;
+  if (Status s = CheckFormat(cmd.format, kViewFormats); !s.ok()) return s;
   auto filter = ParseViewFilter(cmd.ports, cmd.service, cmd.hosts, cmd.all_states);
   if (!filter.ok()) return filter.status();
   auto opened = OpenScan(cmd);
@@ -112,7 +109,7 @@ Status RunViewResults(const ViewCommand& cmd, std::ostream& out) {
   if (Status s = output.Check(); !s.ok()) return s;
   WriterOptions wo;
   wo.table_show_all = filter->all_states;
-  auto writer = MakeResultWriter(format, output.stream(), wo);
+  auto writer = MakeResultWriter(cmd.format, output.stream(), wo);  // json: JSON Lines
   writer->Begin(shown);
   Status s = ForEachPoolResult(*opened->store, rec->id, [&](const ProbeResult& r, const ServiceEvidence* ev) {
     if (Matches(*filter, r, ev)) writer->Write(r, ev);
@@ -124,7 +121,7 @@ Status RunViewResults(const ViewCommand& cmd, std::ostream& out) {
 }
 
 Status RunViewCompare(const ViewCommand& cmd, std::ostream& out) {
-  if (Status s = CheckFormat(cmd.format, {"table", "json", "csv"}, "comparisons"); !s.ok()) return s;
+  if (Status s = CheckFormat(cmd.format, kTableFormats); !s.ok()) return s;
   auto opened = OpenScan(cmd);
   if (!opened.ok()) return opened.status();
   std::vector<VantageResults> pools;
@@ -134,12 +131,14 @@ Status RunViewCompare(const ViewCommand& cmd, std::ostream& out) {
     if (!results.ok()) return results.status();
     pools.push_back({v, std::move(*results)});
   }
-  return PrintReport(CompareTable(pools), cmd.format, out);
+  Output output(cmd.output_path, out);
+  if (Status s = output.Check(); !s.ok()) return s;
+  if (Status s = PrintReport(CompareTable(pools), cmd.format, output.stream()); !s.ok()) return s;
+  return output.Done();
 }
 
 Status RunViewDiff(const ViewCommand& cmd, std::ostream& out) {
-  std::string format = cmd.format == "json" ? "jsonl" : cmd.format;
-  if (Status s = CheckFormat(cmd.format, {"table", "jsonl", "json", "csv"}, "diffs"); !s.ok()) return s;
+  if (Status s = CheckFormat(cmd.format, kTableFormats); !s.ok()) return s;
   if (cmd.seen_by == cmd.not_by)
     return Status::InvalidArgument("--seen-by and --not-by name the same vantage '" + cmd.seen_by + "'");
   auto opened = OpenScan(cmd);
@@ -160,16 +159,29 @@ Status RunViewDiff(const ViewCommand& cmd, std::ostream& out) {
   if (!other.ok()) return other.status();
   Output output(cmd.output_path, out);
   if (Status s = output.Check(); !s.ok()) return s;
-  if (Status s = PrintDiff(DiffPools(*seen, *other), cmd.seen_by, cmd.not_by, format, output.stream()); !s.ok())
+  if (Status s = PrintDiff(DiffPools(*seen, *other), cmd.seen_by, cmd.not_by, cmd.format, output.stream()); !s.ok())
     return s;
   return output.Done();
 }
 
 Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out) {
+  if (Status s = CheckFormat(cmd.format, {"table", "json"}); !s.ok()) return s;
   auto store = OpenStore(cmd.data_dir);
   if (!store.ok()) return store.status();
   auto scans = ListMeshScans(**store);
   if (!scans.ok()) return scans.status();
+  if (cmd.format == "json") {
+    // JSON Lines: one object per distributed scan, its pools in "pools".
+    for (const auto& scan : *scans) {
+      std::vector<std::string> pools;
+      const auto& vantages = scan.definition.vantages;
+      for (size_t i = 0; i < vantages.size() && i < scan.pools.size(); ++i)
+        pools.push_back(PoolCountsJson(vantages[i], mesh::CountPool(scan.pools[i], now_ms)).str());
+      out << MeshScanJson(scan).Raw("pools", JsonArray(pools)).str() << '\n';
+    }
+    out.flush();
+    return out ? Status::Ok() : Status::IoError("error writing the list");
+  }
   std::vector<std::vector<std::string>> rows = {
       {"SCAN", "CREATED (UTC)", "CONTROL", "VANTAGE", "DONE", "LEASED", "PENDING", "RESULTS"}};
   for (const auto& scan : *scans) {
@@ -190,7 +202,7 @@ Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out) {
 }
 
 Status RunViewReport(const ViewCommand& cmd, std::ostream& out) {
-  if (Status s = CheckFormat(cmd.format, {"table", "json", "csv"}, "reports"); !s.ok()) return s;
+  if (Status s = CheckFormat(cmd.format, kTableFormats); !s.ok()) return s;
   std::vector<IssuerGroup> groups;
   for (const auto& g : cmd.groups) {
     auto parsed = ParseIssuerGroup(g);
@@ -199,6 +211,8 @@ Status RunViewReport(const ViewCommand& cmd, std::ostream& out) {
   }
   auto opened = OpenScan(cmd);
   if (!opened.ok()) return opened.status();
+  Output output(cmd.output_path, out);
+  if (Status s = output.Check(); !s.ok()) return s;
   const mesh::ScanState& scan = opened->scan;
   const auto& columns = scan.definition.vantages;
   ServiceCounts services(columns);
@@ -223,74 +237,100 @@ Status RunViewReport(const ViewCommand& cmd, std::ostream& out) {
   for (size_t i = 0; i < tables.size(); ++i) {
     // Tables and CSV sections one after the other, a blank line apart; JSON
     // Lines tell their table by "report".
-    if (cmd.format != "json" && i) out << '\n';
-    if (cmd.format == "table") out << tables[i].first << ":\n";
-    if (Status s = PrintReport(tables[i].second, cmd.format, out); !s.ok()) return s;
+    if (cmd.format != "json" && i) output.stream() << '\n';
+    if (cmd.format == "table") output.stream() << tables[i].first << ":\n";
+    if (Status s = PrintReport(tables[i].second, cmd.format, output.stream()); !s.ok()) return s;
   }
-  return Status::Ok();
+  return output.Done();
 }
 
-ViewCli::ViewCli(CLI::App& app) {
-  view_ = app.add_subcommand("view", "Views of a distributed scan: one vantage's results, compare, diff, list, report");
-  view_->require_subcommand(0, 1);
-  view_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)");
-  view_->add_option("--vantage", cmd_.vantage, "The vantage point whose merged results to show");
-  view_->add_option("--port", cmd_.ports, "Only these ports (22, 80,443, 8000-8100); repeatable")
-      ->allow_extra_args(false);
-  view_->add_option("--service", cmd_.service, "Only ports of this service (as shown: ssh, https, ...)");
-  view_->add_option("--host", cmd_.hosts, "Only these addresses: an address, CIDR block or range; repeatable")
-      ->allow_extra_args(false);
-  view_->add_flag("--all", cmd_.all_states, "Every stored state, not only open ports");
-  view_->add_option("-o,--format", cmd_.format, "table, jsonl, csv or xml")->capture_default_str();
-  view_->add_option("--output", cmd_.output_path, "Write to FILE instead of standard output");
-  view_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+namespace {
 
-  compare_ = view_->add_subcommand("compare", "Open ports by port and service, one column per vantage");
-  compare_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
-  auto* json = compare_->add_flag("--json", json_, "JSON Lines, one object per row");
-  compare_->add_flag("--csv", csv_, "CSV")->excludes(json);
-  compare_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
-
-  diff_ = view_->add_subcommand("diff", "Open ports one vantage sees and another does not, host by host");
-  diff_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
-  diff_->add_option("--seen-by", cmd_.seen_by, "The vantage that sees the ports open")->required();
-  diff_->add_option("--not-by", cmd_.not_by, "The vantage that does not")->required();
-  diff_->add_option("-o,--format", cmd_.format, "table, jsonl or csv")->capture_default_str();
-  diff_->add_option("--output", cmd_.output_path, "Write to FILE instead of standard output");
-  diff_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
-
-  list_ = view_->add_subcommand("list", "The distributed scans of this data directory and their pools' progress");
-  list_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
-
-  report_ = view_->add_subcommand("report", "Services by port, TLS issuers and expired certificates per vantage");
-  report_->add_option("scan", cmd_.scan_id, "Distributed scan id (or a unique prefix of it)")->required();
-  report_->add_option("--group", cmd_.groups,
-                      "NAME=REGEX: an issuer group, matched case-insensitively against 'CN=..., O=..., OU=...' of "
-                      "the issuer; first match wins; the rest count as 'other CAs'")
-      ->allow_extra_args(false);
-  report_->add_option("-o,--format", cmd_.format, "table, json or csv")->capture_default_str();
-  report_->add_option("--data-dir", cmd_.data_dir, kDataDirHelp);
+// The flags compare once had instead of --format: refused with an error
+// that says --format (hidden from the help).
+void AddRetiredFormatFlag(CLI::App& cmd, const std::string& flag, const std::string& format) {
+  cmd.add_flag_callback(flag, [flag, format] {
+    throw CLI::ValidationError(flag, "was replaced by --format " + format);
+  })->group("");
 }
 
-int ViewCli::Dispatch() {
-  if (!view_->parsed()) return -1;
-  Status s;
-  if (compare_->parsed()) {
-    cmd_.format = json_ ? "json" : csv_ ? "csv" : "table";
-    s = RunViewCompare(cmd_, std::cout);
-  } else if (diff_->parsed()) {
-    s = RunViewDiff(cmd_, std::cout);
-  } else if (list_->parsed()) {
-    auto now = std::chrono::system_clock::now().time_since_epoch();
-    s = RunViewList(cmd_, std::chrono::duration_cast<std::chrono::milliseconds>(now).count(), std::cout);
-  } else if (report_->parsed()) {
-    s = RunViewReport(cmd_, std::cout);
-  } else {
-    s = RunViewResults(cmd_, std::cout);
-  }
-  if (s.ok()) return kExitOk;
-  std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
-  return ExitCodeFor(s);
+CommandRun SetupView(CLI::App& view) {
+  struct State {
+    ViewCommand cmd;
+  };
+  auto st = std::make_shared<State>();
+  ViewCommand& cmd = st->cmd;
+  constexpr const char* kScanHelp = "Distributed scan id (or a unique prefix of it)";
+  view.require_subcommand(0, 1);
+  view.add_option("scan", cmd.scan_id, kScanHelp);
+  view.add_option("--vantage", cmd.vantage, "The vantage point whose merged results to show");
+  view.add_option("--port", cmd.ports, "Only these ports (22, 80,443, 8000-8100); repeatable")
+      ->allow_extra_args(false);
+  view.add_option("--service", cmd.service, "Only ports of this service (as shown: ssh, https, ...)");
+  view.add_option("--host", cmd.hosts, "Only these addresses: an address, CIDR block or range; repeatable")
+      ->allow_extra_args(false);
+  view.add_flag("--all", cmd.all_states, "Every stored state, not only open ports");
+  AddFormatOption(view, cmd.format, kViewFormats, "json: JSON Lines, one object per result");
+  AddOutputFileOption(view, cmd.output_path, /*was_format=*/true);
+  AddDataDirOption(view, cmd.data_dir);
+
+  auto* compare = view.add_subcommand("compare", "Open ports by port and service, one column per vantage");
+  compare->add_option("scan", cmd.scan_id, kScanHelp)->required();
+  AddFormatOption(*compare, cmd.format, kTableFormats, "json: JSON Lines, one object per row");
+  AddOutputFileOption(*compare, cmd.output_path);
+  AddDataDirOption(*compare, cmd.data_dir);
+  AddRetiredFormatFlag(*compare, "--json", "json");
+  AddRetiredFormatFlag(*compare, "--csv", "csv");
+
+  auto* diff = view.add_subcommand("diff", "Open ports one vantage sees and another does not, host by host");
+  diff->add_option("scan", cmd.scan_id, kScanHelp)->required();
+  diff->add_option("--seen-by", cmd.seen_by, "The vantage that sees the ports open")->required();
+  diff->add_option("--not-by", cmd.not_by, "The vantage that does not")->required();
+  AddFormatOption(*diff, cmd.format, kTableFormats, "json: JSON Lines, one object per row");
+  AddOutputFileOption(*diff, cmd.output_path, /*was_format=*/true);
+  AddDataDirOption(*diff, cmd.data_dir);
+
+  auto* list = view.add_subcommand("list", "The distributed scans of this data directory and their pools' progress");
+  AddFormatOption(*list, cmd.format, {"table", "json"}, "json: JSON Lines, one object per scan");
+  AddDataDirOption(*list, cmd.data_dir);
+
+  auto* report = view.add_subcommand("report", "Services by port, TLS issuers and expired certificates per vantage");
+  report->add_option("scan", cmd.scan_id, kScanHelp)->required();
+  report->add_option("--group", cmd.groups,
+                     "NAME=REGEX: an issuer group, matched case-insensitively against 'CN=..., O=..., OU=...' of "
+                     "the issuer; first match wins; the rest count as 'other CAs'")
+      ->allow_extra_args(false);
+  AddFormatOption(*report, cmd.format, kTableFormats, "json: JSON Lines, one object per row");
+  AddOutputFileOption(*report, cmd.output_path, /*was_format=*/true);
+  AddDataDirOption(*report, cmd.data_dir);
+
+  return [st, compare, diff, list, report](const std::vector<std::string>&) {
+    ViewCommand& cmd = st->cmd;
+    Status s;
+    if (compare->parsed()) {
+      s = RunViewCompare(cmd, std::cout);
+    } else if (diff->parsed()) {
+      s = RunViewDiff(cmd, std::cout);
+    } else if (list->parsed()) {
+      auto now = std::chrono::system_clock::now().time_since_epoch();
+      s = RunViewList(cmd, std::chrono::duration_cast<std::chrono::milliseconds>(now).count(), std::cout);
+    } else if (report->parsed()) {
+      s = RunViewReport(cmd, std::cout);
+    } else {
+      s = RunViewResults(cmd, std::cout);
+    }
+    if (s.ok()) return static_cast<int>(kExitOk);
+    std::fprintf(stderr, "ndo: %s\n", s.message().c_str());
+    return ExitCodeFor(s);
+  };
+}
+
+}  // namespace
+
+std::vector<CommandEntry> ViewCommands() {
+  return {
+      {"view", "Views of a distributed scan: one vantage's results, compare, diff, list, report", SetupView},
+  };
 }
 
 }  // namespace ndo

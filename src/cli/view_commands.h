@@ -1,17 +1,16 @@
 // `ndo view`: views of a distributed scan, read from this node's store
 // without its lock (Store::OpenReadOnly), so they work while the agent runs.
 //
-//   ndo view SCAN --vantage V [--port P]... [--service S] [--host CIDR]... [--all] [-o FORMAT] [--output FILE]
-//   ndo view compare SCAN [--json | --csv]
-//   ndo view diff SCAN --seen-by A --not-by B [-o table|jsonl|csv]
-//   ndo view list
-//   ndo view report SCAN [--group NAME=REGEX]... [-o table|json|csv]
+//   ndo view SCAN --vantage V [--port P]... [--service S] [--host CIDR]... [--all] [--format table|json|csv|xml] [-o FILE]
+//   ndo view compare SCAN [--format table|json|csv] [-o FILE]
+//   ndo view diff SCAN --seen-by A --not-by B [--format table|json|csv] [-o FILE]
+//   ndo view list [--format table|json]
+//   ndo view report SCAN [--group NAME=REGEX]... [--format table|json|csv] [-o FILE]
 //
-// The Run functions write to `out` and return a Status; ViewCli prints
-// errors and maps them to exit codes (exit_codes.h).
+// The Run functions write to `out` and return a Status; the command's entry
+// (ViewCommands(), command_table.h) prints errors and maps them to exit codes.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -29,8 +28,8 @@ struct ViewCommand {
   std::vector<std::string> ports, hosts;
   std::string service;
   bool all_states = false;
-  std::string output_path;  // --output; empty or "-": `out`
-  // Every view: table, or per view json/jsonl/csv/xml.
+  std::string output_path;  // -o/--output; empty or "-": `out`
+  // Every view: table, or json (JSON Lines), csv; xml too for ndo view SCAN.
   std::string format = "table";
   // diff
   std::string seen_by, not_by;
@@ -43,22 +42,5 @@ Status RunViewCompare(const ViewCommand& cmd, std::ostream& out);
 Status RunViewDiff(const ViewCommand& cmd, std::ostream& out);
 Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out);
 Status RunViewReport(const ViewCommand& cmd, std::ostream& out);
-
-// The subcommands, registered on `app`; Dispatch runs the one parsed (or
-// returns -1 when `view` was not).
-class ViewCli {
- public:
-  explicit ViewCli(CLI::App& app);
-  int Dispatch();
-
- private:
-  ViewCommand cmd_;
-  CLI::App* view_ = nullptr;
-  CLI::App* compare_ = nullptr;
-  CLI::App* diff_ = nullptr;
-  CLI::App* list_ = nullptr;
-  CLI::App* report_ = nullptr;
-  bool json_ = false, csv_ = false;
-};
 
 }  // namespace ndo

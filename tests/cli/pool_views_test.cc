@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <sstream>
 
@@ -18,10 +19,15 @@
 #include "mesh/pool_state.h"
 #include "scan/service/tls_session.h"
 #include "store/store.h"
+#include "cli/test_json.h"
+#include "support/run_command.h"
 #include "support/test_certs.h"
 
 namespace ndo {
 namespace {
+
+using ndo::testing::Json;
+using ndo::testing::ParseJsonLines;
 
 IpAddress V4(const char* text) { return IpAddress::Parse(text).value(); }
 
@@ -143,7 +149,7 @@ TEST(PoolViewDiff, OpenInOnePoolButNotTheOtherInAnyInputOrder) {
 
   std::ostringstream table, jsonl, csv;
   ASSERT_TRUE(PrintDiff(diff, "dmz", "wifi", "table", table).ok());
-  ASSERT_TRUE(PrintDiff(diff, "dmz", "wifi", "jsonl", jsonl).ok());
+  ASSERT_TRUE(PrintDiff(diff, "dmz", "wifi", "json", jsonl).ok());
   ASSERT_TRUE(PrintDiff(diff, "dmz", "wifi", "csv", csv).ok());
   EXPECT_EQ(table.str(),
             "HOST       PORT  SERVICE  IN wifi   BANNER\n"
@@ -164,6 +170,7 @@ TEST(PoolViewDiff, OpenInOnePoolButNotTheOtherInAnyInputOrder) {
             "10.0.0.10,25,smtp,dmz,wifi,,\"220 mail, ready\\r\\n\"\n");
   std::ostringstream bad;
   EXPECT_EQ(PrintDiff(diff, "dmz", "wifi", "xml", bad).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(PrintDiff(diff, "dmz", "wifi", "jsonl", bad).code(), Status::Code::kInvalidArgument);
   EXPECT_TRUE(DiffPools(b, b).empty());
 }
 
@@ -350,6 +357,102 @@ TEST_F(PoolViewsStoreTest, ListShowsEveryPoolsProgress) {
                 "                                                wifi        0       0        2        0\n");
 }
 
+TEST_F(PoolViewsStoreTest, ListAsJsonLinesOneObjectPerScan) {
+  ViewCommand cmd = Command();
+  cmd.format = "json";
+  std::ostringstream out;
+  ASSERT_TRUE(RunViewList(cmd, kNowMs, out).ok());
+  auto lines = ParseJsonLines(out.str());
+  ASSERT_TRUE(lines) << out.str();
+  ASSERT_EQ(lines->size(), 1u);
+  const Json& scan = lines->front();
+  EXPECT_EQ(scan["record"].text, "scan");
+  EXPECT_EQ(scan["id"].text, ScanIdToHex(scan_.id));
+  EXPECT_EQ(scan["created"].text.substr(0, 19), "2026-11-25T10:08:36");
+  EXPECT_EQ(scan["control"].text, "running");
+  EXPECT_FALSE(scan["complete"].boolean);
+  EXPECT_EQ(scan["probes_per_pool"].UInt(), 24u);  // 8 hosts x 3 ports
+  EXPECT_EQ(scan["shards_per_pool"].UInt(), 2u);
+  const auto& pools = scan["pools"].items;
+  ASSERT_EQ(pools.size(), 2u);
+  EXPECT_EQ(pools[0]["vantage"].text, "dmz");
+  EXPECT_EQ(pools[0]["done"].UInt(), 1u);
+  EXPECT_EQ(pools[0]["leased"].UInt(), 1u);
+  EXPECT_EQ(pools[0]["pending"].UInt(), 0u);
+  EXPECT_EQ(pools[0]["results"].UInt(), 6u);
+  EXPECT_EQ(pools[1]["vantage"].text, "wifi");
+  EXPECT_EQ(pools[1]["pending"].UInt(), 2u);
+
+  cmd.format = "csv";
+  EXPECT_EQ(RunViewList(cmd, kNowMs, out).code(), Status::Code::kInvalidArgument);
+}
+
+// The binary on this store: what `ndo view list`, `ndo scan status` and
+// the views print with --format json, and -o as the output file.
+TEST_F(PoolViewsStoreTest, TheBinarysJsonAndOutputFiles) {
+  using ndo::testing::RunNdo;
+  std::string id = ScanIdToHex(scan_.id);
+  auto list = RunNdo({"view", "list", "--format", "json", "--data-dir", data_}, data_);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  auto lines = ParseJsonLines(list.out);
+  ASSERT_TRUE(lines && lines->size() == 1) << list.out;
+  EXPECT_EQ(lines->front()["id"].text, id);
+  EXPECT_EQ(lines->front()["pools"].items.size(), 2u);
+
+  auto status = RunNdo({"scan", "status", id.substr(0, 6), "--format", "json", "--data-dir", data_}, data_);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  lines = ParseJsonLines(status.out);
+  ASSERT_TRUE(lines && lines->size() == 1) << status.out;
+  const Json& s = lines->front();
+  EXPECT_EQ(s["record"].text, "scan");
+  EXPECT_EQ(s["id"].text, id);
+  EXPECT_EQ(s["control"].text, "running");
+  EXPECT_FALSE(s["complete"].boolean);
+  EXPECT_GT(s["elapsed_s"].Number(), 0);
+  ASSERT_EQ(s["pools"].items.size(), 2u);
+  const Json& dmz = s["pools"].items[0];
+  EXPECT_EQ(dmz["vantage"].text, "dmz");
+  EXPECT_EQ(dmz["done"].UInt(), 1u);
+  EXPECT_EQ(dmz["results"].UInt(), 6u);
+  EXPECT_EQ(dmz["probes_per_s"].kind, Json::Kind::kNumber);
+  EXPECT_TRUE(dmz.Has("eta_s"));
+  EXPECT_EQ(dmz["nodes_working"].kind, Json::Kind::kArray);
+  // The text output is as before.
+  auto text = RunNdo({"scan", "status", id, "--data-dir", data_}, data_);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_EQ(text.out.rfind("scan " + id + "  running  in progress", 0), 0u) << text.out;
+
+  // ndo view SCAN --format json -o FILE: JSON Lines in the file, nothing on standard output.
+  std::string file = data_ + "/dmz.json";
+  auto view = RunNdo({"view", id, "--vantage", "dmz", "--format", "json", "-o", file, "--data-dir", data_}, data_);
+  ASSERT_EQ(view.exit_code, 0) << view.err;
+  EXPECT_EQ(view.out, "");
+  auto results = ParseJsonLines(ndo::testing::Slurp(file));
+  ASSERT_TRUE(results) << ndo::testing::Slurp(file);
+  EXPECT_EQ(results->size(), 5u);  // dmz's open ports
+  for (const Json& r : *results) EXPECT_EQ(r["state"].text, "open");
+
+  // Bad formats: exit 2 and an error that says what to give; nothing written.
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  } cases[] = {
+      {{"view", "list", "--format", "jsonl"}, "give --format json"},
+      {{"view", id, "--vantage", "dmz", "-o", "jsonl"}, "-o is the output file now, not the format: give --format json"},
+      {{"scan", "status", id, "--format", "xml"}, "unknown format 'xml': give table or json"},
+      {{"scans", "--format", "jsonl"}, "give --format json"},
+      {{"view", "compare", id, "--json"}, "was replaced by --format json"},
+  };
+  for (auto& c : cases) {
+    c.args.insert(c.args.end(), {"--data-dir", data_});
+    auto r = RunNdo(c.args, data_);
+    EXPECT_EQ(r.exit_code, 2) << c.args[0] << " " << c.args[1] << ": " << r.err;
+    EXPECT_NE(r.err.find(c.error), std::string::npos) << "expected '" << c.error << "' in: " << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  EXPECT_FALSE(std::filesystem::exists(data_ + "/jsonl"));
+}
+
 TEST_F(PoolViewsStoreTest, OneVantagesResultsFilteredThroughTheWriters) {
   ViewCommand cmd = Command();
   cmd.vantage = "dmz";
@@ -382,12 +485,19 @@ TEST_F(PoolViewsStoreTest, OneVantagesResultsFilteredThroughTheWriters) {
             "|_   cert: CN=old.test; issuer CN=Test Root, O=Test CA; 2018-01-01 to 2019-03-01; EC 256\n");
 
   // To a file.
-  cmd.format = "jsonl";
-  cmd.output_path = data_ + "/out.jsonl";
+  cmd.format = "json";
+  cmd.output_path = data_ + "/out.json";
   std::ostringstream none;
   ASSERT_TRUE(RunViewResults(cmd, none).ok());
   EXPECT_EQ(none.str(), "");
   EXPECT_TRUE(std::filesystem::file_size(cmd.output_path) > 0);
+
+  // jsonl was json's old name: refused with an error that says json.
+  cmd.format = "jsonl";
+  cmd.output_path.clear();
+  Status s = RunViewResults(cmd, none);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("give --format json"), std::string::npos) << s.message();
 }
 
 TEST_F(PoolViewsStoreTest, CompareCountsEachVantage) {
@@ -399,6 +509,19 @@ TEST_F(PoolViewsStoreTest, CompareCountsEachVantage) {
             "80     http       1     0\n"
             "443    https      3     1\n"
             "Total             5     3\n");
+
+  // --format json and -o FILE, as every view.
+  ViewCommand cmd = Command();
+  cmd.format = "json";
+  cmd.output_path = data_ + "/compare.json";
+  std::ostringstream none;
+  ASSERT_TRUE(RunViewCompare(cmd, none).ok());
+  EXPECT_EQ(none.str(), "");
+  std::ifstream file(cmd.output_path);
+  std::string first;
+  ASSERT_TRUE(std::getline(file, first));
+  EXPECT_EQ(first.front(), '{') << first;
+  EXPECT_NE(first.find(R"("dmz":1)"), std::string::npos) << first;
 }
 
 TEST_F(PoolViewsStoreTest, DiffListsWhatOnlyOneVantageSees) {

@@ -168,7 +168,7 @@ class MeshScan : public MeshProcess {
   }
 
   std::set<Probe> PoolView(const Node& n, const std::string& id, const std::string& vantage) {
-    auto r = RunArgv({NdoBinary(), "view", id, "--vantage", vantage, "-o", "jsonl", "--data-dir", n.data}, tmp_,
+    auto r = RunArgv({NdoBinary(), "view", id, "--vantage", vantage, "--format", "json", "--data-dir", n.data}, tmp_,
                      "view-" + n.name, 30s);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return OpenProbes(r.out);

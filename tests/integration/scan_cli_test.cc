@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "cli/test_json.h"
 #include "support/loopback_listeners.h"
 #include "support/run_command.h"
 
@@ -70,6 +71,63 @@ TEST_F(ScanCli, ScansLoopbackListenersAndPrintsExactOpenSet) {
   auto table = RunNdo({"results", id, "--data-dir", data_}, tmp_);
   EXPECT_NE(table.out.find("127.81.0.2"), std::string::npos);
   EXPECT_NE(table.out.find("open"), std::string::npos);
+
+  // -o FILE takes the --format output; standard output stays empty.
+  std::string file = tmp_ + "/results.json";
+  auto to_file = RunNdo({"results", id, "--data-dir", data_, "--format", "json", "-o", file}, tmp_);
+  ASSERT_EQ(to_file.exit_code, 0) << to_file.err;
+  EXPECT_EQ(to_file.out, "");
+  EXPECT_EQ(OpenInJson(ndo::testing::Slurp(file)), want);
+}
+
+// `ndo scans --format json`: JSON Lines, one object per stored scan, every
+// line valid JSON with the fields the table shows.
+TEST_F(ScanCli, ScansAsJsonLines) {
+  ndo::testing::AcceptingListeners listeners;
+  uint16_t port = ndo::testing::UnusedPort("127.86.0.1");
+  ASSERT_TRUE(listeners.Add("127.86.0.1", port));
+  for (const char* seed : {"1", "2"}) {
+    auto r = RunNdo({"scan", "127.86.0.1-2", "-p", std::to_string(port), "--scope", "127.0.0.0/8", "--data-dir", data_,
+                     "--seed", seed, "-q", "--format", "csv"},
+                    tmp_);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  auto r = RunNdo({"scans", "--data-dir", data_, "--format", "json"}, tmp_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto lines = ndo::testing::ParseJsonLines(r.out);
+  ASSERT_TRUE(lines) << r.out;
+  ASSERT_EQ(lines->size(), 2u) << r.out;
+  std::set<std::string> ids;
+  for (const auto& scan : *lines) {
+    EXPECT_EQ(scan["record"].text, "scan");
+    EXPECT_TRUE(std::regex_match(scan["id"].text, std::regex("[0-9a-f]{16}"))) << scan["id"].text;
+    ids.insert(scan["id"].text);
+    EXPECT_EQ(scan["state"].text, "done");
+    EXPECT_TRUE(std::regex_match(scan["created"].text, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d.*Z)")))
+        << scan["created"].text;
+    EXPECT_EQ(scan["probes"].UInt(), 2u);
+    EXPECT_EQ(scan["probes_sent"].UInt(), 2u);
+    EXPECT_EQ(scan["open"].UInt(), 1u);
+    EXPECT_GE(scan["elapsed_s"].Number(), 0.0);
+    const auto& command = scan["command"].items;
+    ASSERT_GE(command.size(), 3u);
+    EXPECT_EQ(command[0].text, "ndo");
+    EXPECT_EQ(command[1].text, "scan");
+    EXPECT_EQ(command[2].text, "127.86.0.1-2");
+  }
+  EXPECT_EQ(ids.size(), 2u);
+  // The table is the default, and its ids are the same.
+  auto table = RunNdo({"scans", "--data-dir", data_}, tmp_);
+  for (const auto& id : ids) EXPECT_NE(table.out.find(id), std::string::npos) << table.out;
+  // A bad --format: exit 2, a clear error, nothing printed.
+  for (const char* bad : {"jsonl", "csv"}) {
+    auto refused = RunNdo({"scans", "--data-dir", data_, "--format", bad}, tmp_);
+    EXPECT_EQ(refused.exit_code, 2);
+    EXPECT_EQ(refused.out, "");
+    EXPECT_NE(refused.err.find(std::string(bad) == "jsonl" ? "give --format json" : "give table or json"),
+              std::string::npos)
+        << refused.err;
+  }
 }
 
 // `-iL -` reads the targets from standard input (as Nmap does), and
@@ -136,8 +194,13 @@ TEST_F(ScanCli, BadInputGetsAClearErrorAndExitCode2) {
       {{"scan", "127.0.0.1", "-iL", "/nonexistent/targets"}, "cannot open target file"},
       {{"scan", "127.0.0.1", "-p", "80", "--scope", "localhost"}, "--scope"},
       {{"scan", "127.0.0.1", "--top-ports", "5000"}, "top-ports"},
-      {{"scan", "127.0.0.1", "-p", "80", "--format", "yaml"}, "unknown --format"},
+      {{"scan", "127.0.0.1", "-p", "80", "--format", "yaml"}, "--format: unknown format 'yaml': give table, json, csv or xml"},
       {{"scan", "--bogus"}, "bogus"},
+      {{"scan", "127.0.0.1", "-p", "80", "--format", "jsonl"}, "'jsonl' is now called 'json'"},
+      {{"results", "ffffffff", "--format", "text"}, "the text output is called 'table'"},
+      {{"scans", "--format"}, "--format"},
+      {{"scan", "status", "ffff", "--format", "yaml"}, "unknown format 'yaml': give table or json"},
+      {{"members", "--format", "jsonl"}, "give --format json"},
       {{"results", "ffffffff", "--data-dir", "DATA"}, "no stored scan"},
   };
   for (auto& c : cases) {

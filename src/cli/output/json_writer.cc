@@ -8,32 +8,6 @@
 
 namespace ndo {
 
-// RFC 8259 string escaping; invalid UTF-8 becomes U+FFFD so the line parses.
-void AppendJsonString(std::string& out, std::string_view raw) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char c : ValidUtf8(raw)) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xF];
-          out += kHex[c & 0xF];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
 namespace {
 
 void AppendField(std::string& out, std::string_view key, std::string_view value) {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "cli/output/json.h"  // AppendJsonString
 #include "cli/output/result_writer.h"
 #include "scan/target_parser.h"
 
@@ -34,8 +35,6 @@ class HostnameIndex {
   std::vector<std::pair<IpAddress, std::string>> entries_;  // sorted by address, stable
 };
 
-// A JSON string literal (RFC 8259 escaping, invalid UTF-8 as U+FFFD), appended to `out`.
-void AppendJsonString(std::string& out, std::string_view raw);
 // One CSV field (RFC 4180 quoting where needed), appended to `out`.
 void AppendCsvField(std::string& out, std::string_view field);
 
