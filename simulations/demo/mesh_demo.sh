@@ -81,7 +81,7 @@ for _ in $(seq 100); do [[ -f "$work/ready" ]] && break; sleep 0.05; done
 
 # A secured mesh: a cluster CA on a, a token for the others.
 "$ndo" init --data-dir "$work/a" >/dev/null
-token_json=$("$ndo" token create --data-dir "$work/a" --uses 0 --ttl 1h --json)
+token_json=$("$ndo" token create --data-dir "$work/a" --uses 0 --ttl 1h --format json)
 token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' <<<"$token_json")
 ca_hash=$(sed -n 's/.*"ca_hash":"\([^"]*\)".*/\1/p' <<<"$token_json")
 as_user=()

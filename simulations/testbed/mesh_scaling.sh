@@ -78,7 +78,7 @@ for n in $node_counts; do
     --filtered-prob "$filtered" --seed 1 >"$work/testbed.log" 2>&1 || { cat "$work/testbed.log"; exit 77; }
   rm -rf "$work"/node*
   "$ndo" init --data-dir "$work/node1" >/dev/null
-  tok=$("$ndo" token create --data-dir "$work/node1" --uses 0 --ttl 1h --json)
+  tok=$("$ndo" token create --data-dir "$work/node1" --uses 0 --ttl 1h --format json)
   token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' <<<"$tok")
   ca=$(sed -n 's/.*"ca_hash":"\([^"]*\)".*/\1/p' <<<"$tok")
   t_start=$(ms)

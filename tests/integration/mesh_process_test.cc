@@ -1,5 +1,5 @@
 // Multi-process tests of the mesh: real `ndo agent` / `ndo join` daemons on
-// loopback addresses, watched through `ndo members --json` (their control
+// loopback addresses, watched through `ndo members --format json` (their control
 // sockets). Safety rule: every packet these tests send, and every address a
 // daemon is given, is in 127.0.0.0/8 (or ::1).
 #include <gtest/gtest.h>

@@ -336,7 +336,7 @@ class MeshSecurity : public MeshProcess {
 
   // `ndo token create` through the running CA node's control socket.
   Token CreateToken(const Node& ca, std::vector<std::string> options) {
-    std::vector<std::string> args = {NdoBinary(), "token", "create", "--data-dir", ca.data, "--json"};
+    std::vector<std::string> args = {NdoBinary(), "token", "create", "--data-dir", ca.data, "--format", "json"};
     args.insert(args.end(), options.begin(), options.end());
     auto r = RunArgv(args, tmp_, "token", 30s);
     EXPECT_EQ(r.exit_code, 0) << r.err;

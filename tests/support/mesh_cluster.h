@@ -1,6 +1,6 @@
 // The fixture of the multi-process mesh tests (mesh_process_test.cc,
 // mesh_security_test.cc): real `ndo agent` / `ndo join` daemons on loopback
-// addresses, watched through `ndo members --json` (their control sockets),
+// addresses, watched through `ndo members --format json` (their control sockets),
 // and helpers that send raw datagrams and streams to them. Safety rule:
 // every packet these tests send, and every address a daemon is given, is in
 // 127.0.0.0/8 (or ::1).
@@ -36,7 +36,7 @@ using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
 // ---------------------------------------------------------------------------
-// What `ndo members --json` says.
+// What `ndo members --format json` says.
 
 struct MemberView {
   std::string id, name, address, state;
@@ -88,7 +88,7 @@ inline View ParseMembers(const CommandResult& r) {
   return v;
 }
 
-// A string field of a one-line JSON record, e.g. `ndo token create --json`.
+// A string field of a one-line JSON record, e.g. `ndo token create --format json`.
 inline std::string JsonField(const std::string& json, const std::string& field) {
   std::smatch m;
   if (!std::regex_search(json, m, std::regex("\"" + field + "\":\"([^\"]*)\""))) return {};
@@ -221,7 +221,7 @@ class MeshProcess : public ::testing::Test {
     auto init = RunArgv({NdoBinary(), "init", "--data-dir", first.data}, tmp_, "init", 30s);
     ASSERT_EQ(init.exit_code, 0) << init.err;
     auto token = RunArgv({NdoBinary(), "token", "create", "--data-dir", first.data, "--uses", "0", "--ttl", "1h",
-                          "--json"},
+                          "--format", "json"},
                          tmp_, "token", 30s);
     ASSERT_EQ(token.exit_code, 0) << token.err;
     token_ = JsonField(token.out, "token");
@@ -263,7 +263,7 @@ class MeshProcess : public ::testing::Test {
   }
 
   View Members(const Node& n) {
-    return ParseMembers(RunArgv({NdoBinary(), "members", "--data-dir", n.data, "--json"}, tmp_, "members", 30s));
+    return ParseMembers(RunArgv({NdoBinary(), "members", "--data-dir", n.data, "--format", "json"}, tmp_, "members", 30s));
   }
 
   // Polls `pred` every 200 ms until it holds or `timeout` passes.
