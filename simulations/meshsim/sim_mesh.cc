@@ -3,7 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "mesh/codec.h"
+#include "mesh/membership/codec.h"
 #include "scan/permutation.h"
 
 namespace ndo::mesh::sim {

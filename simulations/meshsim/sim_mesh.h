@@ -23,8 +23,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "mesh/gossip_seal.h"
-#include "mesh/membership.h"
+#include "mesh/security/gossip_seal.h"
+#include "mesh/membership/membership.h"
 
 namespace ndo::mesh::sim {
 

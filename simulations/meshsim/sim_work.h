@@ -40,10 +40,10 @@
 #include <string>
 #include <vector>
 
-#include "mesh/pool_state.h"
-#include "mesh/worker.h"
-#include "mesh/work_messages.h"
-#include "mesh/work_service.h"  // kMaxPushTargets, kMaxBundleFetches
+#include "mesh/work/pool_state.h"
+#include "mesh/work/worker.h"
+#include "mesh/work/work_messages.h"
+#include "mesh/agent/work_service.h"  // kMaxPushTargets, kMaxBundleFetches
 #include "scenarios.h"
 #include "sim_mesh.h"
 

@@ -12,11 +12,11 @@
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/output/json.h"
-#include "mesh/address.h"
-#include "mesh/cluster_files.h"
-#include "mesh/control.h"
-#include "mesh/log.h"
-#include "mesh/mesh_node.h"
+#include "mesh/membership/address.h"
+#include "mesh/security/cluster_files.h"
+#include "mesh/agent/control.h"
+#include "base/log.h"
+#include "mesh/agent/mesh_node.h"
 #include "store/store.h"
 
 namespace ndo {
@@ -109,7 +109,7 @@ Status SecureNodeOptions(const AgentCommand& cmd, mesh::MeshNodeOptions& o) {
     if (enrolled)
       return Status::InvalidArgument("data dir " + o.data_dir + " belongs to a secured cluster; --insecure is refused");
     if (!cmd.token.empty()) return Status::InvalidArgument("--token and --insecure exclude each other");
-    mesh::Log(mesh::LogLevel::kWarn, "insecure mesh: datagrams and streams are neither authenticated nor encrypted");
+    Log(LogLevel::kWarn, "insecure mesh: datagrams and streams are neither authenticated nor encrypted");
     return Status::Ok();
   }
   if (!enrolled) {
@@ -128,7 +128,7 @@ Status SecureNodeOptions(const AgentCommand& cmd, mesh::MeshNodeOptions& o) {
       Status s = EnrolNode(o, o.seeds.front(), cmd.token, cmd.ca_hash);
       if (s.ok()) break;
       if (s.code() != Status::Code::kIoError && s.code() != Status::Code::kUnavailable) return s;
-      mesh::Log(attempt >= 3 ? mesh::LogLevel::kWarn : mesh::LogLevel::kInfo, "not enrolled yet, trying again",
+      Log(attempt >= 3 ? LogLevel::kWarn : LogLevel::kInfo, "not enrolled yet, trying again",
                 {{"attempt", attempt}, {"reason", s.message()}, {"retry_s", static_cast<uint64_t>(backoff.count())}});
       std::this_thread::sleep_for(backoff);
       backoff = std::min<std::chrono::seconds>(backoff * 2, std::chrono::seconds(30));
@@ -331,15 +331,15 @@ std::vector<CommandEntry> MeshCommands() {
 }
 
 int RunAgentCommand(const AgentCommand& cmd) {
-  auto level = mesh::ParseLogLevel(cmd.log_level);
+  auto level = ParseLogLevel(cmd.log_level);
   if (!level.ok()) return Fail(level.status().WithContext("--log-level"));
-  mesh::SetLogLevel(*level);
+  SetLogLevel(*level);
   auto options = BuildNodeOptions(cmd);
   if (!options.ok()) return Fail(options.status());
   if (Status s = SecureNodeOptions(cmd, *options); !s.ok()) return Fail(s);
   Status s = mesh::RunMeshNode(*options);
   if (!s.ok()) {
-    mesh::Log(mesh::LogLevel::kError, "node failed", {{"reason", s.message()}});
+    Log(LogLevel::kError, "node failed", {{"reason", s.message()}});
     return Fail(s);
   }
   return kExitOk;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cli/security_commands.h"
-#include "mesh/control.h"
+#include "mesh/agent/control.h"
 
 namespace ndo {
 

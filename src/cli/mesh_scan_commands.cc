@@ -16,10 +16,10 @@
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/pool_source.h"
-#include "mesh/control.h"
-#include "mesh/pool_state.h"
-#include "mesh/pool_store.h"
-#include "mesh/worker.h"
+#include "mesh/agent/control.h"
+#include "mesh/work/pool_state.h"
+#include "mesh/agent/pool_store.h"
+#include "mesh/work/worker.h"
 #include "store/store.h"
 
 namespace ndo {

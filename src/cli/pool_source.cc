@@ -1,7 +1,7 @@
 #include "cli/pool_source.h"
 
 #include "cli/output/result_writer.h"
-#include "mesh/pool_store.h"
+#include "mesh/agent/pool_store.h"
 
 #include <utility>
 

@@ -11,7 +11,7 @@
 
 #include "cli/output/json.h"
 #include "cli/pool_views.h"
-#include "mesh/pool_state.h"
+#include "mesh/work/pool_state.h"
 #include "store/store.h"
 
 namespace ndo {

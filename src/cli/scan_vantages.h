@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "mesh/control.h"
+#include "mesh/agent/control.h"
 
 namespace ndo {
 

@@ -12,12 +12,12 @@
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/output/json.h"
-#include "mesh/cluster_files.h"
-#include "mesh/control.h"
-#include "mesh/enrol_client.h"
-#include "mesh/enrolment.h"
-#include "mesh/log.h"
-#include "mesh/node_identity.h"
+#include "mesh/security/cluster_files.h"
+#include "mesh/agent/control.h"
+#include "mesh/transport/enrol_client.h"
+#include "mesh/security/enrolment.h"
+#include "base/log.h"
+#include "mesh/agent/node_identity.h"
 #include "store/store.h"
 
 namespace ndo {
@@ -227,7 +227,7 @@ Status EnrolNode(const mesh::MeshNodeOptions& options, const mesh::HostPort& see
   if (info->node != node) return Status::InvalidArgument("the cluster issued a certificate for another node id");
   if (Status s = mesh::CheckKeyMatchesCert(m.key_pem, m.cert_pem); !s.ok()) return s;
   if (Status s = mesh::SaveClusterMaterial(dir, m); !s.ok()) return s;
-  mesh::Log(mesh::LogLevel::kInfo, "enrolled",
+  Log(LogLevel::kInfo, "enrolled",
             {{"id", node.Hex()}, {"cluster", info->cluster.Hex()}, {"through", seed.ToString()},
              {"serial", info->serial_hex}});
   return Status::Ok();

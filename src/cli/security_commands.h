@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "mesh/mesh_node.h"
+#include "mesh/agent/mesh_node.h"
 #include "scan/status.h"
 
 namespace ndo {

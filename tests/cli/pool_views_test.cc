@@ -16,7 +16,7 @@
 
 #include "cli/pool_source.h"
 #include "cli/view_commands.h"
-#include "mesh/pool_state.h"
+#include "mesh/work/pool_state.h"
 #include "scan/service/tls_session.h"
 #include "store/store.h"
 #include "cli/test_json.h"

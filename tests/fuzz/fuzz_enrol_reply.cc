@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "fuzz_check.h"
-#include "mesh/enrolment.h"
+#include "mesh/security/enrolment.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

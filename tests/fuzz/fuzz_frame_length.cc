@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "fuzz_check.h"
-#include "mesh/codec.h"
+#include "mesh/membership/codec.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "fuzz_check.h"
-#include "mesh/join_token.h"
+#include "mesh/security/join_token.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

@@ -7,7 +7,7 @@
 //    its id;
 //  - decode -> encode -> decode gives the same keyring.
 #include "fuzz_check.h"
-#include "mesh/gossip_seal.h"
+#include "mesh/security/gossip_seal.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "mesh/messages.h"
+#include "mesh/membership/messages.h"
 
 namespace ndo::mesh::fuzz {
 

@@ -10,8 +10,8 @@
 #include <set>
 
 #include "fuzz_check.h"
-#include "mesh/codec.h"
-#include "mesh/node_identity.h"
+#include "mesh/membership/codec.h"
+#include "mesh/agent/node_identity.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

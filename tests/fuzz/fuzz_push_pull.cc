@@ -6,7 +6,7 @@
 // same state and encode is deterministic (same bytes twice).
 #include "fuzz_check.h"
 #include "fuzz_mesh_equal.h"
-#include "mesh/codec.h"
+#include "mesh/membership/codec.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

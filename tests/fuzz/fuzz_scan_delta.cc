@@ -11,7 +11,7 @@
 #include <cstdint>
 
 #include "fuzz_check.h"
-#include "mesh/pool_state.h"
+#include "mesh/work/pool_state.h"
 
 using namespace ndo::mesh;
 

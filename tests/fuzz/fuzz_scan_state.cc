@@ -11,7 +11,7 @@
 #include <cstdint>
 
 #include "fuzz_check.h"
-#include "mesh/pool_state.h"
+#include "mesh/work/pool_state.h"
 
 // Not `using namespace ndo`: its ScanState (a stored scan's run state,
 // store/scan_record.h) would make the name ambiguous.

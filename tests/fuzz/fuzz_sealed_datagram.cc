@@ -27,7 +27,7 @@
 #include <cstring>
 
 #include "fuzz_check.h"
-#include "mesh/gossip_seal.h"
+#include "mesh/security/gossip_seal.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

@@ -11,7 +11,7 @@
 #include <cstdint>
 
 #include "fuzz_check.h"
-#include "mesh/security_state.h"
+#include "mesh/security/security_state.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

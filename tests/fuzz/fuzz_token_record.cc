@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "fuzz_check.h"
-#include "mesh/join_token.h"
+#include "mesh/security/join_token.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

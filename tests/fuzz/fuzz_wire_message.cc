@@ -9,7 +9,7 @@
 //    message (decode -> encode -> decode), and encodes to the same bytes again.
 #include "fuzz_check.h"
 #include "fuzz_mesh_equal.h"
-#include "mesh/codec.h"
+#include "mesh/membership/codec.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

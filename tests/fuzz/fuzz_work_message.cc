@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "fuzz_check.h"
-#include "mesh/work_messages.h"
+#include "mesh/work/work_messages.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

@@ -41,17 +41,17 @@
 #include <tuple>
 #include <vector>
 
-#include "mesh/cluster_files.h"
-#include "mesh/codec.h"
-#include "mesh/enrolment.h"
-#include "mesh/gossip_seal.h"
-#include "mesh/security_state.h"
-#include "mesh/stream_frame.h"
-#include "mesh/join_token.h"
-#include "mesh/messages.h"
-#include "mesh/node_identity.h"
-#include "mesh/pki.h"
-#include "mesh/tls_context.h"
+#include "mesh/security/cluster_files.h"
+#include "mesh/membership/codec.h"
+#include "mesh/security/enrolment.h"
+#include "mesh/security/gossip_seal.h"
+#include "mesh/security/security_state.h"
+#include "mesh/transport/stream_frame.h"
+#include "mesh/security/join_token.h"
+#include "mesh/membership/messages.h"
+#include "mesh/agent/node_identity.h"
+#include "mesh/security/pki.h"
+#include "mesh/security/tls_context.h"
 #include "support/mesh_cluster.h"
 #include "support/run_command.h"
 

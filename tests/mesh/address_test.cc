@@ -1,4 +1,4 @@
-#include "mesh/address.h"
+#include "mesh/membership/address.h"
 
 #include <gtest/gtest.h>
 

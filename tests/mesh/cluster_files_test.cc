@@ -1,7 +1,7 @@
 // A node's cluster files: what SaveClusterMaterial writes LoadClusterMaterial
 // reads back, with private modes, and files that do not belong together are
 // refused with a message naming the file.
-#include "mesh/cluster_files.h"
+#include "mesh/security/cluster_files.h"
 
 #include <dirent.h>
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "mesh/node_identity.h"
+#include "mesh/agent/node_identity.h"
 
 namespace ndo::mesh {
 namespace {

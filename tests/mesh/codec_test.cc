@@ -2,7 +2,7 @@
 // datagrams with, and hostile input (random, truncated, corrupted and
 // crafted messages), which must come back as errors, never as crashes or
 // exceptions.
-#include "mesh/codec.h"
+#include "mesh/membership/codec.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize-packed.h>
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "mesh/wire.capnp.h"
+#include "mesh/membership/wire.capnp.h"
 
 namespace ndo::mesh {
 namespace {

@@ -1,5 +1,5 @@
 // The control socket's messages and its client, against fake agents.
-#include "mesh/control.h"
+#include "mesh/agent/control.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "mesh/codec.h"
+#include "mesh/membership/codec.h"
 
 namespace ndo::mesh {
 namespace {

@@ -1,7 +1,7 @@
 // Enrolment: the request and reply codecs, token records in a real store,
 // the authority's checks (every refusal leaves the store as it was), the
 // use-count rule, and the rate limit on bad attempts.
-#include "mesh/enrolment.h"
+#include "mesh/security/enrolment.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -18,8 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include "mesh/node_identity.h"
-#include "mesh/security.capnp.h"
+#include "mesh/agent/node_identity.h"
+#include "mesh/security/security.capnp.h"
 
 namespace ndo::mesh {
 

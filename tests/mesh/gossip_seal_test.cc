@@ -1,4 +1,4 @@
-#include "mesh/gossip_seal.h"
+#include "mesh/security/gossip_seal.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "mesh/security.capnp.h"
+#include "mesh/security/security.capnp.h"
 
 namespace ndo::mesh {
 namespace {

@@ -1,4 +1,4 @@
-#include "mesh/join_token.h"
+#include "mesh/security/join_token.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "mesh/messages.h"
-#include "mesh/security.capnp.h"
+#include "mesh/membership/messages.h"
+#include "mesh/security/security.capnp.h"
 
 namespace ndo::mesh {
 namespace {

@@ -1,6 +1,6 @@
 // The SWIM core alone, with a fake clock and hand-made messages: each rule
 // of the protocol, one at a time. (Whole meshes: meshsim_scenarios_test.cc.)
-#include "mesh/membership.h"
+#include "mesh/membership/membership.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <random>
 #include <set>
 
-#include "mesh/codec.h"
+#include "mesh/membership/codec.h"
 
 namespace ndo::mesh {
 namespace {

@@ -1,6 +1,6 @@
 // The node's persisted identity: what a restart keeps, and the incarnation
 // it starts at.
-#include "mesh/node_identity.h"
+#include "mesh/agent/node_identity.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

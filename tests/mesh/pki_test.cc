@@ -1,4 +1,4 @@
-#include "mesh/pki.h"
+#include "mesh/security/pki.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
 // changes stamped by several nodes' clocks, lease grants by coordinators of
 // several epochs, shards declared done with a few digests by many holders),
 // each field's rule, the hybrid logical clock, and the bounded codec.
-#include "mesh/pool_state.h"
+#include "mesh/work/pool_state.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "mesh/pool_state.capnp.h"
+#include "mesh/work/pool_state.capnp.h"
 
 namespace ndo::mesh {
 namespace {

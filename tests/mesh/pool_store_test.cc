@@ -4,7 +4,7 @@
 // nothing; and ScanHost, on loopback, follows up on open ports with banners
 // and TLS handshakes and seals their evidence into the shard's bundle.
 // Network traffic: 127.121.0.0/16 only, with the scope 127.0.0.0/8.
-#include "mesh/pool_store.h"
+#include "mesh/agent/pool_store.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "mesh/scan_host.h"
+#include "mesh/agent/scan_host.h"
 #include "scan/service/tls_session.h"
 #include "store/evidence_codec.h"
 #include "store/result_codec.h"

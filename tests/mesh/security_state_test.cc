@@ -2,7 +2,7 @@
 // as properties over many random states), the key schedule read at an
 // instant, rotation, pruning, revocation, convergence of copies exchanged in
 // any order, and the bounded codec.
-#include "mesh/security_state.h"
+#include "mesh/security/security_state.h"
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "mesh/security.capnp.h"
+#include "mesh/security/security.capnp.h"
 
 namespace ndo::mesh {
 namespace {

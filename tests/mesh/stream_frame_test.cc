@@ -1,11 +1,11 @@
 // The envelope of stream frames and the routing of inbound frames
 // (mesh/stream_frame.h): every kind round-trips, empty and unknown frames
 // are errors, and every row of the routing table.
-#include "mesh/stream_frame.h"
+#include "mesh/transport/stream_frame.h"
 
 #include <gtest/gtest.h>
 
-#include "mesh/codec.h"
+#include "mesh/membership/codec.h"
 
 #include <string>
 #include <vector>

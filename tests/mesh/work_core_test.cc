@@ -2,7 +2,7 @@
 // no socket, no clock (every input carries its time), bundles on a shelf in
 // memory. What comes out (requests, gossip, scan commands, states to save)
 // is what the daemon's driver and the simulator carry out.
-#include "mesh/work_core.h"
+#include "mesh/work/work_core.h"
 
 #include <gtest/gtest.h>
 

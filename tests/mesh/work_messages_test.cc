@@ -1,6 +1,6 @@
 // The work messages of distributed scans (mesh/work_messages.h): every kind
 // round-trips, and what a kind needs is checked on decoding.
-#include "mesh/work_messages.h"
+#include "mesh/work/work_messages.h"
 
 #include <gtest/gtest.h>
 

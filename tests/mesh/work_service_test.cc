@@ -5,7 +5,7 @@
 // "network" is the test: it delivers requests and payloads by hand, so
 // nothing here depends on timing. No scan is started (no lease is asked
 // for: there is no coordinator in the views given).
-#include "mesh/work_service.h"
+#include "mesh/agent/work_service.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "mesh/pool_store.h"
+#include "mesh/agent/pool_store.h"
 #include "store/result_bundle.h"
 
 namespace ndo::mesh {

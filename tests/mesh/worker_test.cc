@@ -2,7 +2,7 @@
 // hand-made scan states, the worker's state machine with a fake clock, and a
 // small simulated mesh (one coordinator, four workers in two vantages, a
 // crash) run to the end. No sockets; only the pure parts of pool_state.
-#include "mesh/worker.h"
+#include "mesh/work/worker.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,134 @@
+#include "mesh/work/work_messages.h"
+
+#include <cstring>
+
+#include "mesh/membership/capnp_io.h"
+#include "mesh/work/work.capnp.h"
+
+namespace ndo::mesh {
+namespace {
+
+capnp::Data::Reader AsData(const void* p, size_t n) { return {static_cast<const kj::byte*>(p), n}; }
+
+template <size_t N>
+bool CopyExact(capnp::Data::Reader d, std::array<uint8_t, N>& out) {
+  if (d.size() != N) return false;
+  std::memcpy(out.data(), d.begin(), N);
+  return true;
+}
+
+bool KnownKind(uint8_t k) { return k >= 1 && k <= static_cast<uint8_t>(WorkKind::kBundleData); }
+
+bool NeedsShard(WorkKind k) {
+  return k == WorkKind::kLeaseGrant || k == WorkKind::kRenewRequest || k == WorkKind::kRenewed ||
+         k == WorkKind::kBundlePut || k == WorkKind::kBundleFetch;
+}
+
+}  // namespace
+
+std::string_view WorkKindName(WorkKind k) {
+  switch (k) {
+    case WorkKind::kSync: return "sync";
+    case WorkKind::kSyncReply: return "sync-reply";
+    case WorkKind::kPush: return "push";
+    case WorkKind::kAck: return "ack";
+    case WorkKind::kLeaseRequest: return "lease-request";
+    case WorkKind::kLeaseGrant: return "lease-grant";
+    case WorkKind::kRenewRequest: return "renew-request";
+    case WorkKind::kRenewed: return "renewed";
+    case WorkKind::kRefused: return "refused";
+    case WorkKind::kBundlePut: return "bundle-put";
+    case WorkKind::kBundleFetch: return "bundle-fetch";
+    case WorkKind::kBundleData: return "bundle-data";
+  }
+  return "unknown";
+}
+
+Result<std::string> EncodeWorkMessage(const WorkMessage& m) {
+  if (m.digests.size() > kMaxSyncDigests || m.wanted.size() > kMaxSyncDigests || m.states.size() > kMaxSyncDigests)
+    return Status::InvalidArgument("work message with too many entries");
+  return CapnpEncode<schema::WorkMessage>("work message", kMaxWorkMessageBytes, [&](schema::WorkMessage::Builder b) {
+    b.setKind(static_cast<uint8_t>(m.kind));
+    b.setSenderHi(m.sender.hi);
+    b.setSenderLo(m.sender.lo);
+    b.setError(m.error);
+    auto digests = b.initDigests(static_cast<unsigned>(m.digests.size()));
+    for (size_t i = 0; i < m.digests.size(); ++i) {
+      digests[i].setScanId(AsData(m.digests[i].scan.data(), m.digests[i].scan.size()));
+      digests[i].setDigest(AsData(m.digests[i].digest.data(), m.digests[i].digest.size()));
+    }
+    auto states = b.initStates(static_cast<unsigned>(m.states.size()));
+    for (size_t i = 0; i < m.states.size(); ++i) states.set(i, AsData(m.states[i].data(), m.states[i].size()));
+    auto wanted = b.initWanted(static_cast<unsigned>(m.wanted.size()));
+    for (size_t i = 0; i < m.wanted.size(); ++i) wanted.set(i, AsData(m.wanted[i].data(), m.wanted[i].size()));
+    b.setScanId(AsData(m.scan.data(), m.scan.size()));
+    b.setVantage(m.vantage);
+    b.setShard(m.shard);
+    auto lease = b.initLease();
+    lease.setHolderHi(m.lease.holder.hi);
+    lease.setHolderLo(m.lease.holder.lo);
+    lease.setEpoch(m.lease.epoch);
+    lease.setCounter(m.lease.counter);
+    lease.setExpiresMs(m.lease.expires_ms);
+    b.setBundle(AsData(m.bundle.data(), m.bundle.size()));
+    b.setEpoch(m.epoch);
+    return Status::Ok();
+  });
+}
+
+Result<WorkMessage> DecodeWorkMessage(std::string_view bytes) {
+  WorkMessage m;
+  Status s = CapnpDecode<schema::WorkMessage>(bytes, "work message", kMaxWorkMessageBytes,
+                                              [&](schema::WorkMessage::Reader r) -> Status {
+    if (!KnownKind(r.getKind())) return Status::Corruption("unknown work message kind " + std::to_string(r.getKind()));
+    m.kind = static_cast<WorkKind>(r.getKind());
+    m.sender = NodeId{r.getSenderHi(), r.getSenderLo()};
+    if (m.sender.empty()) return Status::Corruption("work message without a sender");
+    m.error = CapnpText(r.getError());
+    if (m.error.size() > 4096 || m.error.find('\0') != std::string::npos)
+      return Status::Corruption("malformed work message error text");
+    auto digests = r.getDigests();
+    auto states = r.getStates();
+    auto wanted = r.getWanted();
+    if (digests.size() > kMaxSyncDigests || states.size() > kMaxSyncDigests || wanted.size() > kMaxSyncDigests)
+      return Status::Corruption("work message with too many entries");
+    for (auto d : digests) {
+      ScanDigestEntry e;
+      if (!CopyExact(d.getScanId(), e.scan) || !CopyExact(d.getDigest(), e.digest))
+        return Status::Corruption("malformed scan digest");
+      m.digests.push_back(e);
+    }
+    for (auto st : states) m.states.emplace_back(reinterpret_cast<const char*>(st.begin()), st.size());
+    for (auto w : wanted) {
+      ScanId id{};
+      if (!CopyExact(w, id)) return Status::Corruption("malformed wanted scan id");
+      m.wanted.push_back(id);
+    }
+    bool needs_scan = NeedsShard(m.kind);
+    if (needs_scan || r.getScanId().size() != 0) {
+      if (!CopyExact(r.getScanId(), m.scan)) return Status::Corruption("malformed scan id");
+    }
+    m.vantage = CapnpText(r.getVantage());
+    if (m.vantage.size() > 64 || m.vantage.find('\0') != std::string::npos)
+      return Status::Corruption("malformed vantage");
+    if ((needs_scan || m.kind == WorkKind::kLeaseRequest) && m.vantage.empty())
+      return Status::Corruption(std::string(WorkKindName(m.kind)) + " without a vantage");
+    m.shard = r.getShard();
+    if (m.shard >= kMaxPoolShards) return Status::Corruption("shard index out of range");
+    auto lease = r.getLease();
+    m.lease.holder = NodeId{lease.getHolderHi(), lease.getHolderLo()};
+    m.lease.epoch = lease.getEpoch();
+    m.lease.counter = lease.getCounter();
+    m.lease.expires_ms = lease.getExpiresMs();
+    if ((m.kind == WorkKind::kLeaseGrant || m.kind == WorkKind::kRenewed) && m.lease.holder.empty())
+      return Status::Corruption("lease without a holder");
+    auto bundle = r.getBundle();
+    m.bundle.assign(reinterpret_cast<const char*>(bundle.begin()), bundle.size());
+    m.epoch = r.getEpoch();
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return m;
+}
+
+}  // namespace ndo::mesh

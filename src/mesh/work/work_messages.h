@@ -1,0 +1,73 @@
+// The messages of distributed scans between members (mesh/work.capnp), sent
+// over the mesh's streams as one request frame and one reply frame of kind
+// FrameKind::kWork (mesh/stream_frame.h):
+//
+//   kSync        {digests}         -> kSyncReply {states that differ or the
+//                                     sender lacks, ids the replier wants}
+//   kPush        {states}          -> kAck
+//   kLeaseRequest{vantage, epoch}  -> kLeaseGrant {scan, vantage, shard, lease}
+//                                     or kRefused {error}
+//   kRenewRequest{scan, vantage, shard, epoch} -> kRenewed {lease} / kRefused
+//   kBundlePut   {scan, vantage, shard, bundle} -> kAck / kRefused
+//   kBundleFetch {scan, vantage, shard} -> kBundleData {bundle} / kRefused
+//
+// The decoder is bounded and validating: a message that does not hold what
+// its kind needs is Corruption, never a crash.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mesh/membership/messages.h"
+#include "mesh/work/pool_state.h"
+#include "scan/status.h"
+
+namespace ndo::mesh {
+
+inline constexpr size_t kMaxWorkMessageBytes = kMaxStreamBytes;
+inline constexpr size_t kMaxSyncDigests = 100000;
+
+enum class WorkKind : uint8_t {
+  kSync = 1,
+  kSyncReply = 2,
+  kPush = 3,
+  kAck = 4,
+  kLeaseRequest = 5,
+  kLeaseGrant = 6,
+  kRenewRequest = 7,
+  kRenewed = 8,
+  kRefused = 9,
+  kBundlePut = 10,
+  kBundleFetch = 11,
+  kBundleData = 12,
+};
+std::string_view WorkKindName(WorkKind k);
+
+struct ScanDigestEntry {
+  ScanId scan{};
+  Digest digest{};
+};
+
+struct WorkMessage {
+  WorkKind kind = WorkKind::kAck;
+  NodeId sender;
+  std::string error;                      // kRefused
+  std::vector<ScanDigestEntry> digests;   // kSync
+  std::vector<std::string> states;        // kSyncReply, kPush: EncodeScanState bytes
+  std::vector<ScanId> wanted;             // kSyncReply
+  ScanId scan{};                          // lease, renew, bundle kinds
+  std::string vantage;
+  uint32_t shard = 0;
+  ShardLease lease;                       // kLeaseGrant, kRenewed
+  std::string bundle;                     // kBundlePut, kBundleData
+  uint64_t epoch = 0;                     // kLeaseRequest, kRenewRequest
+};
+
+// Without the kind byte.
+Result<std::string> EncodeWorkMessage(const WorkMessage& m);
+Result<WorkMessage> DecodeWorkMessage(std::string_view bytes);
+
+}  // namespace ndo::mesh
