@@ -12,11 +12,10 @@
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/output/json.h"
-#include "mesh/membership/address.h"
-#include "mesh/security/cluster_files.h"
-#include "mesh/agent/control.h"
 #include "base/log.h"
-#include "mesh/agent/mesh_node.h"
+#include "mesh/api/cluster.h"
+#include "mesh/api/control.h"
+#include "mesh/api/node.h"
 #include "store/store.h"
 
 namespace ndo {
@@ -99,45 +98,6 @@ Result<mesh::MeshNodeOptions> BuildNodeOptions(const AgentCommand& cmd) {
   o.identity.priority = cmd.priority;
   o.work.dead_man_after = std::chrono::seconds(cmd.dead_man_after_s);
   return o;
-}
-
-// A node runs in a secured cluster unless asked for --insecure: with the
-// data dir's certificate, or enrolled first through the seed with a token.
-Status SecureNodeOptions(const AgentCommand& cmd, mesh::MeshNodeOptions& o) {
-  bool enrolled = mesh::HasClusterMaterial(o.data_dir);
-  if (cmd.insecure) {
-    if (enrolled)
-      return Status::InvalidArgument("data dir " + o.data_dir + " belongs to a secured cluster; --insecure is refused");
-    if (!cmd.token.empty()) return Status::InvalidArgument("--token and --insecure exclude each other");
-    Log(LogLevel::kWarn, "insecure mesh: datagrams and streams are neither authenticated nor encrypted");
-    return Status::Ok();
-  }
-  if (!enrolled) {
-    if (cmd.token.empty() || cmd.seeds.empty())
-      return Status::InvalidArgument(
-          "data dir " + o.data_dir +
-          " belongs to no cluster: run `ndo init` on the first node, and `ndo join ADDR --token T --ca-hash H` on "
-          "the others (or --insecure for an unauthenticated lab mesh)");
-    if (cmd.ca_hash.empty())
-      return Status::InvalidArgument("--token needs --ca-hash sha256:... (printed with the token): without it the "
-                                     "seed's identity is unchecked");
-    // As joining, enrolling is retried while the seed cannot be reached (a
-    // node started before its seed); a refusal is final.
-    auto backoff = std::chrono::seconds(1);
-    for (int attempt = 1;; ++attempt) {
-      Status s = EnrolNode(o, o.seeds.front(), cmd.token, cmd.ca_hash);
-      if (s.ok()) break;
-      if (s.code() != Status::Code::kIoError && s.code() != Status::Code::kUnavailable) return s;
-      Log(attempt >= 3 ? LogLevel::kWarn : LogLevel::kInfo, "not enrolled yet, trying again",
-                {{"attempt", attempt}, {"reason", s.message()}, {"retry_s", static_cast<uint64_t>(backoff.count())}});
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min<std::chrono::seconds>(backoff * 2, std::chrono::seconds(30));
-    }
-  }
-  auto material = mesh::LoadClusterMaterial(o.data_dir, static_cast<int64_t>(std::time(nullptr)));
-  if (!material.ok()) return material.status();
-  o.cluster = std::make_shared<const mesh::ClusterMaterial>(std::move(*material));
-  return Status::Ok();
 }
 
 std::string Role(const ControlResponse& r, const ControlMember& m, bool self) {
@@ -336,7 +296,7 @@ int RunAgentCommand(const AgentCommand& cmd) {
   SetLogLevel(*level);
   auto options = BuildNodeOptions(cmd);
   if (!options.ok()) return Fail(options.status());
-  if (Status s = SecureNodeOptions(cmd, *options); !s.ok()) return Fail(s);
+  if (Status s = mesh::SecureNode({cmd.insecure, cmd.token, cmd.ca_hash}, *options); !s.ok()) return Fail(s);
   Status s = mesh::RunMeshNode(*options);
   if (!s.ok()) {
     Log(LogLevel::kError, "node failed", {{"reason", s.message()}});

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cli/security_commands.h"
-#include "mesh/agent/control.h"
+#include "mesh/api/control.h"
 
 namespace ndo {
 

@@ -16,10 +16,8 @@
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/pool_source.h"
-#include "mesh/agent/control.h"
-#include "mesh/work/pool_state.h"
-#include "mesh/agent/pool_store.h"
-#include "mesh/work/worker.h"
+#include "mesh/api/control.h"
+#include "mesh/api/scans.h"
 #include "store/store.h"
 
 namespace ndo {
@@ -42,7 +40,7 @@ int64_t WallMs() {
 Result<mesh::ScanState> ReadState(const std::string& data_dir, const std::string& scan) {
   auto store = Store::OpenReadOnly(DataDir(data_dir) + "/db");
   if (!store.ok()) return store.status();
-  return FindMeshScan(**store, scan);
+  return mesh::FindScanState(**store, scan);
 }
 
 std::string FormatRate(double per_s) {

@@ -1,53 +1,11 @@
 #include "cli/pool_source.h"
 
 #include "cli/output/result_writer.h"
-#include "mesh/agent/pool_store.h"
+#include "mesh/api/scans.h"
 
 #include <utility>
 
 namespace ndo {
-
-Result<std::vector<mesh::ScanState>> ListMeshScans(Store& store) {
-  std::vector<mesh::ScanState> out;
-  Status bad;
-  Status s = store.ForEachMeta(mesh::kScanStateKeyPrefix, [&](std::string_view key, std::string_view value) {
-    auto state = mesh::DecodeScanState(value);
-    if (!state.ok()) {
-      bad = state.status().WithContext("metadata '" + std::string(key) + "'");
-      return false;
-    }
-    // The key names the scan its value must be: a mix-up would show one
-    // scan's pools under another's id.
-    if (key.substr(mesh::kScanStateKeyPrefix.size()) != ScanIdToHex(state->id)) {
-      bad = Status::Corruption("metadata '" + std::string(key) + "' holds scan " + ScanIdToHex(state->id));
-      return false;
-    }
-    out.push_back(std::move(*state));
-    return true;
-  });
-  if (!s.ok()) return s;
-  if (!bad.ok()) return bad;
-  return out;
-}
-
-Result<mesh::ScanState> FindMeshScan(Store& store, std::string_view id_or_prefix) {
-  std::vector<std::string> ids;
-  Status s = store.ForEachMeta(mesh::kScanStateKeyPrefix, [&](std::string_view key, std::string_view) {
-    ids.emplace_back(key.substr(mesh::kScanStateKeyPrefix.size()));
-    return true;
-  });
-  if (!s.ok()) return s;
-  auto id = MatchScanId(ids, id_or_prefix);
-  if (!id.ok()) return id.status();
-  std::string key = std::string(mesh::kScanStateKeyPrefix) + *id;  // mesh::ScanStateKey of that id
-  auto value = store.GetMeta(key);
-  if (!value.ok()) return value.status();
-  auto state = mesh::DecodeScanState(*value);
-  if (!state.ok()) return state.status().WithContext("metadata '" + key + "'");
-  if (ScanIdToHex(state->id) != *id)
-    return Status::Corruption("metadata '" + key + "' holds scan " + ScanIdToHex(state->id));
-  return state;
-}
 
 Result<size_t> FindVantage(const mesh::ScanState& scan, std::string_view vantage) {
   if (auto i = mesh::VantageIndex(scan, vantage)) return *i;

@@ -11,15 +11,11 @@
 
 #include "cli/output/json.h"
 #include "cli/pool_views.h"
-#include "mesh/work/pool_state.h"
+#include "mesh/api/scans.h"
 #include "store/store.h"
 
 namespace ndo {
 
-// Every distributed scan of the store, in id order.
-Result<std::vector<mesh::ScanState>> ListMeshScans(Store& store);
-// By full id or unique hex prefix (at least 4 digits).
-Result<mesh::ScanState> FindMeshScan(Store& store, std::string_view id_or_prefix);
 // The index of `vantage` in the scan's definition; NotFound naming those there are.
 Result<size_t> FindVantage(const mesh::ScanState& scan, std::string_view vantage);
 

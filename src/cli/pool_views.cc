@@ -171,21 +171,6 @@ Status PrintDiff(const std::vector<DiffEntry>& diff, const std::string& seen_by,
   return out ? Status::Ok() : Status::IoError("error writing the diff");
 }
 
-Result<std::string> MatchScanId(const std::vector<std::string>& ids, std::string_view prefix) {
-  if (prefix.size() < 4) return Status::InvalidArgument("give at least 4 hex digits of the scan id");
-  std::string lower(prefix);
-  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-  std::vector<const std::string*> hits;
-  for (const auto& id : ids)
-    if (id.starts_with(lower)) hits.push_back(&id);
-  if (hits.empty())
-    return Status::NotFound("no distributed scan with id '" + std::string(prefix) + "' (see 'ndo view list')");
-  if (hits.size() > 1)
-    return Status::InvalidArgument("scan id prefix '" + std::string(prefix) + "' is ambiguous: it matches " +
-                                   *hits[0] + " and " + *hits[1]);
-  return *hits.front();
-}
-
 std::string AlignColumns(const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right) {
   std::vector<size_t> width;
   for (const auto& row : rows) {

@@ -63,11 +63,6 @@ std::vector<DiffEntry> DiffPools(const std::vector<PoolResult>& seen_by, const s
 Status PrintDiff(const std::vector<DiffEntry>& diff, const std::string& seen_by, const std::string& not_by,
                  const std::string& format, std::ostream& out);
 
-// The one of `ids` (16 hex digits each) that `prefix` names: the whole id or
-// a unique prefix of at least 4 hex digits. NotFound or InvalidArgument
-// (ambiguous, too short) otherwise.
-Result<std::string> MatchScanId(const std::vector<std::string>& ids, std::string_view prefix);
-
 // Rows of text as aligned columns, two blanks apart; columns flagged in
 // `right` are right-aligned (numbers). No trailing blanks.
 std::string AlignColumns(const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right);

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "mesh/agent/control.h"
+#include "mesh/api/control.h"
 
 namespace ndo {
 

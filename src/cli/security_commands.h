@@ -1,12 +1,10 @@
 // The secured cluster's commands: `ndo init` (a new cluster, on its first
-// node), `ndo token create` (a join token), and the enrolment that `ndo
-// join --token` does before the node starts. Each prints its own errors and
+// node) and `ndo token create` (a join token), on mesh/api/cluster.h. Each prints its own errors and
 // returns a process exit code (exit_codes.h); none throws.
 #pragma once
 
 #include <string>
 
-#include "mesh/agent/mesh_node.h"
 #include "scan/status.h"
 
 namespace ndo {
@@ -21,11 +19,5 @@ struct TokenCommand {
   std::string format = "table";  // or json
 };
 int RunTokenCreateCommand(const TokenCommand& cmd);
-
-// Enrols the node of `options` through `seed` with the join token and the
-// pinned CA hash, writing its certificate, key, CA and keyring into the
-// data dir. The node id is its saved one, if the data dir has a node.
-Status EnrolNode(const mesh::MeshNodeOptions& options, const mesh::HostPort& seed, const std::string& token_text,
-                 const std::string& ca_hash);
 
 }  // namespace ndo

@@ -45,7 +45,7 @@ Result<Opened> OpenScan(const ViewCommand& cmd) {
   if (cmd.scan_id.empty()) return Status::InvalidArgument("give the id of a distributed scan (see 'ndo view list')");
   auto store = OpenStore(cmd.data_dir);
   if (!store.ok()) return store.status();
-  auto scan = FindMeshScan(**store, cmd.scan_id);
+  auto scan = mesh::FindScanState(**store, cmd.scan_id);
   if (!scan.ok()) return scan.status();
   return Opened{std::move(*store), std::move(*scan)};
 }
@@ -168,7 +168,7 @@ Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out) {
   if (Status s = CheckFormat(cmd.format, {"table", "json"}); !s.ok()) return s;
   auto store = OpenStore(cmd.data_dir);
   if (!store.ok()) return store.status();
-  auto scans = ListMeshScans(**store);
+  auto scans = mesh::ListScanStates(**store);
   if (!scans.ok()) return scans.status();
   if (cmd.format == "json") {
     // JSON Lines: one object per distributed scan, its pools in "pools".

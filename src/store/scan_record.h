@@ -51,4 +51,9 @@ std::string EncodeScanSpec(const ScanSpec& spec);
 // input's size. Corruption on malformed bytes or an invalid spec.
 Result<ScanSpec> DecodeScanSpec(std::string_view bytes);
 
+// The one of `ids` (16 hex digits each) that `prefix` names: the whole id or
+// a unique prefix of at least 4 hex digits. NotFound or InvalidArgument
+// (ambiguous, too short) otherwise.
+Result<std::string> MatchScanId(const std::vector<std::string>& ids, std::string_view prefix);
+
 }  // namespace ndo

@@ -5,7 +5,7 @@
 // within their limits (vantage, member); it encodes, and
 // decode -> encode -> decode gives the same request.
 #include "fuzz_check.h"
-#include "mesh/agent/control.h"
+#include "mesh/api/control.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

@@ -6,7 +6,7 @@
 // decode -> encode -> decode gives the same response (texts, which the
 // decoder reads up to a NUL, included).
 #include "fuzz_check.h"
-#include "mesh/agent/control.h"
+#include "mesh/api/control.h"
 
 using namespace ndo;
 using namespace ndo::mesh;

@@ -1,5 +1,6 @@
 // The control socket's messages and its client, against fake agents.
-#include "mesh/agent/control.h"
+#include "mesh/api/control.h"
+#include "mesh/agent/membership_report.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>

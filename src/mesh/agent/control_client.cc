@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "mesh/membership/codec.h"
-#include "mesh/agent/control.h"
+#include "mesh/api/control.h"
 
 namespace ndo::mesh {
 namespace {

@@ -3,7 +3,7 @@
 // the frame streams (TCP and the Unix control socket share one template),
 // and the node itself. The node's decisions live in the sans-IO core; this
 // file only moves bytes, keeps time, and logs.
-#include "mesh/agent/mesh_node.h"
+#include "mesh/api/node.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,7 +30,8 @@
 
 #include "mesh/transport/asio_streams.h"
 #include "mesh/membership/codec.h"
-#include "mesh/agent/control.h"
+#include "mesh/api/control.h"
+#include "mesh/agent/membership_report.h"
 #include "mesh/security/enrolment.h"
 #include "mesh/security/gossip_seal.h"
 #include "mesh/security/security_state.h"

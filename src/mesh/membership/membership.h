@@ -60,9 +60,6 @@ using Clock = std::chrono::steady_clock;
 using Time = Clock::time_point;
 using Duration = Clock::duration;
 
-enum class MemberState : uint8_t { kAlive, kSuspect, kDead, kLeft };
-std::string_view MemberStateName(MemberState s);
-inline bool IsGone(MemberState s) { return s == MemberState::kDead || s == MemberState::kLeft; }
 
 struct Member {
   MemberInfoPtr info;

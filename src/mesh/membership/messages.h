@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ndo::mesh {
@@ -107,5 +108,11 @@ struct StreamRequest {
   std::string address;
   PushPull request;
 };
+
+// A member as one node sees it (SWIM); said in members lists and control
+// answers, so it lives beside the ids.
+enum class MemberState : uint8_t { kAlive, kSuspect, kDead, kLeft };
+std::string_view MemberStateName(MemberState s);
+inline bool IsGone(MemberState s) { return s == MemberState::kDead || s == MemberState::kLeft; }
 
 }  // namespace ndo::mesh

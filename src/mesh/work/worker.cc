@@ -115,17 +115,6 @@ Result<ShardLease> RenewLease(WorkStates& states, const NodeId& worker, const Sc
   return sh.lease;
 }
 
-uint32_t MeshShardCount(u128 probes, double rate_per_node) {
-  constexpr double kShardSeconds = 20;
-  constexpr double kUnlimitedRate = 20000;  // what one node's descriptors sustain, roughly
-  constexpr double kMaxPerShard = 1e18;     // keeps the conversion below defined for absurd rates
-  double rate = rate_per_node > 0 ? rate_per_node : kUnlimitedRate;  // NaN too: unlimited
-  double per_shard = std::clamp(rate * kShardSeconds, 1.0, kMaxPerShard);
-  u128 per = static_cast<u128>(per_shard);
-  u128 shards = probes / per + (probes % per != 0 ? 1 : 0);  // no overflow near 2^128
-  return static_cast<uint32_t>(std::clamp<u128>(shards, 1, kMaxPoolShards));
-}
-
 std::string_view WorkActionKindName(WorkAction::Kind k) {
   switch (k) {
     case WorkAction::Kind::kRequestLease: return "request-lease";

@@ -111,15 +111,6 @@ Result<ShardLease> RenewLease(WorkStates& states, const NodeId& worker, const Sc
                               const std::string& vantage, uint32_t shard, uint64_t epoch, int64_t now_ms,
                               const WorkConfig& cfg);
 
-// Shards for a mesh scan, sized so that one takes about 20 s at a node's
-// rate (between 10 and 20 s unless clamped): long enough that the
-// coordinator grants each node a shard only every 20 s or so and a lease
-// sees a renewal or two, short enough that a crashed node costs at most
-// ~20 s of rescanning and the work spreads over many nodes. rate_per_node 0
-// (unlimited) is taken as 20,000 probes/s. At least 1, at most
-// kMaxPoolShards (a scan so big that shards last longer simply has long ones).
-uint32_t MeshShardCount(u128 probes, double rate_per_node);
-
 // ---- Worker side ------------------------------------------------------------
 
 // The dead man's switch's notion of contact: a coordinator, alive and not

@@ -1,4 +1,5 @@
-// A mesh node in production: the membership core (mesh/membership.h) driven
+// The agent, as the CLI starts it: a mesh node in production, the membership
+// core (mesh/membership/membership.h) driven
 // by real sockets on one Asio thread, with its identity and members kept in
 // the data directory's store, logs on standard error, and a control socket
 // for `ndo members` and `ndo leave`.

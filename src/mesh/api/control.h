@@ -10,7 +10,6 @@
 #include <string_view>
 #include <vector>
 
-#include "mesh/membership/membership.h"
 #include "mesh/membership/messages.h"
 #include "mesh/security/join_token.h"
 #include "scan/status.h"
@@ -75,9 +74,6 @@ Result<std::string> EncodeControlRequest(const ControlRequest& request);
 Result<ControlRequest> DecodeControlRequest(std::string_view body);
 Result<std::string> EncodeControlResponse(const ControlResponse& response);
 Result<ControlResponse> DecodeControlResponse(std::string_view body);
-
-// The agent's answer to `command` from its membership (pure: no I/O).
-ControlResponse DescribeMembership(const Membership& membership, ControlCommand command);
 
 // Sends `command` to the agent of `data_dir` and waits for the answer, at
 // most `timeout` in all. Unavailable, with a message an operator can act on,
