@@ -46,7 +46,7 @@
 #include "mesh/security/enrolment.h"
 #include "mesh/security/gossip_seal.h"
 #include "mesh/security/security_state.h"
-#include "mesh/transport/stream_frame.h"
+#include "mesh/membership/stream_frame.h"
 #include "mesh/security/join_token.h"
 #include "mesh/membership/messages.h"
 #include "mesh/agent/node_identity.h"

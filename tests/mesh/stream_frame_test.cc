@@ -1,7 +1,7 @@
 // The envelope of stream frames and the routing of inbound frames
 // (mesh/stream_frame.h): every kind round-trips, empty and unknown frames
 // are errors, and every row of the routing table.
-#include "mesh/transport/stream_frame.h"
+#include "mesh/membership/stream_frame.h"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,11 @@
 // The Asio driver of a mesh node: the only translation unit of ndo_mesh that
 // includes Asio (it is slow to compile). It holds the TCP StreamTransport,
 // the frame streams (TCP and the Unix control socket share one template),
-// and the node itself. The node's decisions live in the sans-IO core; this
-// file only moves bytes, keeps time, and logs.
+// and the node itself. The node's decisions live in sans-IO pieces: the
+// membership core, the work core (through agent/work_service.h), and the
+// node's services (rejoin_policy.h, security_sync.h, enrolment_relay.h,
+// control_router.h). This file feeds them inputs and the time, and carries
+// out what they return on sockets, timers, streams and the store.
 #include "mesh/api/node.h"
 
 #include <sys/stat.h>
@@ -31,11 +34,15 @@
 #include "mesh/transport/asio_streams.h"
 #include "mesh/membership/codec.h"
 #include "mesh/api/control.h"
+#include "mesh/agent/control_router.h"
 #include "mesh/agent/membership_report.h"
 #include "mesh/security/enrolment.h"
+#include "mesh/security/enrolment_relay.h"
 #include "mesh/security/gossip_seal.h"
+#include "mesh/membership/rejoin_policy.h"
 #include "mesh/security/security_state.h"
-#include "mesh/transport/stream_frame.h"
+#include "mesh/security/security_sync.h"
+#include "mesh/membership/stream_frame.h"
 #include "mesh/security/tls_context.h"
 #include "mesh/work/work_messages.h"
 #include "mesh/agent/work_service.h"
@@ -53,14 +60,6 @@ using namespace detail;  // the Asio stream pieces (mesh/asio_streams.h)
 constexpr size_t kMaxOutstandingSends = 1024;
 constexpr size_t kMaxOutboundStreams = 32;
 constexpr size_t kMaxControlStreams = 8;
-// A node that has been alone (no other member alive) this long while it
-// knows addresses to try goes back to joining: after an isolation longer
-// than reap_after it has reaped everyone, and the core alone never calls
-// on a reaped member again.
-constexpr SteadyDuration kRejoinWhenAloneAfter = std::chrono::seconds(10);
-// How often a member of a secured cluster exchanges its security state with
-// a random other member.
-constexpr SteadyDuration kSecuritySyncInterval = std::chrono::seconds(10);
 constexpr std::string_view kSecurityStateKey = "mesh.security";
 
 std::string_view StateMessage(MemberState s) {
@@ -113,13 +112,15 @@ class Node {
   using ReplyHandler = std::function<void(Result<std::string> reply, const NodeId& peer)>;
   // One frame out, one frame back over a new stream to `address`.
   void RequestReply(const std::string& address, std::string body, ReplyHandler on_reply);
-  // The replicated security state (secured clusters): load, apply, share.
+  // The replicated security state (secured clusters, mesh/security_sync.h):
+  // what the service asks for, carried out.
   Status LoadSecurityState();
-  void ApplySecurityState(const std::string& why);
-  void SyncSecurityWith(const std::string& address);
-  void PushSecurityToAll();
+  void DrainSecurity();
+  void PutInForce(const SecurityChange& change);
+  void SendSecuritySync(const SecuritySyncRequest& request);
   void OnSecuritySync(const FrameStreamPtr& stream, std::string_view body);
-  bool MergeSecurity(const SecurityState& other);
+  std::vector<SecurityPeer> AlivePeers() const;
+  int64_t UnixNow() const { return static_cast<int64_t>(std::time(nullptr)); }
   ControlResponse RotateKeys();
   ControlResponse RemoveMember(const std::string& who);
   void PushPullFailed(const std::string& address, const std::string& reason);
@@ -148,13 +149,10 @@ class Node {
   void LogEvent(const MemberEvent& e);
   void ArmTimer();
   void OnTimer();
-  void SecurityTick(Time now);
   void MaybeSave(bool force);
   void PersistCounters();
-  bool KeepAbsentMembers(Time now) const;
-  void TrackAlone(Time now);
   void StartRejoin(Time now);
-  std::vector<std::string> JoinSample();
+  void LogRejoinEvents();
   void BeginLeave(const std::string& why);
   void Finish();
 
@@ -169,10 +167,8 @@ class Node {
   std::shared_ptr<RevocationSet> revoked_ = std::make_shared<RevocationSet>();
   std::unique_ptr<EnrolmentAuthority> authority_;  // when this node holds the CA key
   std::shared_ptr<AeadSeal> aead_;                 // the seal, when the node made it
-  SecurityState security_;
-  std::optional<int64_t> next_key_change_;         // unix seconds
-  Time next_security_sync_{};
-  bool self_revoked_logged_ = false;
+  std::optional<SecuritySync> security_;          // a secured cluster only
+  EnrolmentRelay relay_{0};                         // reseeded at start
   EnrolmentLimiter enrol_limiter_;
   LogLimiter enrol_refusals_{20, std::chrono::seconds(10)};
   std::unique_ptr<StreamTransport> streams_;
@@ -192,17 +188,11 @@ class Node {
   size_t outbound_streams_ = 0;
   uint64_t timer_generation_ = 0;
 
-  // Joining: retried with backoff until the core confirms it.
-  std::vector<std::string> join_addresses_;  // seeds first, then known members
-  size_t join_seed_count_ = 0;
-  std::mt19937_64 rng_{0};
-  bool join_pending_ = false;
-  bool rejoining_ = false;  // joining again after being alone: done when someone is alive
-  Time next_join_{};
-  SteadyDuration join_backoff_{};
-  int join_attempts_ = 0;
-  std::optional<Time> alone_since_;    // no other member alive since
-  std::optional<Time> together_since_;  // joined, with others alive, since
+  // Joining and rejoining (mesh/rejoin_policy.h), from the start on.
+  std::optional<RejoinPolicy> rejoin_;
+  std::vector<std::string> initial_join_;  // seeds first, then saved members
+  size_t initial_seed_count_ = 0;
+  std::mt19937_64 rng_{0};  // seeds the work service
 
   // Persistence. saved_* are the counters known to be on disk (synced).
   bool dirty_ = false;
@@ -254,8 +244,8 @@ Status Node::OpenState() {
   saved_epoch_ = state_.max_epoch_seen;
   std::vector<std::string> seeds;
   for (const auto& s : opts_.seeds) seeds.push_back(s.ToString());
-  join_addresses_ = RejoinAddresses(state_, seeds);
-  join_seed_count_ = std::min(seeds.size(), join_addresses_.size());
+  initial_join_ = RejoinAddresses(state_, seeds);
+  initial_seed_count_ = std::min(seeds.size(), initial_join_.size());
   if (saved)
     Log(LogLevel::kInfo, "restarting with saved identity",
         {{"id", state_.self.id.Hex()}, {"incarnation", state_.incarnation},
@@ -331,17 +321,16 @@ Status Node::Start() {
   core_.emplace(state_.self, opts_.membership, *seed, now, state_.incarnation);
   core_->set_max_epoch_seen(state_.max_epoch_seen);
   rng_.seed(*seed ^ 0x5bd1e995);
+  RejoinConfig rejoin{opts_.join_retry_first, opts_.join_retry_max, kRejoinWhenAloneAfter, opts_.membership.reap_after};
+  rejoin_.emplace(rejoin, rng_());
+  relay_ = EnrolmentRelay(rng_());
   if (Status s = SetUpWork(); !s.ok()) return s;
   Log(LogLevel::kInfo, "node started",
       {{"id", state_.self.id.Hex()}, {"name", state_.self.name}, {"vantage", state_.self.vantage},
        {"addr", state_.self.address}, {"listen", listen_.ToString()}, {"priority", state_.self.priority},
        {"incarnation", state_.incarnation}, {"streams", std::string(streams_->name())},
        {"data_dir", opts_.data_dir}});
-  if (!join_addresses_.empty()) {
-    join_pending_ = true;
-    join_backoff_ = opts_.join_retry_first;
-    next_join_ = now;  // at once, from the first timer
-  }
+  rejoin_->Start(initial_join_, initial_seed_count_, now);  // the first attempt from the first timer
 
   signals_.add(SIGINT);
   signals_.add(SIGTERM);
@@ -601,25 +590,20 @@ void Node::OnControlStream(const std::shared_ptr<LocalStream>& stream) {
   stream->ReadFrame(kMaxControlRequestBytes, [this, stream](Result<std::string> frame) {
     if (!frame.ok()) return DropStream(stream, "control: " + frame.status().message());
     auto request = DecodeControlRequest(*frame);
+    ControlFacts facts{static_cast<bool>(opts_.cluster), opts_.cluster && opts_.cluster->holds_ca_key()};
+    ControlRoute route = RouteControl(request, facts);
     ControlResponse response;
-    if (!request.ok()) {
-      response.error = request.status().message();
-    } else if (request->command == ControlCommand::kCreateToken) {
-      response = CreateTokenFor(request->token);
-    } else if ((request->command == ControlCommand::kRemoveMember || request->command == ControlCommand::kRotateKeys) &&
-               !opts_.cluster) {
-      response.error = "this agent runs an unsecured mesh (--insecure): there are no keys or certificates";
-    } else if (request->command == ControlCommand::kRotateKeys) {
-      response = RotateKeys();
-    } else if (request->command == ControlCommand::kRemoveMember) {
-      response = RemoveMember(request->member);
-    } else if (request->command == ControlCommand::kSubmitScan) {
-      response = SubmitScan(*request);
-    } else if (request->command == ControlCommand::kScanControl) {
-      response = ControlScan(*request);
-    } else {
-      response = DescribeMembership(*core_, request->command);
-      if (request->command == ControlCommand::kLeave) response.leaving = true;
+    switch (route.call) {
+      case ControlCall::kRefuse: response.error = route.error; break;
+      case ControlCall::kCreateToken: response = CreateTokenFor(request->token); break;
+      case ControlCall::kRotateKeys: response = RotateKeys(); break;
+      case ControlCall::kRemoveMember: response = RemoveMember(request->member); break;
+      case ControlCall::kSubmitScan: response = SubmitScan(*request); break;
+      case ControlCall::kScanControl: response = ControlScan(*request); break;
+      case ControlCall::kDescribe:
+        response = DescribeMembership(*core_, request->command);
+        if (route.leave) response.leaving = true;
+        break;
     }
     auto body = EncodeControlResponse(response);
     if (!body.ok()) {
@@ -630,7 +614,7 @@ void Node::OnControlStream(const std::shared_ptr<LocalStream>& stream) {
     }
     // A rotation or revocation may have scheduled a key change.
     ArmTimer();
-    bool leave = request.ok() && request->command == ControlCommand::kLeave;
+    bool leave = route.leave;
     stream->WriteFrame(std::move(*body), [this, stream, leave](Status) {
       stream->Close();
       if (leave) BeginLeave("control request");
@@ -659,40 +643,49 @@ Status Node::SetUpSecurity() {
   }
   if (opts_.cluster->holds_ca_key()) authority_ = std::make_unique<EnrolmentAuthority>(*store_, *opts_.cluster);
   if (Status s = LoadSecurityState(); !s.ok()) return s;
-  // Members without the CA key relay enrolments to the ones announced here.
-  if (authority_ && AddAuthority(security_, state_.self.id)) ApplySecurityState("enrolment authority");
+  if (authority_) {
+    security_->AddSelfAsAuthority(UnixNow());
+    DrainSecurity();
+  }
   return Status::Ok();
 }
 
 Status Node::LoadSecurityState() {
-  security_ = StateFromKeyring(opts_.cluster->keyring);
-  auto saved = store_->GetMeta(kSecurityStateKey);
-  if (saved.ok()) {
-    auto decoded = DecodeSecurityState(*saved);
-    if (!decoded.ok()) return decoded.status().WithContext("the saved security state");
-    Merge(security_, *decoded);
-  } else if (saved.status().code() != Status::Code::kNotFound) {
-    return saved.status();
+  auto seed = RandomSeed();
+  if (!seed.ok()) return seed.status();
+  security_.emplace(state_.self.id, *seed);
+  std::optional<std::string> saved;
+  auto bytes = store_->GetMeta(kSecurityStateKey);
+  if (bytes.ok()) {
+    saved = std::move(*bytes);
+  } else if (bytes.status().code() != Status::Code::kNotFound) {
+    return bytes.status();
   }
-  ApplySecurityState("start");
+  if (Status s = security_->Load(opts_.cluster->keyring, saved, UnixNow()); !s.ok()) return s;
+  DrainSecurity();
   return Status::Ok();
 }
 
-// After any change of the security state: revocations into the set every
+// What the security service asks for, carried out: its changes put in
+// force, its states sent. Called after every input to it.
+void Node::DrainSecurity() {
+  for (const SecurityChange& change : security_->TakeChanges()) PutInForce(change);
+  for (const SecuritySyncRequest& request : security_->TakeRequests()) SendSecuritySync(request);
+}
+
+// After any change of the security state: the state into the store (synced:
+// a revocation must survive a crash), revocations into the set every
 // handshake and datagram consults, the keys due now into the seal and the
-// keyring file, the state into the store (synced: a revocation must survive
-// a crash).
-void Node::ApplySecurityState(const std::string& why) {
-  int64_t unix_now = static_cast<int64_t>(std::time(nullptr));
-  PruneRemovedKeys(security_, unix_now);
+// keyring file.
+void Node::PutInForce(const SecurityChange& change) {
   // On disk first: what is put in force below survives a crash.
-  auto bytes = EncodeSecurityState(security_);
-  Status saved = bytes.ok() ? store_->PutMeta(kSecurityStateKey, *bytes, /*sync=*/true) : bytes.status();
+  Status saved = change.persist.ok() ? store_->PutMeta(kSecurityStateKey, *change.persist, /*sync=*/true)
+                                     : change.persist.status();
   if (!saved.ok()) Log(LogLevel::kError, "cannot save the security state", {{"reason", saved.message()}});
   RevocationSet revoked;
-  for (const RevokedNode& r : security_.revoked) revoked.Add(r.serial_hex, r.node);
+  for (const RevokedNode& r : security_->state().revoked) revoked.Add(r.serial_hex, r.node);
   *revoked_ = std::move(revoked);
-  auto ring = EffectiveKeyring(security_, unix_now);
+  const Result<Keyring>& ring = change.keyring;
   if (!ring.ok()) {
     Log(LogLevel::kError, "no usable gossip key in the security state", {{"reason", ring.status().message()}});
   } else if (aead_) {
@@ -706,129 +699,83 @@ void Node::ApplySecurityState(const std::string& why) {
       if (Status st = aead_->SetKeyring(*ring); !st.ok()) {
         Log(LogLevel::kError, "cannot install gossip keys", {{"reason", st.message()}});
       } else {
-        Log(LogLevel::kInfo, "gossip keys changed", {{"primary", ring->primary}, {"keys", ids(*ring)}, {"why", why}});
+        Log(LogLevel::kInfo, "gossip keys changed",
+            {{"primary", ring->primary}, {"keys", ids(*ring)}, {"why", change.why}});
         if (Status st2 = SaveKeyring(opts_.data_dir, *ring); !st2.ok())
           Log(LogLevel::kError, "cannot save the keyring", {{"reason", st2.message()}});
       }
     }
   }
-  next_key_change_ = NextKeyChange(security_, unix_now);
-  if (revoked_->IsRevoked(state_.self.id) && !self_revoked_logged_) {
-    self_revoked_logged_ = true;
+  if (change.self_revoked)
     Log(LogLevel::kError, "this node has been revoked (ndo members remove): the others refuse it");
-  }
 }
 
-bool Node::MergeSecurity(const SecurityState& other) {
-  if (!Merge(security_, other)) return false;
-  ApplySecurityState("merged from a member");
-  return true;
-}
-
-void Node::SyncSecurityWith(const std::string& address) {
-  auto body = EncodeSecurityState(security_);
-  if (!body.ok()) return Log(LogLevel::kError, "cannot encode the security state", {{"reason", body.status().message()}});
-  RequestReply(address, EncodeFrame(FrameKind::kSecuritySync, *body), [this, address](Result<std::string> reply,
-                                                                                        const NodeId&) {
+void Node::SendSecuritySync(const SecuritySyncRequest& request) {
+  std::string address = request.address;
+  RequestReply(address, EncodeFrame(FrameKind::kSecuritySync, request.body), [this, address](Result<std::string> reply,
+                                                                                               const NodeId&) {
+    if (finished_ || !security_) return;
     Result<std::string_view> bytes = reply.ok() ? ExpectFrame(*reply, FrameKind::kSecuritySync) : reply.status();
     if (!bytes.ok())
       return Log(LogLevel::kDebug, "security sync failed", {{"addr", address}, {"reason", bytes.status().message()}});
-    auto other = DecodeSecurityState(*bytes);
-    if (!other.ok())
-      return Log(LogLevel::kWarn, "bad security state from a member", {{"addr", address}, {"reason", other.status().message()}});
-    MergeSecurity(*other);
+    if (Status s = security_->OnSyncReply(*bytes, UnixNow()); !s.ok())
+      return Log(LogLevel::kWarn, "bad security state from a member", {{"addr", address}, {"reason", s.message()}});
+    DrainSecurity();
     ArmTimer();
   });
 }
 
 void Node::OnSecuritySync(const FrameStreamPtr& stream, std::string_view body) {
-  auto other = DecodeSecurityState(body);
-  if (!other.ok()) return DropStream(stream, "bad security state: " + other.status().message());
-  MergeSecurity(*other);
+  auto reply = security_->OnSyncRequest(body, UnixNow());
+  if (!reply.ok() && reply.status().code() == Status::Code::kInvalidArgument)
+    return DropStream(stream, reply.status().message());
+  DrainSecurity();
   ArmTimer();
-  auto reply = EncodeSecurityState(security_);
   if (!reply.ok()) return stream->Close();
   stream->WriteFrame(EncodeFrame(FrameKind::kSecuritySync, *reply), [stream](Status) { stream->Close(); });
 }
 
-// A change made here goes to every alive member at once; the periodic sync
-// with a random member brings it to those that missed it.
-void Node::PushSecurityToAll() {
+// The members the membership says are alive (not suspect), with an address.
+std::vector<SecurityPeer> Node::AlivePeers() const {
+  std::vector<SecurityPeer> alive;
   for (const auto& [id, m] : core_->members())
-    if (m.info && m.state == MemberState::kAlive && !revoked_->IsRevoked(id)) SyncSecurityWith(m.info->address);
+    if (m.info && m.state == MemberState::kAlive) alive.push_back({id, m.info->address});
+  return alive;
 }
 
 ControlResponse Node::RotateKeys() {
   ControlResponse r;
-  int64_t unix_now = static_cast<int64_t>(std::time(nullptr));
-  Keyring held;
-  held.keys = security_.keys;
-  Status scheduled = Status::Unavailable("no free gossip key id");
-  GossipKey fresh;
-  for (int attempt = 0; attempt < 8 && !scheduled.ok(); ++attempt) {
-    auto key = NewGossipKey(held, unix_now);
-    if (!key.ok()) {
-      scheduled = key.status();
-      break;
-    }
-    fresh = *key;
-    scheduled = ScheduleRotation(security_, fresh, unix_now);
-  }
-  if (!scheduled.ok()) {
-    r.error = "cannot rotate the gossip keys: " + scheduled.message();
+  auto done = security_->Rotate(UnixNow(), AlivePeers());
+  DrainSecurity();
+  if (!done.ok()) {
+    r.error = done.status().message();
     return r;
   }
-  ApplySecurityState("rotation");
-  PushSecurityToAll();
-  r.message = "new gossip key " + std::to_string(fresh.id) + " seals from unix time " +
-              std::to_string(unix_now + kRotationLead) + " (in " + std::to_string(kRotationLead) +
-              " s); the keys before it are removed " + std::to_string(kRotationOverlap) + " s later";
-  Log(LogLevel::kInfo, "gossip key rotation scheduled", {{"key", fresh.id}, {"primary_from_unix", unix_now + kRotationLead}});
+  r.message = done->message;
+  Log(LogLevel::kInfo, "gossip key rotation scheduled", {{"key", done->key}, {"primary_from_unix", done->primary_from_unix}});
   return r;
 }
 
 ControlResponse Node::RemoveMember(const std::string& who) {
   ControlResponse r;
-  // By name, by id, or by an id prefix of 8 or more hex digits; a full id
-  // may name a node this one no longer knows (already reaped).
-  std::vector<std::pair<NodeId, std::string>> matches;
-  for (const auto& [id, m] : core_->members()) {
-    std::string hex = id.Hex();
-    bool by_id = who.size() >= 8 && hex.compare(0, who.size(), who) == 0;
-    if (by_id || (m.info && m.info->name == who)) matches.emplace_back(id, m.info ? m.info->name : "");
-  }
-  if (matches.empty()) {
-    NodeId id = NodeId::FromHex(who);
-    if (id.empty()) {
-      r.error = "no member is named or has an id starting with '" + who + "'";
-      return r;
-    }
-    matches.emplace_back(id, "");
-  }
-  if (matches.size() > 1) {
-    r.error = "'" + who + "' matches " + std::to_string(matches.size()) + " members; give the full node id";
+  std::vector<NamedMember> members;
+  for (const auto& [id, m] : core_->members())
+    members.push_back({id, m.info ? m.info->name : "", static_cast<bool>(m.info)});
+  auto named = ResolveMember(who, members, state_.self.id);
+  if (!named.ok()) {
+    r.error = named.status().message();
     return r;
   }
-  auto [node, name] = matches.front();
-  if (node == state_.self.id) {
-    r.error = "a node cannot remove itself; run `ndo members remove` on another member (or `ndo leave`)";
-    return r;
-  }
-  int64_t unix_now = static_cast<int64_t>(std::time(nullptr));
-  RevokedNode revoked{node, "", unix_now, name};
-  if (auto serial = IssuedSerial(*store_, node); serial.ok()) revoked.serial_hex = *serial;
-  Revoke(security_, revoked);
-  // In force, saved and on its way to every member at once, whatever the
-  // rotation below does.
-  ApplySecurityState("revocation");
-  PushSecurityToAll();
-  // The removed node knows the gossip keys: new ones, which it will never
-  // receive (every stream refuses it now), replace them.
-  ControlResponse rotation = RotateKeys();
-  r.message = "node " + node.Hex() + (name.empty() ? "" : " (" + name + ")") +
-              " is revoked: every member refuses its streams and datagrams; " +
-              (rotation.error.empty() ? rotation.message : rotation.error);
-  Log(LogLevel::kWarn, "member revoked", {{"id", node.Hex()}, {"name", name}, {"serial", revoked.serial_hex}});
+  int64_t unix_now = UnixNow();
+  RevokedNode revoked{named->id, "", unix_now, named->name};
+  if (auto serial = IssuedSerial(*store_, named->id); serial.ok()) revoked.serial_hex = *serial;
+  RevocationDone done = security_->Revoke(revoked, unix_now, AlivePeers());
+  DrainSecurity();
+  r.message = done.message;
+  if (done.rotation.ok())
+    Log(LogLevel::kInfo, "gossip key rotation scheduled",
+        {{"key", done.rotation->key}, {"primary_from_unix", done.rotation->primary_from_unix}});
+  Log(LogLevel::kWarn, "member revoked", {{"id", revoked.node.Hex()}, {"name", revoked.name}, {"serial", revoked.serial_hex}});
   return r;
 }
 
@@ -901,35 +848,25 @@ EnrolReply Node::Enrol(const EnrolRequest& request, std::string_view exporter, c
 // session with this member, whose exporter goes along.
 void Node::RelayEnrolment(const FrameStreamPtr& stream, std::string request_bytes, const EnrolRequest& request,
                           std::string exporter, const std::string& source) {
-  std::vector<std::string> authorities;
-  for (const NodeId& id : security_.authorities)
-    if (const Member* m = core_->Find(id); m && m->info && m->state == MemberState::kAlive && !revoked_->IsRevoked(id))
-      authorities.push_back(m->info->address);
-  if (authorities.empty()) {
-    RefuseEnrolment(stream->peer(), request.token_id, "no enrolment authority (a member holding the CA key) is alive");
-    return Answer(stream, EnrolReply{"enrolment unavailable: no member that can enrol is reachable now"});
+  auto plan = relay_.Plan(std::move(request_bytes), std::move(exporter), source, security_->state(), AlivePeers());
+  if (!plan.ok()) {
+    if (plan.status().code() != Status::Code::kUnavailable) return stream->Close();
+    RefuseEnrolment(stream->peer(), request.token_id, plan.status().message());
+    return Answer(stream, EnrolmentRelay::Refusal());
   }
-  auto body = EncodeRelayedEnrol({std::move(request_bytes), std::move(exporter), source});
-  if (!body.ok()) return stream->Close();
-  const std::string& to = authorities[std::uniform_int_distribution<size_t>(0, authorities.size() - 1)(rng_)];
-  RequestReply(to, EncodeFrame(FrameKind::kEnrolRelay, *body), [this, stream, source, token = request.token_id, to](Result<std::string> reply,
-                                                                                          const NodeId&) {
-    Result<EnrolReply> decoded = Status::Unavailable("no reply");
-    if (!reply.ok()) {
-      decoded = reply.status();
-    } else if (auto bytes = ExpectFrame(*reply, FrameKind::kEnrolRelay); !bytes.ok()) {
-      decoded = Status::InvalidArgument("not an enrolment reply: " + bytes.status().message());
-    } else {
-      decoded = DecodeEnrolReply(*bytes);
+  std::string to = plan->to;
+  RequestReply(to, std::move(plan->frame), [this, stream, source, token = request.token_id, to](Result<std::string> reply,
+                                                                                                const NodeId&) {
+    RelayOutcome outcome = EnrolmentRelay::OnReply(reply);
+    if (!outcome.relayed) {
+      RefuseEnrolment(stream->peer(), token, "relay to " + to + " failed: " + outcome.log_reason);
+      return Answer(stream, outcome.answer);
     }
-    if (!decoded.ok()) {
-      RefuseEnrolment(stream->peer(), token, "relay to " + to + " failed: " + decoded.status().message());
-      return Answer(stream, EnrolReply{"enrolment unavailable: the member that can enrol did not answer"});
-    }
-    if (!decoded->error.empty()) enrol_limiter_.RecordFailure(source, Now());
+    if (outcome.record_failure) enrol_limiter_.RecordFailure(source, Now());
     Log(LogLevel::kInfo, "relayed enrolment",
-        {{"from", stream->peer()}, {"to", to}, {"token", token}, {"result", decoded->error.empty() ? "enrolled" : decoded->error}});
-    Answer(stream, *decoded);
+        {{"from", stream->peer()}, {"to", to}, {"token", token},
+         {"result", outcome.record_failure ? outcome.log_reason : "enrolled"}});
+    Answer(stream, outcome.answer);
   });
 }
 
@@ -1059,15 +996,7 @@ ControlResponse Node::ControlScan(const ControlRequest& request) {
 }
 
 ControlResponse Node::CreateTokenFor(const TokenParams& params) {
-  ControlResponse r;
-  if (!opts_.cluster) {
-    r.error = "this agent runs an unsecured mesh (--insecure): there are no tokens";
-    return r;
-  }
-  if (!opts_.cluster->holds_ca_key()) {
-    r.error = "only a node that holds the cluster CA key (the one that ran ndo init) can issue tokens";
-    return r;
-  }
+  ControlResponse r;  // routed here only for the CA holder of a secured cluster (control_router.h)
   auto token = CreateToken(*store_, params, static_cast<int64_t>(std::time(nullptr)));
   auto hash = SpkiSha256(opts_.cluster->ca_pem);
   if (!token.ok() || !hash.ok()) {
@@ -1123,19 +1052,13 @@ void Node::AfterInput() {
   // is only queued here; the timer armed below sends it.
   for (const auto& payload : core_->TakePayloads())
     if (work_ && !leaving_) work_->OnPayload(payload);
-  // A rejoin after being alone is done when someone is alive again (the
-  // core counts itself joined from the first join on).
-  if (join_pending_ && core_->joined() && (!rejoining_ || core_->AliveCount() > 1)) {
-    join_pending_ = false;
-    Log(LogLevel::kInfo, rejoining_ ? "rejoined" : "joined",
-        {{"attempts", join_attempts_}, {"alive", static_cast<uint64_t>(core_->AliveCount())}});
+  if (rejoin_->Observe(core_->joined(), core_->AliveCount(), Now())) {
     // The security state at once (a rotation or revocation may be under
     // way), not after the first sync interval.
-    if (opts_.cluster) next_security_sync_ = Now();
-    rejoining_ = false;
+    if (security_) security_->SyncSoon(Now());
     dirty_ = true;
   }
-  TrackAlone(Now());
+  LogRejoinEvents();
   ArmTimer();
 }
 
@@ -1156,58 +1079,45 @@ void Node::PersistCounters() {
   saved_epoch_ = epoch;
 }
 
-void Node::TrackAlone(Time now) {
-  if (core_->AliveCount() > 1) {
-    alone_since_.reset();
-  } else if (!alone_since_) {
-    alone_since_ = now;
-  }
-  if (core_->joined() && core_->AliveCount() > 1) {
-    if (!together_since_) together_since_ = now;
-  } else {
-    together_since_.reset();
+void Node::LogRejoinEvents() {
+  for (const RejoinEvent& e : rejoin_->TakeEvents()) {
+    switch (e.kind) {
+      case RejoinEvent::Kind::kJoined:
+      case RejoinEvent::Kind::kRejoined:
+        Log(LogLevel::kInfo, e.kind == RejoinEvent::Kind::kRejoined ? "rejoined" : "joined",
+            {{"attempts", e.attempts}, {"alive", static_cast<uint64_t>(e.alive)}});
+        break;
+      case RejoinEvent::Kind::kRejoining:
+        Log(LogLevel::kWarn, "alone: no other member alive, rejoining",
+            {{"alone_s", Seconds(kRejoinWhenAloneAfter)}, {"addresses", static_cast<uint64_t>(e.addresses)}});
+        break;
+    }
   }
 }
 
-// Saved members the core no longer (or not yet) knows are kept, except once
-// this node has been part of a live mesh for reap_after: anything the others
-// still knew would have reached it by then, so the rest was reaped by all.
-bool Node::KeepAbsentMembers(Time now) const {
-  return !together_since_ || now - *together_since_ < opts_.membership.reap_after;
-}
-
+// The policy says when; the addresses come from here: the seeds, and every
+// member known now or saved.
 void Node::StartRejoin(Time now) {
-  // The addresses to try: the seeds, and every member known now or saved.
   NodeState known = SnapshotNodeState(*core_, state_.listen);
-  state_.members = MergeSavedMembers(std::move(known.members), state_.members, KeepAbsentMembers(now));
+  state_.members = MergeSavedMembers(std::move(known.members), state_.members, rejoin_->KeepAbsentMembers(now));
   std::vector<std::string> seeds;
   for (const auto& s : opts_.seeds) seeds.push_back(s.ToString());
-  join_addresses_ = RejoinAddresses(state_, seeds);
-  join_seed_count_ = std::min(seeds.size(), join_addresses_.size());
-  alone_since_ = now;  // with nothing to try, look again in a while
-  if (join_addresses_.empty()) return;
-  Log(LogLevel::kWarn, "alone: no other member alive, rejoining",
-      {{"alone_s", Seconds(kRejoinWhenAloneAfter)}, {"addresses", static_cast<uint64_t>(join_addresses_.size())}});
-  join_pending_ = true;
-  rejoining_ = true;
-  join_attempts_ = 0;
-  join_backoff_ = opts_.join_retry_first;
-  next_join_ = now;
+  std::vector<std::string> addresses = RejoinAddresses(state_, seeds);
+  rejoin_->Rejoin(std::move(addresses), seeds.size(), now);
+  LogRejoinEvents();
 }
 
 void Node::ArmTimer() {
   Time now = Now();
-  Time wake = core_->NextWakeup();
-  if (join_pending_) wake = std::min(wake, next_join_);
-  if (!join_pending_ && !leaving_ && alone_since_) wake = std::min(wake, *alone_since_ + kRejoinWhenAloneAfter);
+  Time wake = std::min(core_->NextWakeup(), rejoin_->NextWakeup());
   if (dirty_) wake = std::min(wake, std::max(next_save_, now));
   if (leaving_) wake = std::min(wake, leave_done_);
-  if (opts_.cluster && !leaving_) {
-    wake = std::min(wake, next_security_sync_);
-    if (next_key_change_) {
+  if (security_ && !leaving_) {
+    wake = std::min(wake, security_->NextSync());
+    if (auto change = security_->NextKeyChange()) {
       // Clamped before the conversion: a time far ahead (from a hostile or
       // broken peer) must not overflow the clock's arithmetic.
-      int64_t in_s = std::clamp<int64_t>(*next_key_change_ - static_cast<int64_t>(std::time(nullptr)), 0, 60);
+      int64_t in_s = std::clamp<int64_t>(*change - UnixNow(), 0, 60);
       wake = std::min(wake, now + std::chrono::seconds(in_s) + std::chrono::milliseconds(20));
     }
   }
@@ -1230,51 +1140,23 @@ void Node::OnTimer() {
   Time now = Now();
   if (leaving_ && now >= leave_done_) return Finish();
   core_->Tick(now);
-  if (!join_pending_ && !leaving_ && alone_since_ && now - *alone_since_ >= kRejoinWhenAloneAfter) StartRejoin(now);
-  if (join_pending_ && now >= next_join_ && !leaving_) {
+  if (rejoin_->RejoinDue(now)) StartRejoin(now);
+  if (auto attempt = rejoin_->Tick(now)) {
     // A rejoin said so when it started; its retries (a node whose peers are
     // all gone for good retries forever) stay quiet.
-    if (join_attempts_ > 0)
-      Log(rejoining_ ? LogLevel::kDebug : join_attempts_ >= 3 ? LogLevel::kWarn : LogLevel::kInfo,
-          rejoining_ ? "still alone, trying again" : "not joined yet, trying again",
-          {{"attempt", join_attempts_ + 1}, {"addresses", static_cast<uint64_t>(join_addresses_.size())}});
-    ++join_attempts_;
-    core_->Join(JoinSample(), now);
-    next_join_ = now + join_backoff_;
-    join_backoff_ = std::min(join_backoff_ * 2, opts_.join_retry_max);
+    if (attempt->attempt > 1)
+      Log(attempt->rejoin ? LogLevel::kDebug : attempt->attempt > 3 ? LogLevel::kWarn : LogLevel::kInfo,
+          attempt->rejoin ? "still alone, trying again" : "not joined yet, trying again",
+          {{"attempt", attempt->attempt}, {"addresses", static_cast<uint64_t>(attempt->known)}});
+    core_->Join(attempt->addresses, now);
   }
-  if (opts_.cluster && !leaving_) SecurityTick(now);
+  if (security_ && !leaving_) {
+    security_->Tick(now, UnixNow(), AlivePeers());
+    DrainSecurity();
+  }
   if (!leaving_) WorkTick(now);
   MaybeSave(false);
   AfterInput();
-}
-
-// Keys that fall due, and the periodic exchange of the security state with
-// one random alive member (anti-entropy: a member back from a partition or
-// a restart, or a joiner, catches up within kSecuritySyncInterval).
-void Node::SecurityTick(Time now) {
-  if (next_key_change_ && static_cast<int64_t>(std::time(nullptr)) >= *next_key_change_)
-    ApplySecurityState("key schedule");
-  if (now < next_security_sync_) return;
-  next_security_sync_ = now + kSecuritySyncInterval;
-  std::vector<std::string> alive;
-  for (const auto& [id, m] : core_->members())
-    if (m.info && m.state == MemberState::kAlive && !revoked_->IsRevoked(id)) alive.push_back(m.info->address);
-  if (alive.empty()) return;
-  SyncSecurityWith(alive[std::uniform_int_distribution<size_t>(0, alive.size() - 1)(rng_)]);
-}
-
-// Every seed, and at most kMaxRejoinContacts known members, a different
-// sample each attempt: a restarted node of a large mesh does not push-pull
-// with thousands at once.
-std::vector<std::string> Node::JoinSample() {
-  constexpr size_t kMaxRejoinContacts = 8;
-  std::vector<std::string> out(join_addresses_.begin(), join_addresses_.begin() + join_seed_count_);
-  std::vector<std::string> known(join_addresses_.begin() + join_seed_count_, join_addresses_.end());
-  std::shuffle(known.begin(), known.end(), rng_);
-  if (known.size() > kMaxRejoinContacts) known.resize(kMaxRejoinContacts);
-  out.insert(out.end(), known.begin(), known.end());
-  return out;
 }
 
 void Node::MaybeSave(bool force) {
@@ -1284,7 +1166,7 @@ void Node::MaybeSave(bool force) {
   NodeState st = SnapshotNodeState(*core_, state_.listen);
   // A node that has not rejoined yet knows nobody, and one cut off for long
   // has reaped everyone: the saved members it does not know are kept.
-  st.members = MergeSavedMembers(std::move(st.members), state_.members, KeepAbsentMembers(now));
+  st.members = MergeSavedMembers(std::move(st.members), state_.members, rejoin_->KeepAbsentMembers(now));
   state_.members = st.members;
   // Not the counters' watermark (saved_*): this write is not synced, and
   // PersistCounters must still sync a new value before it is sent.
@@ -1300,10 +1182,7 @@ void Node::MaybeSave(bool force) {
 void Node::BeginLeave(const std::string& why) {
   if (leaving_ || finished_) return;
   leaving_ = true;
-  // No more joining: a schedule left in the past would re-arm the timer
-  // every millisecond for the whole grace.
-  join_pending_ = false;
-  rejoining_ = false;
+  rejoin_->Leave();
   Log(LogLevel::kInfo, "leaving", {{"reason", why}, {"grace_s", Seconds(opts_.leave_grace)}});
   Time now = Now();
   core_->Leave(now);

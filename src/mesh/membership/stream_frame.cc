@@ -1,4 +1,4 @@
-#include "mesh/transport/stream_frame.h"
+#include "mesh/membership/stream_frame.h"
 
 #include <cstdio>
 
