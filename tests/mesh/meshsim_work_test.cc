@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "mesh/log.h"
+#include "store/result_bundle.h"
 #include "sim_mesh.h"
 #include "sim_work.h"
 
@@ -97,6 +98,50 @@ TEST(MeshSimWork, WithoutCrashesEveryShardIsScannedOnce) {
   EXPECT_EQ(f.Get("invariant_violations"), 0);
   // 30 nodes fetch the 60 bundles they did not scan or store: the slow part.
   EXPECT_GT(f.Get("completion_s"), f.Get("all_shards_done_everywhere_s"));
+}
+
+// The fake scanner's bundles are real ones: they decode, the done record
+// every core agreed on names their digest and result count, and every
+// node's core holds that digest (the shelves share one copy of the bytes).
+TEST(MeshSimWork, DoneRecordsNameTheScannersRealBundles) {
+  SimConfig c;
+  c.nodes = 12;
+  c.seed = 3;
+  c.count_bytes = false;
+  SimMesh mesh(c);
+  mesh.Bootstrap();
+  SimWorkConfig wc;
+  wc.count_bytes = false;
+  wc.seed = 3;
+  SimWork work(mesh, wc);
+  work.RunUntil(mesh.now() + 10s);
+  auto id = work.Submit(0, 6);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  SimWork::Progress p;
+  for (Time t = mesh.now(); t < mesh.now() + 300s && p.complete < 12; t += 1s) {
+    work.RunUntil(t);
+    p = work.Check(*id);
+  }
+  ASSERT_EQ(p.complete, 12);
+  const ScanState* s = work.core(5)->Find(*id);
+  ASSERT_NE(s, nullptr);
+  for (size_t v = 0; v < s->pools.size(); ++v)
+    for (uint32_t k = 0; k < s->pools[v].size(); ++k) {
+      const ShardDone& d = s->pools[v][k].done;
+      ASSERT_TRUE(d.done);
+      auto truth = work.Yield(*s, s->definition.vantages[v], k);
+      auto decoded = DecodeResultBundle(*truth->bytes);
+      ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+      EXPECT_EQ(decoded->results.size(), d.results);
+      EXPECT_EQ(BundleDigest(*truth->bytes), d.digest);
+      for (int i = 0; i < 12; ++i) {
+        auto h = work.core(i)->held().find({PoolId(*id, s->definition.vantages[v]), k});
+        ASSERT_NE(h, work.core(i)->held().end()) << "node " << i;
+        EXPECT_EQ(h->second, d.digest);
+      }
+    }
+  EXPECT_GT(s->pools[0][0].done.results, 0u);  // 400,000 probes at 0.001
+  EXPECT_EQ(work.MissingResults(*id), 0u);
 }
 
 TEST(MeshSimWork, SameSeedSameFigures) {
