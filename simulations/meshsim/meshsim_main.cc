@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "base/log.h"
 #include "scenarios.h"
 #include "sim_work.h"
 
@@ -92,7 +93,17 @@ int main(int argc, char** argv) {
   app.add_option("--time-limit", w.time_limit_s, "simulated seconds after the submission (work)")
       ->check(CLI::Range(1.0, 1e6));
   app.add_flag("--progress", w.progress, "print progress every 30 simulated seconds on stderr (work)");
+  // The work cores log as in the daemon (every grant, every shard done): a
+  // thousand of them would bury the figures, so only errors by default.
+  std::string log_level = "error";
+  app.add_option("--log-level", log_level, "log level of the cores (debug, info, warn, error)");
   CLI11_PARSE(app, argc, argv);
+  if (auto level = ndo::ParseLogLevel(log_level); level.ok()) {
+    ndo::SetLogLevel(*level);
+  } else {
+    std::fprintf(stderr, "meshsim: %s\n", level.status().message().c_str());
+    return 2;
+  }
   o.count_bytes = !no_bytes;
   o.seal_clock = !seal_without_clock;
   using std::chrono::milliseconds;
