@@ -7,7 +7,7 @@
 #include <string>
 
 #include "mesh/mesh_node.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo {
 

@@ -16,7 +16,7 @@
 
 #include "mesh/gossip_seal.h"
 #include "mesh/pki.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

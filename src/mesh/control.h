@@ -12,7 +12,7 @@
 
 #include "mesh/membership.h"
 #include "mesh/messages.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -10,7 +10,7 @@
 
 #include "mesh/address.h"
 #include "mesh/enrolment.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -42,7 +42,7 @@
 #include "mesh/cluster_files.h"
 #include "mesh/control.h"
 #include "mesh/join_token.h"
-#include "scan/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace ndo::mesh {

@@ -31,7 +31,7 @@
 #include "mesh/messages.h"
 #include "mesh/pki.h"
 #include "mesh/transport.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

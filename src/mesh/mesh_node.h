@@ -35,7 +35,7 @@
 #include "mesh/node_identity.h"
 #include "mesh/transport.h"
 #include "mesh/worker.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

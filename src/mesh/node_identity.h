@@ -18,7 +18,7 @@
 #include "mesh/address.h"
 #include "mesh/membership.h"
 #include "mesh/messages.h"
-#include "scan/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace ndo::mesh {

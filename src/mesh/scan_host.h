@@ -21,7 +21,7 @@
 #include "mesh/pool_state.h"
 #include "mesh/work_core.h"  // ShardOutcome
 #include "mesh/worker.h"
-#include "scan/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace ndo::mesh {

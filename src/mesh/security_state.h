@@ -30,7 +30,7 @@
 
 #include "mesh/gossip_seal.h"
 #include "mesh/messages.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -22,7 +22,7 @@
 
 #include "mesh/cluster_files.h"
 #include "mesh/messages.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 struct ssl_ctx_st;
 struct ssl_st;

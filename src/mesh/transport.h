@@ -29,7 +29,7 @@
 
 #include "mesh/address.h"
 #include "mesh/messages.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace boost::asio {
 class io_context;

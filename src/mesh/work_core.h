@@ -60,7 +60,7 @@
 #include "mesh/pool_state.h"
 #include "mesh/work_messages.h"
 #include "mesh/worker.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -23,7 +23,7 @@
 
 #include "mesh/messages.h"
 #include "mesh/pool_state.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

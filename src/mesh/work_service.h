@@ -18,7 +18,7 @@
 #include "mesh/membership.h"
 #include "mesh/scan_host.h"
 #include "mesh/work_core.h"
-#include "scan/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace ndo::mesh {
