@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/hex.h"
+
 namespace ndo {
 namespace {
 
@@ -36,9 +38,8 @@ void AppendValue(std::string& out, std::string_view v) {
       case '\t': out.append("\\t"); break;
       default:
         if (c < ' ' || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02x", c);
-          out.append(buf);
+          out.append("\\x");
+          AppendHexByte(out, c);
         } else {
           out.push_back(static_cast<char>(c));  // UTF-8 passes through
         }

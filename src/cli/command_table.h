@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo {
 

@@ -3,7 +3,7 @@
 
 #include <cstdio>
 
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo {
 

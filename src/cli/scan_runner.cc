@@ -12,8 +12,7 @@
 #include <thread>
 
 #include "cli/progress_display.h"
-#include "scan/engine.h"
-#include "scan/service/service_prober.h"
+#include "scan/scan_job.h"
 
 namespace ndo {
 namespace {
@@ -23,43 +22,25 @@ int64_t NowMicros() {
       .count();
 }
 
-// Writes each batch to the store, then hands its open ports to the
-// follow-up prober (banners, TLS), if there is one.
-class StoreSink : public ResultSink {
+// Writes results and follow-up evidence to the scan's store.
+class StoreSink : public ScanJobSink {
  public:
-  StoreSink(Store& store, const ScanId& id, bool store_all, ServiceProber* prober)
-      : store_(store), id_(id), store_all_(store_all), prober_(prober) {}
-  Status Consume(ResultBatch&& batch) override {
-    Status s = store_.WriteBatch(id_, batch, store_all_);
-    if (s.ok() && prober_)
-      for (const auto& r : batch.results)
-        if (r.state == PortState::kOpen) prober_->Enqueue(r.address, r.port);
-    return s;
-  }
+  StoreSink(Store& store, const ScanId& id, bool store_all) : store_(store), id_(id), store_all_(store_all) {}
+  Status OnResults(ResultBatch&& batch) override { return store_.WriteBatch(id_, batch, store_all_); }
+  Status OnEvidence(std::vector<ServiceEvidence>&& batch) override { return store_.WriteEvidence(id_, batch); }
 
  private:
   Store& store_;
   ScanId id_;
   bool store_all_;
-  ServiceProber* prober_;
-};
-
-class StoreEvidenceSink : public EvidenceSink {
- public:
-  StoreEvidenceSink(Store& store, const ScanId& id) : store_(store), id_(id) {}
-  Status Consume(std::vector<ServiceEvidence>&& batch) override { return store_.WriteEvidence(id_, batch); }
-
- private:
-  Store& store_;
-  ScanId id_;
 };
 
 // A resumed scan follows up on the open ports an earlier run found but did
 // not get to (it was interrupted before their banners or handshakes).
-Status EnqueueMissingFollowUps(Store& store, const ScanId& id, ServiceProber& prober) {
+Status EnqueueMissingFollowUps(Store& store, const ScanId& id, ScanJob& job) {
   return store.ForEachResult(id, [&](const ProbeResult& r) {
     if (r.state == PortState::kOpen && store.GetEvidence(id, r.address, r.port).status().code() == Status::Code::kNotFound)
-      prober.Enqueue(r.address, r.port);
+      job.FollowUp(r.address, r.port);
     return true;
   });
 }
@@ -131,36 +112,33 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
     return out;
   }
 
-  StoreEvidenceSink evidence_sink(store, rec.id);
-  std::unique_ptr<ServiceProber> prober;
-  if (rec.spec.service.banners || rec.spec.service.tls) {
-    auto created = ServiceProber::Create(rec.spec.service, rec.spec.targets, eo.scope, evidence_sink);
-    if (!created.ok()) {
-      out.status = created.status();
-      return out;
-    }
-    prober = std::move(*created);
-    if (Status s = EnqueueMissingFollowUps(store, rec.id, *prober); !s.ok()) {
+  StoreSink sink(store, rec.id, rec.spec.store_all);
+  auto job = ScanJob::Create(*plan, eo, sink);
+  if (!job.ok()) {
+    out.status = job.status();
+    return out;
+  }
+  ScanJob& scan = **job;
+  if (scan.follows_up())
+    if (Status s = EnqueueMissingFollowUps(store, rec.id, scan); !s.ok()) {
       out.status = s;
       return out;
     }
-  }
 
+  // Blocks SIGINT and SIGTERM in this thread and the engine threads it starts.
   SignalWatch signals;
-  Engine engine(*plan, eo);
-  StoreSink sink(store, rec.id, rec.spec.store_all, prober.get());
   const ScanCounters before = rec.counters;
   auto start = std::chrono::steady_clock::now();
   std::atomic<bool> finished{false};
   std::atomic<bool> interrupted{false};
   Status engine_status;
   std::thread runner([&] {
-    engine_status = engine.Run(std::move(*work), sink);
+    engine_status = scan.Scan(std::move(*work));
     finished = true;
   });
 
   auto snapshot = [&] {
-    EngineProgress p = engine.Progress();
+    EngineProgress p = scan.Progress();
     rec.counters.probes_sent = before.probes_sent + p.probes_sent;
     rec.counters.positions_done = before.positions_done + p.positions_done;
     rec.counters.open = before.open + p.open;
@@ -174,7 +152,7 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
   auto last_save = start;
   bool drew = false;
   while (!finished) {
-    if (signals.Wait(100) && !interrupted.exchange(true)) engine.Stop();
+    if (signals.Wait(100) && !interrupted.exchange(true)) scan.Stop();
     auto now = std::chrono::steady_clock::now();
     EngineProgress p = snapshot();
     if (settings.show_progress) {
@@ -194,26 +172,25 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
   // the scan was interrupted; a signal while waiting abandons them (a resume
   // redoes the unfinished ones).
   Status follow_ups;
-  if (prober) {
-    if (interrupted) prober->Stop();
+  if (const ServiceProbeCounters* c = scan.follow_up_counters()) {
+    if (interrupted) scan.Stop();
     std::atomic<bool> drained{false};
     std::thread drainer([&] {
-      follow_ups = prober->Drain();
+      follow_ups = scan.Drain();
       drained = true;
     });
     while (!drained) {
-      if (signals.Wait(100) && !interrupted.exchange(true)) prober->Stop();
+      if (signals.Wait(100) && !interrupted.exchange(true)) scan.Stop();
       if (settings.show_progress) {
-        const auto& c = prober->counters();
         std::fprintf(stderr, "\r[follow-ups] %s of %s done\033[K",
-                     FormatCount(c.done.load(std::memory_order_relaxed)).c_str(),
-                     FormatCount(c.queued.load(std::memory_order_relaxed)).c_str());
+                     FormatCount(c->done.load(std::memory_order_relaxed)).c_str(),
+                     FormatCount(c->queued.load(std::memory_order_relaxed)).c_str());
         drew = true;
       }
     }
     drainer.join();
-    out.tls_handshakes = prober->counters().tls_handshakes.load();
-    out.banners = prober->counters().banners.load();
+    out.tls_handshakes = c->tls_handshakes.load();
+    out.banners = c->banners.load();
   }
   if (drew) std::fprintf(stderr, "\r\033[K");
 

@@ -5,7 +5,8 @@
 
 #include <string>
 
-#include "scan/status.h"
+#include "base/status.h"
+#include "mesh/api/node.h"
 
 namespace ndo {
 

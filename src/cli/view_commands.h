@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo {
 

@@ -13,7 +13,7 @@
 
 #include <cstdint>
 
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo {
 

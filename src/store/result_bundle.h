@@ -29,7 +29,7 @@
 
 #include "scan/probe_result.h"
 #include "scan/service/evidence.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo {
 

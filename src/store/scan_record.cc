@@ -14,8 +14,6 @@
 namespace ndo {
 namespace {
 
-constexpr char kHex[] = "0123456789abcdef";
-
 void SetRange(schema::AddressRange::Builder b, const AddressRange& r) {
   b.setFirstHi(static_cast<uint64_t>(r.first >> 64));
   b.setFirstLo(static_cast<uint64_t>(r.first));
@@ -145,26 +143,6 @@ Status ReadMessage(std::string_view bytes, const char* what, uint64_t traversal_
 }
 
 }  // namespace
-
-std::string ScanIdToHex(const ScanId& id) {
-  std::string s;
-  for (uint8_t b : id) {
-    s.push_back(kHex[b >> 4]);
-    s.push_back(kHex[b & 15]);
-  }
-  return s;
-}
-
-Result<ScanId> ScanIdFromHex(std::string_view hex) {
-  if (hex.size() != 16) return Status::InvalidArgument("a scan id has 16 hex digits");
-  ScanId id{};
-  for (size_t i = 0; i < 16; ++i) {
-    const char* p = std::strchr(kHex, std::tolower(static_cast<unsigned char>(hex[i])));
-    if (!p || !*p) return Status::InvalidArgument("bad scan id '" + std::string(hex) + "'");
-    id[i / 2] = static_cast<uint8_t>((id[i / 2] << 4) | (p - kHex));
-  }
-  return id;
-}
 
 std::string_view ScanStateName(ScanState s) {
   switch (s) {

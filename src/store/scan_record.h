@@ -7,14 +7,10 @@
 #include <string_view>
 #include <vector>
 
+#include "base/ids.h"  // ScanId
 #include "scan/scan_spec.h"
 
 namespace ndo {
-
-// 8 bytes, shown as 16 hex digits; users may type any unique prefix.
-using ScanId = std::array<uint8_t, 8>;
-std::string ScanIdToHex(const ScanId& id);
-Result<ScanId> ScanIdFromHex(std::string_view hex);  // exactly 16 hex digits
 
 enum class ScanState : uint8_t { kRunning = 0, kInterrupted = 1, kDone = 2, kFailed = 3 };
 std::string_view ScanStateName(ScanState s);

@@ -3,13 +3,13 @@
 #include <cmath>
 #include <cstdio>
 
+#include "base/hex.h"
 #include "cli/output/writers.h"
 
 namespace ndo {
 
 // RFC 8259 string escaping; invalid UTF-8 becomes U+FFFD so the line parses.
 void AppendJsonString(std::string& out, std::string_view raw) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   for (char c : ValidUtf8(raw)) {
     switch (c) {
@@ -23,8 +23,7 @@ void AppendJsonString(std::string& out, std::string_view raw) {
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += "\\u00";
-          out += kHex[(c >> 4) & 0xF];
-          out += kHex[c & 0xF];
+          AppendHexByte(out, static_cast<uint8_t>(c));
         } else {
           out += c;
         }

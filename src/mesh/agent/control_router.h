@@ -12,7 +12,7 @@
 
 #include "mesh/api/control.h"
 #include "mesh/membership/messages.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

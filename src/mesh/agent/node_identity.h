@@ -18,7 +18,7 @@
 #include "mesh/membership/address.h"
 #include "mesh/membership/membership.h"
 #include "mesh/membership/messages.h"
-#include "scan/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace ndo::mesh {

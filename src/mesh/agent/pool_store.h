@@ -24,7 +24,7 @@
 #include <string_view>
 
 #include "mesh/work/pool_state.h"
-#include "scan/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace ndo::mesh {

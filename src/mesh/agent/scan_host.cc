@@ -6,6 +6,7 @@
 #include "mesh/agent/pool_store.h"
 #include "scan/engine.h"
 #include "scan/service/service_prober.h"
+#include "scan/scan_job.h"
 #include "store/result_bundle.h"
 
 namespace ndo::mesh {
@@ -16,8 +17,8 @@ struct ScanHost::Job {
   ScanState state;  // for the pool record and the bundle
   std::function<void(ShardOutcome)> done;
   std::mutex mu;
-  Engine* engine = nullptr;  // while it runs
-  ServiceProber* prober = nullptr;  // while it runs, with banners or TLS
+  ScanJob* scan = nullptr;  // from its start to its last follow-up
+  bool scanning = false;    // while its engine runs
   bool stop = false;
   std::atomic<bool> finished{false};
   std::atomic<uint64_t> probes{0};
@@ -26,47 +27,27 @@ struct ScanHost::Job {
 
 namespace {
 
-// Writes each batch to the pool's results at once, keeps what it stored for
-// the bundle, and hands the open ports to the follow-up prober, if any.
-class BundleSink : public ResultSink {
+// Writes results and follow-up evidence to the pool's local results at once
+// and keeps what it stored for the shard's bundle: the results as stored,
+// the evidence with chains as fingerprints, each certificate once.
+class BundleSink : public ScanJobSink {
  public:
-  BundleSink(Store& store, const ScanId& pool, bool store_all, ServiceProber* prober)
-      : store_(store), pool_(pool), store_all_(store_all), prober_(prober) {}
-  Status Consume(ResultBatch&& batch) override {
+  BundleSink(Store& store, const ScanId& pool, bool store_all) : store_(store), pool_(pool), store_all_(store_all) {}
+
+  Status OnResults(ResultBatch&& batch) override {
     // Progress is not kept per pool: a shard that is not finished is
     // scanned again whole, by whoever gets its lease next.
     batch.progress.clear();
     if (Status s = store_.WriteBatch(pool_, batch, store_all_); !s.ok()) return s;
-    if (prober_)
-      for (const auto& r : batch.results)
-        if (r.state == PortState::kOpen) prober_->Enqueue(r.address, r.port);
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(results_mu_);
     for (const auto& r : batch.results)
-      if (store_all_ || r.state == PortState::kOpen) kept_.push_back(r);
+      if (store_all_ || r.state == PortState::kOpen) results_.push_back(r);
     return Status::Ok();
   }
-  std::vector<ProbeResult> Take() {
-    std::lock_guard lock(mu_);
-    return std::move(kept_);
-  }
 
- private:
-  Store& store_;
-  ScanId pool_;
-  bool store_all_;
-  ServiceProber* prober_;
-  std::mutex mu_;
-  std::vector<ProbeResult> kept_;
-};
-
-// Writes the follow-ups' evidence to the pool at once and keeps it for the
-// bundle: chains as fingerprints, each certificate once.
-class BundleEvidenceSink : public EvidenceSink {
- public:
-  BundleEvidenceSink(Store& store, const ScanId& pool) : store_(store), pool_(pool) {}
-  Status Consume(std::vector<ServiceEvidence>&& batch) override {
+  Status OnEvidence(std::vector<ServiceEvidence>&& batch) override {
     if (Status s = store_.WriteEvidence(pool_, batch); !s.ok()) return s;
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(evidence_mu_);
     for (auto& ev : batch) {
       // What a bundle cannot carry (nothing the prober should produce) stays
       // local rather than failing the shard.
@@ -78,23 +59,35 @@ class BundleEvidenceSink : public EvidenceSink {
           cert = CertificateInfo();
           cert.sha256 = fp;
         }
-      kept_.push_back(std::move(ev));
+      evidence_.push_back(std::move(ev));
     }
     return Status::Ok();
   }
-  // Moves the kept evidence and certificates into `bundle`.
-  void TakeInto(ResultBundle& bundle) {
-    std::lock_guard lock(mu_);
-    bundle.evidence = std::move(kept_);
+
+  // Moves everything kept into a bundle's contents.
+  ResultBundle Take() {
+    ResultBundle bundle;
+    {
+      std::lock_guard lock(results_mu_);
+      bundle.results = std::move(results_);
+    }
+    std::lock_guard lock(evidence_mu_);
+    bundle.evidence = std::move(evidence_);
     for (auto& [fp, cert] : certificates_) bundle.certificates.push_back(std::move(cert));
     certificates_.clear();
+    return bundle;
   }
 
  private:
   Store& store_;
   ScanId pool_;
-  std::mutex mu_;
-  std::vector<ServiceEvidence> kept_;
+  bool store_all_;
+  // Results come from the engine's threads, evidence from the follow-ups':
+  // a lock each, so neither waits for the other.
+  std::mutex results_mu_;
+  std::vector<ProbeResult> results_;
+  std::mutex evidence_mu_;
+  std::vector<ServiceEvidence> evidence_;
   std::map<std::array<uint8_t, 32>, CertificateInfo> certificates_;
 };
 
@@ -109,8 +102,7 @@ ScanHost::~ScanHost() {
   for (auto& [ref, job] : jobs) {
     std::lock_guard lock(job->mu);
     job->stop = true;
-    if (job->engine) job->engine->Stop();
-    if (job->prober) job->prober->Stop();
+    if (job->scan) job->scan->Stop();
   }
   for (auto& [ref, job] : jobs)
     if (job->thread.joinable()) job->thread.join();
@@ -151,50 +143,45 @@ Status ScanHost::Start(const ScanState& state, const ShardRef& ref, std::functio
       for (uint64_t i = 0; i < parts; ++i)
         work.push_back({job->ref.shard, r.begin + len * i / parts, r.begin + len * (i + 1) / parts});
       ScanId pool = PoolId(job->state.id, job->ref.vantage);
-      // Banners and TLS handshakes on the open ports, beside the engine
-      // (as a local scan runs them, cli/scan_runner.cc), checked against
-      // the spec's scope again before they connect.
-      BundleEvidenceSink evidence_sink(store_, pool);
-      std::unique_ptr<ServiceProber> prober;
-      if (job->spec.service.banners || job->spec.service.tls) {
-        auto created = ServiceProber::Create(job->spec.service, job->spec.targets, eo.scope, evidence_sink);
-        if (created.ok())
-          prober = std::move(*created);
-        else
-          out.status = created.status();
-      }
-      Engine engine(*plan, eo);
-      BundleSink sink(store_, pool, job->spec.store_all, prober.get());
-      bool stop_early;
-      {
+      // Banners and TLS handshakes on the open ports run beside the engine,
+      // as in a local scan (cli/scan_runner.cc).
+      BundleSink sink(store_, pool, job->spec.store_all);
+      auto created = ScanJob::Create(*plan, eo, sink);
+      if (!created.ok()) {
+        out.status = created.status();
         std::lock_guard lock(job->mu);
-        stop_early = job->stop;
-        if (!stop_early && out.status.ok()) job->engine = &engine;
-        job->prober = prober.get();
+        out.stopped = job->stop;
+      } else {
+        ScanJob& scan = **created;
+        bool stop_early;
+        {
+          std::lock_guard lock(job->mu);
+          stop_early = job->stop;
+          if (!stop_early) {
+            job->scan = &scan;
+            job->scanning = true;
+          }
+        }
+        if (!stop_early) out.status = scan.Scan(std::move(work));
+        {
+          std::lock_guard lock(job->mu);
+          job->scanning = false;
+          // A stopped or failed scan abandons its follow-ups.
+          if (job->stop || !out.status.ok()) scan.Stop();
+        }
+        out.probes_sent = scan.Progress().probes_sent;
+        Status follow_ups = scan.Drain();
+        {
+          std::lock_guard lock(job->mu);
+          job->scan = nullptr;
+          // Stopped while the follow-ups ran: their evidence is incomplete.
+          out.stopped = job->stop || stop_early;
+        }
+        created->reset();
+        if (out.status.ok()) out.status = follow_ups;
       }
-      if (!stop_early && out.status.ok()) out.status = engine.Run(std::move(work), sink);
-      {
-        std::lock_guard lock(job->mu);
-        job->engine = nullptr;
-        // A stopped or failed scan abandons its follow-ups.
-        if (prober && (job->stop || !out.status.ok())) prober->Stop();
-      }
-      out.probes_sent = engine.Progress().probes_sent;
-      Status follow_ups;
-      if (prober) follow_ups = prober->Drain();
-      {
-        std::lock_guard lock(job->mu);
-        job->prober = nullptr;
-        // Stopped while the follow-ups ran: their evidence is incomplete.
-        out.stopped = job->stop || stop_early;
-      }
-      prober.reset();
-      if (out.status.ok()) out.status = follow_ups;
       if (out.status.ok() && !out.stopped) {
-        ResultBundle contents;
-        contents.results = sink.Take();
-        evidence_sink.TakeInto(contents);
-        auto bundle = EncodeResultBundle(std::move(contents));
+        auto bundle = EncodeResultBundle(sink.Take());
         if (!bundle.ok()) {
           out.status = bundle.status();
         } else {
@@ -228,8 +215,7 @@ void ScanHost::Stop(const ShardRef& ref) {
   }
   std::lock_guard lock(job->mu);
   job->stop = true;
-  if (job->engine) job->engine->Stop();
-  if (job->prober) job->prober->Stop();
+  if (job->scan) job->scan->Stop();
 }
 
 void ScanHost::Reap() {
@@ -267,7 +253,7 @@ uint64_t ScanHost::probes_sent() const {
   std::lock_guard lock(mu_);
   for (const auto& [ref, job] : jobs_) {
     std::lock_guard jl(job->mu);
-    if (job->engine) n += job->engine->Progress().probes_sent;
+    if (job->scanning) n += job->scan->Progress().probes_sent;
   }
   return n;
 }

@@ -1,12 +1,12 @@
-// Runs the shards this node leased: one Engine per shard on a thread of its
-// own (the engine blocks), results written to the pool's local results as
-// they come (a kill -9 loses only what was in flight). When the spec asks for
-// banners or TLS, a ServiceProber runs beside the engine and follows up on
-// every open port it finds; its evidence is written to the pool as it comes
-// too. Once the shard is finished (the engine done, then every follow-up),
-// the shard's result bundle, results and evidence, is sealed and stored. Completion is
-// reported through `post`, which the agent points at its event loop, so the
-// protocol logic stays single-threaded.
+// Runs the shards this node leased: one ScanJob (scan/scan_job.h) per shard
+// on a thread of its own (the engine blocks), results written to the pool's
+// local results as they come (a kill -9 loses only what was in flight). When
+// the spec asks for banners or TLS, the job follows up on every open port it
+// finds; its evidence is written to the pool as it comes too. Once the shard
+// is finished (the engine done, then every follow-up), the shard's result
+// bundle, results and evidence, is sealed and stored. Completion is reported
+// through `post`, which the agent points at its event loop, so the protocol
+// logic stays single-threaded.
 #pragma once
 
 #include <atomic>
@@ -21,7 +21,7 @@
 #include "mesh/work/pool_state.h"
 #include "mesh/work/work_core.h"  // ShardOutcome
 #include "mesh/work/worker.h"
-#include "scan/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace ndo::mesh {

@@ -18,7 +18,7 @@
 #include "mesh/membership/membership.h"
 #include "mesh/agent/scan_host.h"
 #include "mesh/work/work_core.h"
-#include "scan/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace ndo::mesh {

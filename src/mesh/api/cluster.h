@@ -11,7 +11,7 @@
 
 #include "mesh/api/node.h"
 #include "mesh/security/join_token.h"  // TokenParams
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -12,7 +12,8 @@
 
 #include "mesh/membership/messages.h"
 #include "mesh/security/join_token.h"
-#include "scan/status.h"
+#include "base/status.h"
+#include "mesh/membership/membership.h"
 
 namespace ndo::mesh {
 

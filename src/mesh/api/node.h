@@ -36,7 +36,7 @@
 #include "mesh/agent/node_identity.h"
 #include "mesh/transport/transport.h"
 #include "mesh/work/worker.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "mesh/work/pool_state.h"
-#include "scan/status.h"
+#include "base/status.h"
 #include "store/store.h"
 
 namespace ndo::mesh {

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "scan/ip_address.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -7,16 +7,12 @@
 #include <iterator>
 
 #include "mesh/membership/codec.h"
+#include "base/ids.h"
 #include "scan/permutation.h"
 
 namespace ndo::mesh {
 
-std::string NodeId::Hex() const {
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(hi),
-                static_cast<unsigned long long>(lo));
-  return buf;
-}
+std::string NodeId::Hex() const { return Id128ToHex(hi, lo); }
 
 std::string_view MemberStateName(MemberState s) {
   switch (s) {

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "base/hex.h"
+
 namespace ndo::mesh {
 namespace {
 
@@ -20,8 +22,8 @@ bool Known(char byte) {
 std::string ByteName(char byte) {
   auto u = static_cast<unsigned char>(byte);
   if (u >= 0x21 && u < 0x7f && u != '\'') return std::string("'") + byte + "'";
-  char hex[8];
-  std::snprintf(hex, sizeof hex, "0x%02x", u);
+  std::string hex = "0x";
+  AppendHexByte(hex, u);
   return hex;
 }
 

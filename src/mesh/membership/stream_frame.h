@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

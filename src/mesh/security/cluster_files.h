@@ -16,7 +16,7 @@
 
 #include "mesh/security/gossip_seal.h"
 #include "mesh/security/pki.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "mesh/membership/messages.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -41,7 +41,8 @@
 
 #include "mesh/security/cluster_files.h"
 #include "mesh/security/join_token.h"
-#include "scan/status.h"
+#include "base/status.h"
+#include "mesh/api/control.h"
 #include "store/store.h"
 
 namespace ndo::mesh {

@@ -15,7 +15,7 @@
 #include "mesh/security/enrolment.h"
 #include "mesh/security/security_state.h"
 #include "mesh/security/security_sync.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -31,7 +31,8 @@
 #include "mesh/membership/messages.h"
 #include "mesh/security/pki.h"
 #include "mesh/security/datagram_seal.h"
-#include "scan/status.h"
+#include "base/status.h"
+#include "mesh/transport/transport.h"
 
 namespace ndo::mesh {
 

@@ -19,6 +19,7 @@
 #include "mesh/membership/capnp_io.h"
 #include "mesh/membership/messages.h"
 #include "mesh/security/security.capnp.h"
+#include "base/hex.h"
 
 namespace ndo::mesh {
 namespace {
@@ -37,7 +38,6 @@ constexpr int64_t kMaxTtlSeconds = int64_t{365} * 86400;
 
 std::string Num(uint64_t n) { return std::to_string(n); }
 
-bool IsHexDigit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 bool IsLowerHex(std::string_view s, size_t digits) {
   return s.size() == digits && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -45,16 +45,6 @@ bool IsLowerHex(std::string_view s, size_t digits) {
 }
 char ToLowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-
-std::string LowerHex(const unsigned char* p, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(2 * n, '\0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[p[i] >> 4];
-    out[2 * i + 1] = kDigits[p[i] & 0x0f];
-  }
-  return out;
-}
 
 // Text received from elsewhere, made safe to put in a log line.
 std::string Printable(std::string_view s, size_t max) {
@@ -105,7 +95,7 @@ Result<JoinToken> NewJoinToken() {
     ERR_clear_error();
     return Status::Unavailable("no random bytes for a join token");
   }
-  JoinToken token{LowerHex(id, sizeof id), LowerHex(secret, sizeof secret)};
+  JoinToken token{HexEncode(std::span<const uint8_t>(id)), HexEncode(std::span<const uint8_t>(secret))};
   OPENSSL_cleanse(secret, sizeof secret);
   return token;
 }

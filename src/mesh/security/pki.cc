@@ -26,6 +26,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/hex.h"
+
 namespace ndo::mesh {
 namespace {
 
@@ -167,18 +169,6 @@ Result<std::string> CertPem(X509* cert) {
 
 // ---------------------------------------------------------------------------
 // Small helpers.
-
-std::string LowerHex(const unsigned char* p, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(2 * n, '\0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[p[i] >> 4];
-    out[2 * i + 1] = kDigits[p[i] & 0x0f];
-  }
-  return out;
-}
-
-bool IsHexDigit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 char ToLowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -457,7 +447,7 @@ Result<std::string> SpkiSha256(std::string_view cert_pem) {
   if (n <= 0 || !der_owner) return SslInvalid("cannot encode the certificate's public key");
   auto digest = Sha256(der_owner.get(), static_cast<size_t>(n));
   if (!digest.ok()) return digest.status();
-  return "sha256:" + LowerHex(reinterpret_cast<const unsigned char*>(digest->data()), digest->size());
+  return "sha256:" + HexEncode(*digest);
 }
 
 Result<std::string> ParseCaHash(std::string_view text) {

@@ -30,7 +30,7 @@
 
 #include "mesh/security/gossip_seal.h"
 #include "mesh/membership/messages.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

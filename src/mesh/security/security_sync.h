@@ -33,7 +33,7 @@
 #include "mesh/security/gossip_seal.h"
 #include "mesh/membership/membership.h"
 #include "mesh/security/security_state.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

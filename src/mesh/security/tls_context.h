@@ -22,7 +22,7 @@
 
 #include "mesh/security/cluster_files.h"
 #include "mesh/membership/messages.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 struct ssl_ctx_st;
 struct ssl_st;

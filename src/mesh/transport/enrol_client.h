@@ -10,7 +10,7 @@
 
 #include "mesh/membership/address.h"
 #include "mesh/security/enrolment.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -30,7 +30,7 @@
 #include "mesh/membership/address.h"
 #include "mesh/membership/messages.h"
 #include "mesh/security/datagram_seal.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace boost::asio {
 class io_context;

@@ -35,7 +35,7 @@
 
 #include "mesh/membership/messages.h"
 #include "scan/scan_spec.h"
-#include "scan/status.h"
+#include "base/status.h"
 #include "store/scan_record.h"
 
 namespace ndo::mesh {

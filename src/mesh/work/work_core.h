@@ -60,7 +60,7 @@
 #include "mesh/work/pool_state.h"
 #include "mesh/work/work_messages.h"
 #include "mesh/work/worker.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

@@ -31,7 +31,7 @@
 #include "mesh/membership/messages.h"
 #include "mesh/work/pool_state.h"
 #include "scan/ip_address.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo::mesh {
 

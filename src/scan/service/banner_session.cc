@@ -4,6 +4,8 @@
 #include <array>
 #include <cctype>
 
+#include "base/hex.h"
+
 namespace ndo {
 namespace {
 
@@ -227,7 +229,6 @@ std::string GuessService(std::string_view banner) {
 }
 
 std::string EscapeBytes(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(bytes.size());
   for (char ch : bytes) {
@@ -242,8 +243,7 @@ std::string EscapeBytes(std::string_view bytes) {
           out += static_cast<char>(c);
         } else {
           out += "\\x";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
+          AppendHexByte(out, c);
         }
     }
   }

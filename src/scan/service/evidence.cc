@@ -1,17 +1,10 @@
 #include "scan/service/evidence.h"
 
+#include "base/hex.h"
+
 namespace ndo {
 
-std::string FingerprintHex(const std::array<uint8_t, 32>& fp) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(fp.size() * 2);
-  for (uint8_t b : fp) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0x0f]);
-  }
-  return out;
-}
+std::string FingerprintHex(const std::array<uint8_t, 32>& fp) { return HexEncode(std::span<const uint8_t>(fp)); }
 
 std::string_view TlsVerdictName(TlsVerdict v) {
   switch (v) {

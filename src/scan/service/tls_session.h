@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "scan/service/evidence.h"
-#include "scan/status.h"
+#include "base/status.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct x509_store_st X509_STORE;

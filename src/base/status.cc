@@ -1,4 +1,4 @@
-#include "scan/status.h"
+#include "base/status.h"
 
 namespace ndo {
 
