@@ -435,7 +435,10 @@ void SimWork::Start(int i, const ScanCommand& c) {
   auto& starts = starts_[key];
   bool first_crashed = false;
   if (!starts.empty()) {
-    if (mesh_.IsUp(starts.back().first)) ++stats_.rescans_previous_up;
+    if (mesh_.IsUp(starts.back().first)) {
+      ++stats_.rescans_previous_up;
+      ExplainRescan(i, ref, lease, starts.back().first, now_scanning);
+    }
     first_crashed = !mesh_.IsUp(starts.front().first);
   }
   starts.emplace_back(i, first_crashed);
@@ -446,6 +449,41 @@ void SimWork::Start(int i, const ScanCommand& c) {
   jobs_[job] = {i, ref};
   n.scanning[ref] = job;
   Push(mesh_.now() + FromSeconds(static_cast<double>(cfg_.shard_probes) / n.rate), Ev::kScanned, i, job);
+}
+
+// Why a shard was granted again while its previous scanner was up, on
+// stderr: what the granting coordinator saw of that scanner and its lease.
+// The simulator knows the ground truth; the core only its view.
+void SimWork::ExplainRescan(int i, const ShardRef& ref, const ShardLease& lease, int prev,
+                            const std::vector<Scanner>& now_scanning) {
+  std::optional<ShardLease> prev_lease;
+  for (const Scanner& s : now_scanning)
+    if (s.node == prev) prev_lease = LeaseOf(s, ref);
+  const NodeId& prev_id = mesh_.node(prev).self().id;
+  int granter = -1;
+  for (int k = 0; k < mesh_.size(); ++k) {
+    const Node& c = nodes_[k];
+    if (c.up && c.view && c.view->coordinator && *c.view->coordinator == mesh_.node(k).self().id &&
+        c.view->epoch == lease.epoch)
+      granter = k;
+  }
+  auto sees = [&](int k) -> const char* {
+    if (k < 0 || !nodes_[k].view) return "?";
+    for (const MeshPeer& p : nodes_[k].view->alive)
+      if (p.id == prev_id) return "alive";
+    return k == prev ? "self" : "not-alive";
+  };
+  int64_t now = WallMs(i);
+  std::fprintf(stderr,
+               "rescan t=%.1f shard %s/%u to n%d lease (e%llu,c%llu); previous n%d %s, its lease %s; "
+               "granter n%d sees it %s\n",
+               std::chrono::duration<double>(mesh_.now().time_since_epoch()).count(), ref.vantage.c_str(), ref.shard, i, (unsigned long long)lease.epoch,
+               (unsigned long long)lease.counter, prev, prev_lease ? "still scanning" : "not scanning",
+               prev_lease ? ("(e" + std::to_string(prev_lease->epoch) + ",c" + std::to_string(prev_lease->counter) +
+                             ", expires in " + std::to_string(prev_lease->expires_ms - now) + " ms)")
+                                .c_str()
+                          : "-",
+               granter, sees(granter));
 }
 
 void SimWork::Stop(int i, const ScanCommand& c) {

@@ -230,6 +230,8 @@ class SimWork {
   void Fail(const std::string& what);
   void Count(const WorkMessage& m, int from, WorkKind request_kind);
   void DropScanner(int i, const ShardRef& ref);
+  void ExplainRescan(int i, const ShardRef& ref, const ShardLease& lease, int prev,
+                     const std::vector<Scanner>& now_scanning);
   // The lease a scanner holds now: what it was granted or renewed remotely,
   // or its own copy's when it coordinates (renewals to itself stay inside).
   ShardLease LeaseOf(const Scanner& s, const ShardRef& ref) const;
