@@ -1,5 +1,5 @@
 // Distributed scans on top of SimMesh: every simulated node runs one
-// production WorkCore (mesh/work_core.h), the very object the daemon's
+// production WorkCore (mesh/work/work_core.h), the very object the daemon's
 // WorkService drives, and this file is only its driver, as WorkService is
 // the daemon's: it holds no rule of the coordinator or the worker (no
 // GrantLease, RenewLease, merge or Worker call). What it adds:

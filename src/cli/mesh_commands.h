@@ -18,7 +18,7 @@ struct AgentCommand {
   std::string listen, advertise, data_dir, vantage, name;
   std::optional<uint32_t> priority;
   std::string log_level = "info";
-  uint32_t dead_man_after_s = 30;  // the dead man's switch (mesh/worker.h)
+  uint32_t dead_man_after_s = 30;  // the dead man's switch (mesh/work/worker.h)
   // A secured cluster (the default): `join` enrols with these when the data
   // dir has no certificate yet.
   std::string token, ca_hash;

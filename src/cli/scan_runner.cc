@@ -112,6 +112,10 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
     return out;
   }
 
+  // Blocks SIGINT and SIGTERM in this thread and in every thread the job
+  // starts (the engine's and the follow-ups', which ScanJob::Create starts),
+  // so that a signal is taken only by Wait below.
+  SignalWatch signals;
   StoreSink sink(store, rec.id, rec.spec.store_all);
   auto job = ScanJob::Create(*plan, eo, sink);
   if (!job.ok()) {
@@ -125,8 +129,6 @@ RunOutcome RunScan(Store& store, ScanRecord& rec, const RunSettings& settings) {
       return out;
     }
 
-  // Blocks SIGINT and SIGTERM in this thread and the engine threads it starts.
-  SignalWatch signals;
   const ScanCounters before = rec.counters;
   auto start = std::chrono::steady_clock::now();
   std::atomic<bool> finished{false};

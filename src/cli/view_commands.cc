@@ -164,12 +164,15 @@ Status RunViewDiff(const ViewCommand& cmd, std::ostream& out) {
   return output.Done();
 }
 
-Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out) {
+Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& stdout_stream) {
   if (Status s = CheckFormat(cmd.format, {"table", "json"}); !s.ok()) return s;
   auto store = OpenStore(cmd.data_dir);
   if (!store.ok()) return store.status();
   auto scans = mesh::ListScanStates(**store);
   if (!scans.ok()) return scans.status();
+  Output output(cmd.output_path, stdout_stream);  // -o FILE, given to `view` or `view list`
+  if (Status s = output.Check(); !s.ok()) return s;
+  std::ostream& out = output.stream();
   if (cmd.format == "json") {
     // JSON Lines: one object per distributed scan, its pools in "pools".
     for (const auto& scan : *scans) {
@@ -179,8 +182,7 @@ Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out) {
         pools.push_back(PoolCountsJson(vantages[i], mesh::CountPool(scan.pools[i], now_ms)).str());
       out << MeshScanJson(scan).Raw("pools", JsonArray(pools)).str() << '\n';
     }
-    out.flush();
-    return out ? Status::Ok() : Status::IoError("error writing the list");
+    return output.Done();
   }
   std::vector<std::vector<std::string>> rows = {
       {"SCAN", "CREATED (UTC)", "CONTROL", "VANTAGE", "DONE", "LEASED", "PENDING", "RESULTS"}};
@@ -197,8 +199,7 @@ Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& out) {
     }
   }
   out << AlignColumns(rows, {false, false, false, false, true, true, true, true});
-  out.flush();
-  return out ? Status::Ok() : Status::IoError("error writing the list");
+  return output.Done();
 }
 
 Status RunViewReport(const ViewCommand& cmd, std::ostream& out) {
@@ -292,6 +293,7 @@ CommandRun SetupView(CLI::App& view) {
 
   auto* list = view.add_subcommand("list", "The distributed scans of this data directory and their pools' progress");
   AddFormatOption(*list, cmd.format, {"table", "json"}, "json: JSON Lines, one object per scan");
+  AddOutputFileOption(*list, cmd.output_path);
   AddDataDirOption(*list, cmd.data_dir);
 
   auto* report = view.add_subcommand("report", "Services by port, TLS issuers and expired certificates per vantage");

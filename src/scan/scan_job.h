@@ -1,7 +1,7 @@
 // One scan job: the engine over some shard work, the follow-ups (banners, TLS
 // certificates, service names) on every open port it finds, and one sink
 // that receives both. The local runner (cli/scan_runner.cc) plugs in a store
-// sink, a mesh node (mesh/scan_host.cc) a bundle sink; the pipeline between
+// sink, a mesh node (mesh/agent/scan_host.cc) a bundle sink; the pipeline between
 // engine and follow-ups exists once, here.
 //
 // No Asio here: the engine and the prober keep it in their own translation

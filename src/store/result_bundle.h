@@ -1,6 +1,6 @@
 // The results of one shard, with the service evidence of its open ports, as
 // one canonical blob: the unit replicated between nodes, named by its SHA-256
-// in the scan state (mesh/pool_state.h). Canonical means the same content
+// in the scan state (mesh/work/pool_state.h). Canonical means the same content
 // always gives the same bytes, so two nodes that ran (or received) one shard
 // with the same answers agree on its digest:
 //

@@ -432,6 +432,21 @@ TEST_F(PoolViewsStoreTest, TheBinarysJsonAndOutputFiles) {
   EXPECT_EQ(results->size(), 5u);  // dmz's open ports
   for (const Json& r : *results) EXPECT_EQ(r["state"].text, "open");
 
+  // ndo view list -o FILE (and -o given to `view` before `list`): the list
+  // in the file, nothing on standard output.
+  for (const auto& args : {std::vector<std::string>{"view", "list", "--format", "json", "-o", data_ + "/list.json"},
+                           std::vector<std::string>{"view", "-o", data_ + "/list.json", "list", "--format", "json"}}) {
+    std::filesystem::remove(data_ + "/list.json");
+    auto a = args;
+    a.insert(a.end(), {"--data-dir", data_});
+    auto listed = RunNdo(a, data_);
+    ASSERT_EQ(listed.exit_code, 0) << listed.err;
+    EXPECT_EQ(listed.out, "");
+    auto in_file = ParseJsonLines(ndo::testing::Slurp(data_ + "/list.json"));
+    ASSERT_TRUE(in_file && in_file->size() == 1) << ndo::testing::Slurp(data_ + "/list.json");
+    EXPECT_EQ(in_file->front()["id"].text, id);
+  }
+
   // Bad formats: exit 2 and an error that says what to give; nothing written.
   struct Case {
     std::vector<std::string> args;

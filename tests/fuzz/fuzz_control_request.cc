@@ -1,5 +1,5 @@
 // Feeds: any bytes, as a request frame body read from DATA_DIR/control.sock
-// (the agent's control socket), to DecodeControlRequest (src/mesh/control.h).
+// (the agent's control socket), to DecodeControlRequest (src/mesh/api/control.h).
 // Checks, beyond "no crash": nothing above kMaxControlRequestBytes is
 // accepted; a decoded request names a known command and keeps its texts
 // within their limits (vantage, member); it encodes, and

@@ -1,6 +1,6 @@
 // Feeds: any bytes, as a response frame body that `ndo members`/`leave`
 // read from the agent's control socket, to DecodeControlResponse
-// (src/mesh/control.h).
+// (src/mesh/api/control.h).
 // Checks, beyond "no crash": a decoded response has member states within
 // MemberState and at most kMaxStateMembers members; it encodes, and
 // decode -> encode -> decode gives the same response (texts, which the

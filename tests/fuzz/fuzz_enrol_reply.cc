@@ -1,5 +1,5 @@
 // Feeds: any bytes, as the enrolment reply a joiner reads from the member it
-// enrols through (src/mesh/enrolment.h), to DecodeEnrolReply: the member is
+// enrols through (src/mesh/security/enrolment.h), to DecodeEnrolReply: the member is
 // authenticated by the pinned CA, but its answer is still only bytes.
 // Checks, beyond "no crash":
 //  - a reply with an error carries nothing else that is used;

@@ -1,5 +1,5 @@
 // Feeds: any bytes, as the one frame a client without a certificate may send
-// (an enrolment request, src/mesh/enrolment.h), to DecodeEnrolRequest, and as
+// (an enrolment request, src/mesh/security/enrolment.h), to DecodeEnrolRequest, and as
 // what a member relays to an enrolment authority, to DecodeRelayedEnrol.
 // Checks, beyond "no crash":
 //  - whatever decodes has the bounds the decoder promises (token id at most

@@ -1,5 +1,5 @@
 // Feeds: any bytes, as the 4-byte header of a frame on a mesh stream or the
-// control socket, to ReadFrameLength (src/mesh/codec.h).
+// control socket, to ReadFrameLength (src/mesh/membership/codec.h).
 // Checks, beyond "no crash":
 //  - it accepts exactly the headers of at least 4 bytes whose big-endian
 //    length is at most kMaxStreamBytes, and returns that length;

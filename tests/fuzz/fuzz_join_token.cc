@@ -1,5 +1,5 @@
 // Feeds: any text, as the join token an operator passes to `ndo join
-// --token`, to ParseJoinToken (src/mesh/join_token.h).
+// --token`, to ParseJoinToken (src/mesh/security/join_token.h).
 // Checks, beyond "no crash":
 //  - a parsed token has a 16- and a 32-digit lowercase hex id and secret, and
 //    FormatJoinToken writes it as "ndo1.<id>.<secret>", which is the trimmed

@@ -1,6 +1,6 @@
 // Feeds: any bytes, as the gossip keyring file of a data directory or the
 // keyring an enrolling node receives, to DecodeKeyring (Cap'n Proto,
-// src/mesh/gossip_seal.h).
+// src/mesh/security/gossip_seal.h).
 // Checks, beyond "no crash":
 //  - a decoded keyring is valid (Keyring::Validate: 1 to kMaxGossipKeys keys,
 //    distinct ids, the primary among them), and Find() returns each key by

@@ -1,5 +1,5 @@
 // Feeds: any bytes, as the "mesh.node" record of a data directory's store
-// (a damaged or tampered disk), to DecodeNodeState (src/mesh/node_identity.h).
+// (a damaged or tampered disk), to DecodeNodeState (src/mesh/agent/node_identity.h).
 // Checks, beyond "no crash":
 //  - what decodes is valid: self and every member pass ValidateMemberInfo,
 //    states are within MemberState, no member has self's id, at most

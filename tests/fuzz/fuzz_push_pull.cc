@@ -1,5 +1,5 @@
 // Feeds: any bytes, as the body of a push-pull frame read from a mesh
-// stream, to DecodePushPull (flat Cap'n Proto, src/mesh/codec.h).
+// stream, to DecodePushPull (flat Cap'n Proto, src/mesh/membership/codec.h).
 // Checks, beyond "no crash": a decoded state has a sender, at most
 // kMaxStateMembers updates, each valid as the encoder demands
 // (ValidateMemberInfo); it encodes, and decode -> encode -> decode gives the

@@ -1,5 +1,5 @@
 // Feeds: any bytes, as the scan-state delta a member gossips, to
-// DecodeScanDelta (src/mesh/pool_state.h).
+// DecodeScanDelta (src/mesh/work/pool_state.h).
 // Checks, beyond "no crash":
 //  - decode -> encode -> decode gives the same delta, and encoding it again
 //    the same bytes (canonical);

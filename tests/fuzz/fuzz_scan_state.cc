@@ -1,5 +1,5 @@
 // Feeds: any bytes, as the scan state a member sends or the one saved in
-// the store, to DecodeScanState (src/mesh/pool_state.h).
+// the store, to DecodeScanState (src/mesh/work/pool_state.h).
 // Checks, beyond "no crash":
 //  - decode -> encode -> decode gives the same state (the same bytes and
 //    digest when encoded again);

@@ -1,4 +1,4 @@
-// Feeds: UDP datagrams to AeadSeal::Open (src/mesh/gossip_seal.h), the first
+// Feeds: UDP datagrams to AeadSeal::Open (src/mesh/security/gossip_seal.h), the first
 // thing a node does with whatever arrives on its gossip port, with a fixed
 // keyring (keys 1 and 2) and cluster id. The first input byte picks a mode:
 //

@@ -1,6 +1,6 @@
 // Feeds: any bytes, as the security state a member sends in a sync (frame
 // kind 'S') or the one saved in the store, to DecodeSecurityState
-// (src/mesh/security_state.h).
+// (src/mesh/security/security_state.h).
 // Checks, beyond "no crash":
 //  - decode -> encode -> decode gives the same state;
 //  - merging it into a fresh node's state and into itself behaves as a

@@ -1,5 +1,5 @@
 // Feeds: any bytes, as a join token's record in a serving node's store, to
-// DecodeTokenRecord (Cap'n Proto, src/mesh/join_token.h).
+// DecodeTokenRecord (Cap'n Proto, src/mesh/security/join_token.h).
 // Checks, beyond "no crash":
 //  - decode -> encode -> decode gives the same record;
 //  - CheckTokenUsable refuses the record whenever the header says it must:

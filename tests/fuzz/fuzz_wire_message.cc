@@ -1,5 +1,5 @@
 // Feeds: any bytes, as one gossip datagram off the UDP socket, to
-// DecodeMessage (packed Cap'n Proto, src/mesh/codec.h).
+// DecodeMessage (packed Cap'n Proto, src/mesh/membership/codec.h).
 // Checks, beyond "no crash, no sanitizer report, no exception":
 //  - a decoded message is one the encoder accepts: EncodeMessage may fail
 //    only for size, and only where the documented bound (MessageSizeBound +

@@ -1,5 +1,5 @@
 // Feeds: any bytes, as a work message of a distributed scan from a member
-// (src/mesh/work_messages.h: sync, push, lease and renew requests and
+// (src/mesh/work/work_messages.h: sync, push, lease and renew requests and
 // replies, bundle put and fetch), to DecodeWorkMessage. Checks, beyond "no
 // crash":
 //  - whatever decodes has the bounds the decoder promises (a sender, a known

@@ -6,7 +6,7 @@ start from the formats' real shapes. Cap'n Proto records are written from
 their text form with `capnp encode` (Debian package capnproto), straight
 from the schemas in src/mesh; sealed datagrams are sealed here with the
 fuzz target's fixed key and cluster id, following the layout documented in
-src/mesh/gossip_seal.h (needs python3-cryptography; skipped without it).
+src/mesh/security/gossip_seal.h (needs python3-cryptography; skipped without it).
 Deterministic: rerunning it rewrites the same files.
 
     tests/fuzz/make_corpus.py            # from the repository's top directory

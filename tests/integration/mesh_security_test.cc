@@ -553,7 +553,7 @@ TEST_F(MeshSecurity, StreamsWithoutCertificateWithAForeignCertificateOrInPlainte
   pp.state.push_back(mesh::Update{mesh::Update::Kind::kAlive, intruder, 1, {}});
   auto pp_body = mesh::EncodePushPull(pp);
   ASSERT_TRUE(pp_body.ok()) << pp_body.status().message();
-  // As a member frames it (mesh/stream_frame.h); a bare body fares no better.
+  // As a member frames it (mesh/membership/stream_frame.h); a bare body fares no better.
   std::string pp_frame = mesh::EncodeFrame(mesh::FrameKind::kPushPull, *pp_body);
   std::string garbage(200, '\0');
   RAND_bytes(reinterpret_cast<unsigned char*>(garbage.data()), static_cast<int>(garbage.size()));

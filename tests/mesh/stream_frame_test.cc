@@ -1,5 +1,5 @@
 // The envelope of stream frames and the routing of inbound frames
-// (mesh/stream_frame.h): every kind round-trips, empty and unknown frames
+// (mesh/membership/stream_frame.h): every kind round-trips, empty and unknown frames
 // are errors, and every row of the routing table.
 #include "mesh/membership/stream_frame.h"
 

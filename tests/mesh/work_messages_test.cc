@@ -1,4 +1,4 @@
-// The work messages of distributed scans (mesh/work_messages.h): every kind
+// The work messages of distributed scans (mesh/work/work_messages.h): every kind
 // round-trips, and what a kind needs is checked on decoding.
 #include "mesh/work/work_messages.h"
 

@@ -162,9 +162,11 @@ Result<NewCluster> InitCluster(const std::string& dir, int64_t now_unix) {
   if (!store.ok()) return store.status();
   auto material = NewClusterMaterial(**store, now_unix);
   if (!material.ok()) return material.status();
-  if (Status s = SaveClusterMaterial(dir, *material); !s.ok()) return s;
+  // The hash before the files: a cluster written but not reported would
+  // refuse the retry ("already belongs to a cluster").
   auto hash = SpkiSha256(material->ca_pem);
   if (!hash.ok()) return hash.status();
+  if (Status s = SaveClusterMaterial(dir, *material); !s.ok()) return s;
   return NewCluster{material->cluster.Hex(), material->node.Hex(), *hash, ClusterDir(dir)};
 }
 

@@ -26,7 +26,7 @@ struct ControlRequest {
 }
 
 struct SubmitScan {
-  definition @0 :Data;   # EncodeScanDefinition (mesh/pool_state.h); vantages empty: every vantage present
+  definition @0 :Data;   # EncodeScanDefinition (mesh/work/pool_state.h); vantages empty: every vantage present
 }
 
 struct ScanControlRequest {

@@ -52,7 +52,7 @@
 namespace ndo::mesh {
 namespace {
 
-using namespace detail;  // the Asio stream pieces (mesh/asio_streams.h)
+using namespace detail;  // the Asio stream pieces (mesh/transport/asio_streams.h)
 
 // ---------------------------------------------------------------------------
 // The node.
@@ -112,7 +112,7 @@ class Node {
   using ReplyHandler = std::function<void(Result<std::string> reply, const NodeId& peer)>;
   // One frame out, one frame back over a new stream to `address`.
   void RequestReply(const std::string& address, std::string body, ReplyHandler on_reply);
-  // The replicated security state (secured clusters, mesh/security_sync.h):
+  // The replicated security state (secured clusters, mesh/security/security_sync.h):
   // what the service asks for, carried out.
   Status LoadSecurityState();
   void DrainSecurity();
@@ -135,7 +135,7 @@ class Node {
   void RefuseEnrolment(const std::string& from, const std::string& token, const std::string& reason);
   void Answer(const FrameStreamPtr& stream, const EnrolReply& reply, std::optional<FrameKind> kind = std::nullopt);
   ControlResponse CreateTokenFor(const TokenParams& params);
-  // Distributed scans (mesh/work_service.h).
+  // Distributed scans (mesh/agent/work_service.h).
   Status SetUpWork();
   MeshView WorkView() const;
   void WorkTick(Time now);
@@ -188,7 +188,7 @@ class Node {
   size_t outbound_streams_ = 0;
   uint64_t timer_generation_ = 0;
 
-  // Joining and rejoining (mesh/rejoin_policy.h), from the start on.
+  // Joining and rejoining (mesh/membership/rejoin_policy.h), from the start on.
   std::optional<RejoinPolicy> rejoin_;
   std::vector<std::string> initial_join_;  // seeds first, then saved members
   size_t initial_seed_count_ = 0;

@@ -4,7 +4,7 @@
 // the highest coordinator epoch it saw, and the addresses of the members it
 // knew, through which it rejoins on its own.
 //
-// Stored as one Cap'n Proto record (mesh/node_state.capnp) under the Store
+// Stored as one Cap'n Proto record (mesh/agent/node_state.capnp) under the Store
 // metadata key kNodeStateKey, written at most every few seconds; the two
 // counters that must never go back (incarnation, highest epoch seen) are
 // also kept under kNodeCountersKey, a small record written synchronously

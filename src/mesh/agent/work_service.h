@@ -1,4 +1,4 @@
-// The daemon's driver of the work core (mesh/work_core.h): it carries the
+// The daemon's driver of the work core (mesh/work/work_core.h): it carries the
 // core's requests over the agent's streams (WorkEnv), its gossip payloads
 // into the membership's Broadcast, its scan commands to ScanHost's engines,
 // and saves the states it names into the store, debounced (kSaveEveryMs).

@@ -2,7 +2,8 @@
 // cluster on its first node, `ndo token create` issues join tokens, and
 // `ndo agent`/`ndo join` secure the node before it starts (enrolling it
 // through a seed with a token the first time). Errors are values; nothing
-// throws. Times are unix seconds, passed in.
+// throws. This is the agent's start-up, a driver: SecureNode reads the wall
+// clock and sleeps between enrolment attempts.
 #pragma once
 
 #include <chrono>

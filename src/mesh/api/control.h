@@ -2,7 +2,7 @@
 // Unix-domain stream socket, mode 0600 (only the agent's user may talk to
 // it). A client sends one request frame and reads one response frame;
 // frames are as on the mesh streams (4-byte big-endian length, then a Cap'n
-// Proto message of mesh/control.capnp).
+// Proto message of mesh/api/control.capnp).
 #pragma once
 
 #include <chrono>
@@ -13,7 +13,6 @@
 #include "mesh/membership/messages.h"
 #include "mesh/security/join_token.h"
 #include "base/status.h"
-#include "mesh/membership/membership.h"
 
 namespace ndo::mesh {
 
@@ -24,7 +23,7 @@ enum class ControlCommand : uint8_t {
   kCreateToken,
   kRemoveMember,
   kRotateKeys,
-  kSubmitScan,   // a distributed scan (mesh/pool_state.h)
+  kSubmitScan,   // a distributed scan (mesh/work/pool_state.h)
   kScanControl,  // pause, resume or stop one
 };
 

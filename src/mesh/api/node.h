@@ -51,7 +51,7 @@ struct MeshNodeOptions {
   std::chrono::steady_clock::duration leave_grace = std::chrono::seconds(2);
   std::chrono::steady_clock::duration join_retry_first = std::chrono::seconds(1);
   std::chrono::steady_clock::duration join_retry_max = std::chrono::seconds(30);
-  // A secured cluster (mesh/cluster_files.h): datagrams sealed with its
+  // A secured cluster (mesh/security/cluster_files.h): datagrams sealed with its
   // keyring, streams over mutual TLS, the node id its certificate names,
   // enrolment of new nodes served when it holds the CA key, and tokens
   // issued on request. Null: an unsecured mesh (`--insecure`, labs only).

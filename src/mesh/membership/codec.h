@@ -1,4 +1,4 @@
-// The wire format of the mesh: Cap'n Proto (src/mesh/wire.capnp), compiled at
+// The wire format of the mesh: Cap'n Proto (src/mesh/membership/wire.capnp), compiled at
 // build time. Decoding is hostile-input safe: sizes, counts and nesting are
 // bounded (kMax* in messages.h, Cap'n Proto's traversal and nesting limits),
 // and anything malformed comes back as an error value naming the reason;

@@ -1,5 +1,5 @@
 // The membership protocol's messages, as plain values. The wire encoding
-// (Cap'n Proto, bounded decoding) lives in mesh/codec.h; the core never sees
+// (Cap'n Proto, bounded decoding) lives in mesh/membership/codec.h; the core never sees
 // bytes.
 #pragma once
 

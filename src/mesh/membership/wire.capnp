@@ -1,4 +1,4 @@
-# The mesh's membership protocol on the wire (see mesh/codec.h).
+# The mesh's membership protocol on the wire (see mesh/membership/codec.h).
 # Fields are only ever added, never renumbered: mixed versions keep talking.
 # Field order matters for the size bounds in codec.cc (which fields share a
 # data word): change it only together with them and codec_test's bound tests.

@@ -6,7 +6,7 @@
 //              (the one that ran `ndo init`), 0600
 //   node.crt   this node's certificate, naming its node id (public)
 //   node.key   this node's private key, 0600
-//   keyring    the gossip keys (mesh/gossip_seal.h), 0600
+//   keyring    the gossip keys (mesh/security/gossip_seal.h), 0600
 //
 // Files, not the store: the store is locked while an agent runs, and an
 // operator must be able to see at a glance which secrets a machine holds.

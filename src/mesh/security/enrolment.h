@@ -7,7 +7,7 @@
 //    CA whose SPKI hash is the pinned one (no trust on first use).
 // 2. It sends an EnrolRequest: the token id, the CSR, its vantage and name,
 //    and an HMAC keyed by the token's secret over the session's exported
-//    keying material and the CSR (mesh/join_token.h).
+//    keying material and the CSR (mesh/security/join_token.h).
 // 3. The member checks the token (exists, not expired, not used up, allowed
 //    vantage, not revoked), the proof, and the CSR, counts the use on disk
 //    (synced) and only then signs the certificate and answers with it, the

@@ -67,7 +67,7 @@ struct TokenRecord {
 // "token revoked"); Ok if it can.
 Status CheckTokenUsable(const TokenRecord& record, std::string_view vantage, int64_t now_unix);
 
-// Bounded Cap'n Proto encoding (mesh/security.capnp) for the store.
+// Bounded Cap'n Proto encoding (mesh/security/security.capnp) for the store.
 Result<std::string> EncodeTokenRecord(const TokenRecord& record);
 Result<TokenRecord> DecodeTokenRecord(std::string_view bytes);
 

@@ -35,7 +35,7 @@ struct EnrolRequest {
   csr @1 :Text;          # PEM
   vantage @2 :Text;
   name @3 :Text;
-  proof @4 :Data;        # HMAC-SHA256 (mesh/join_token.h)
+  proof @4 :Data;        # HMAC-SHA256 (mesh/security/join_token.h)
 }
 
 struct EnrolReply {
@@ -46,7 +46,7 @@ struct EnrolReply {
   members @4 :List(Text);  # addresses to join through
 }
 
-# The replicated security state (mesh/security_state.h), saved in the store
+# The replicated security state (mesh/security/security_state.h), saved in the store
 # and exchanged between members over mutual TLS.
 struct KeySchedule {
   id @0 :UInt32;

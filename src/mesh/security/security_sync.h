@@ -1,4 +1,4 @@
-// A member's share of the replicated security state (mesh/security_state.h),
+// A member's share of the replicated security state (mesh/security/security_state.h),
 // sans-IO: its copy, the anti-entropy that spreads it (every change pushed
 // to every alive member at once, and an exchange with one random alive
 // member every kSecuritySyncInterval, so a member back from a partition or

@@ -1,4 +1,4 @@
-// The enrolling node's side of enrolment (mesh/enrolment.h, steps 1 and 2):
+// The enrolling node's side of enrolment (mesh/security/enrolment.h, steps 1 and 2):
 // TLS to a member, the CA pinned by hash, the request sent, the reply read.
 #pragma once
 

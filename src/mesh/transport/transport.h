@@ -165,7 +165,7 @@ Result<std::unique_ptr<StreamTransport>> MakeTcpTransport(boost::asio::io_contex
 
 struct ClusterMaterial;
 class RevocationSet;
-// Mutual TLS 1.3 against the cluster CA (mesh/tls_context.h): a stream is
+// Mutual TLS 1.3 against the cluster CA (mesh/security/tls_context.h): a stream is
 // handed out only after the peer's certificate checked out, with its node
 // id as authenticated_peer(); inbound clients without a certificate are
 // handed out unauthenticated (enrolment only). `revoked` is consulted at

@@ -1,4 +1,4 @@
-# The replicated state of distributed scans (mesh/pool_state.h), saved in
+# The replicated state of distributed scans (mesh/work/pool_state.h), saved in
 # the store and exchanged between members. Fields are only ever added,
 # never renumbered.
 @0x8b8322a7bfacf3ad;
@@ -58,7 +58,7 @@ struct ScanState {
   pools @4 :List(Pool);          # one per vantage, in the definition's order
 }
 
-# A small part of one scan's state, piggybacked on gossip (mesh/pool_state.h
+# A small part of one scan's state, piggybacked on gossip (mesh/work/pool_state.h
 # ScanDelta): the control register, some shards, or both. Merged by the same
 # joins as a whole state, restricted to what it carries.
 struct ScanDelta {

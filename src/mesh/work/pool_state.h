@@ -189,7 +189,7 @@ struct ScanDelta {
   std::vector<ShardDelta> shards;  // sorted by (pool, shard), unique
 };
 
-// Bounds: a delta fits one gossip payload (mesh/messages.h kMaxPayloadBytes)
+// Bounds: a delta fits one gossip payload (mesh/membership/messages.h kMaxPayloadBytes)
 // with a shard at its largest (kMaxShardHolders holders).
 inline constexpr size_t kMaxDeltaShards = 2;
 inline constexpr size_t kMaxScanDeltaBytes = 1024;

@@ -1,7 +1,7 @@
 # The messages of distributed scans between members, over the mesh's streams
 # (mutual TLS in a secured cluster), one request frame and one reply frame per
 # stream, after the frame kind byte 'W'. One flat struct: `kind` says which
-# fields are meaningful (mesh/work_messages.h). Fields are only ever added,
+# fields are meaningful (mesh/work/work_messages.h). Fields are only ever added,
 # never renumbered.
 @0xa0ca7836f389ad82;
 

@@ -1,6 +1,6 @@
 // Distributed scans on one node, sans-IO: the replicated scan states, the
 // work protocol's messages, this node's coordinator role (when the
-// membership makes it one) and its worker (mesh/worker.h). Like the
+// membership makes it one) and its worker (mesh/work/worker.h). Like the
 // membership core it reads no clock, owns no thread, socket or store: every
 // input carries `now_ms` (wall clock, as the leases' expiry), and what the
 // node must do comes out as values the driver takes and carries out:
@@ -14,7 +14,7 @@
 //   OnShardOutcome(outcome, now)        TakeDirty: scan states to persist
 //   Submit / SetControl (control)       NextWakeup: when to Tick again
 //
-// The daemon's driver is mesh/work_service.h (Asio streams, RocksDB,
+// The daemon's driver is mesh/agent/work_service.h (Asio streams, RocksDB,
 // ScanHost's engines); the simulator's is simulations/meshsim/sim_work.cc
 // (a simulated network and a fake scanner). Both run this very code.
 //

@@ -1,6 +1,6 @@
-// The messages of distributed scans between members (mesh/work.capnp), sent
+// The messages of distributed scans between members (mesh/work/work.capnp), sent
 // over the mesh's streams as one request frame and one reply frame of kind
-// FrameKind::kWork (mesh/stream_frame.h):
+// FrameKind::kWork (mesh/membership/stream_frame.h):
 //
 //   kSync        {digests}         -> kSyncReply {states that differ or the
 //                                     sender lacks, ids the replier wants}

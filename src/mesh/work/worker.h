@@ -1,5 +1,5 @@
 // Who scans which shard: pull-based work over the replicated scan state
-// (mesh/pool_state.h), sans-IO like the membership core. No socket, no clock:
+// (mesh/work/pool_state.h), sans-IO like the membership core. No socket, no clock:
 // every input carries `now_ms` (wall clock, as the leases' expiry), and the
 // driver carries out what comes back (docs/protocol.md, "Work: leases and
 // workers").
