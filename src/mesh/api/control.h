@@ -2,7 +2,7 @@
 // Unix-domain stream socket, mode 0600 (only the agent's user may talk to
 // it). A client sends one request frame and reads one response frame;
 // frames are as on the mesh streams (4-byte big-endian length, then a Cap'n
-// Proto message of mesh/api/control.capnp).
+// Proto message of mesh/agent/control.capnp).
 #pragma once
 
 #include <chrono>
