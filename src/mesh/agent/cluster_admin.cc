@@ -2,15 +2,12 @@
 // node's data dir (and through its agent where one runs).
 #include "mesh/api/cluster.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <memory>
 #include <thread>
 
 #include "base/log.h"
+#include "mesh/agent/data_dir.h"
 #include "mesh/agent/node_identity.h"
 #include "mesh/api/control.h"
 #include "mesh/security/cluster_files.h"
@@ -24,20 +21,6 @@ namespace {
 constexpr auto kEnrolTimeout = std::chrono::seconds(10);
 constexpr std::chrono::seconds kCaValidity{10LL * 365 * 24 * 3600};
 constexpr std::chrono::seconds kNodeCertValidity{365LL * 24 * 3600};
-
-Status MakeDataDir(const std::string& dir) {
-  if (Status s = CheckDataDir(dir); !s.ok()) return s;
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return Status::IoError("cannot create data dir " + dir + ": " + std::strerror(errno));
-  return Status::Ok();
-}
-
-Result<std::unique_ptr<Store>> OpenStore(const std::string& dir) {
-  auto store = Store::Open(dir + "/db");
-  if (!store.ok() && store.status().code() == Status::Code::kUnavailable)
-    return Status::Unavailable("another ndo process (an agent?) is using data dir " + dir);
-  return store;
-}
 
 // The node id this data dir's node has, or a new one.
 Result<NodeId> NodeIdFor(Store& store) {
@@ -101,7 +84,7 @@ Status EnrolNode(const MeshNodeOptions& options, const HostPort& seed, const std
   NodeId node;
   std::string vantage = options.identity.vantage, name = options.identity.name;
   {
-    auto store = OpenStore(dir);
+    auto store = OpenDataDirStore(dir);
     if (!store.ok()) return store.status();
     auto saved = LoadNodeState(**store);
     if (saved.ok()) {
@@ -158,7 +141,7 @@ Result<NewCluster> InitCluster(const std::string& dir, int64_t now_unix) {
   if (HasClusterMaterial(dir))
     return Status::InvalidArgument("data dir " + dir + " already belongs to a cluster (" + ClusterDir(dir) +
                                    "); ndo init makes a new one and would not overwrite it");
-  auto store = OpenStore(dir);
+  auto store = OpenDataDirStore(dir);
   if (!store.ok()) return store.status();
   auto material = NewClusterMaterial(**store, now_unix);
   if (!material.ok()) return material.status();
@@ -184,7 +167,7 @@ Result<IssuedToken> IssueJoinToken(const std::string& dir, const TokenParams& pa
   if (!material->holds_ca_key())
     return Status::InvalidArgument("only a node that holds the cluster CA key (the one that ran ndo init) can "
                                    "issue tokens");
-  auto store = OpenStore(dir);
+  auto store = OpenDataDirStore(dir);
   if (!store.ok()) return store.status();
   auto token = CreateToken(**store, params, now_unix);
   if (!token.ok()) return token.status();

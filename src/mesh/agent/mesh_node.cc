@@ -35,6 +35,7 @@
 #include "mesh/membership/codec.h"
 #include "mesh/api/control.h"
 #include "mesh/agent/control_router.h"
+#include "mesh/agent/data_dir.h"
 #include "mesh/agent/membership_report.h"
 #include "mesh/security/enrolment.h"
 #include "mesh/security/enrolment_relay.h"
@@ -209,12 +210,8 @@ class Node {
 };
 
 Status Node::OpenState() {
-  auto store = Store::Open(opts_.data_dir + "/db");
-  if (!store.ok()) {
-    if (store.status().code() == Status::Code::kUnavailable)
-      return Status::Unavailable("another ndo process (an agent?) is using data dir " + opts_.data_dir);
-    return store.status();
-  }
+  auto store = OpenDataDirStore(opts_.data_dir);
+  if (!store.ok()) return store.status();
   store_ = std::move(*store);
   std::optional<NodeState> saved;
   auto loaded = LoadNodeState(*store_);
@@ -307,9 +304,7 @@ Status Node::BindGossip() {
 }
 
 Status Node::Start() {
-  if (Status s = CheckDataDir(opts_.data_dir); !s.ok()) return s;
-  if (::mkdir(opts_.data_dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return Status::IoError("cannot create data dir " + opts_.data_dir + ": " + std::strerror(errno));
+  if (Status s = MakeDataDir(opts_.data_dir); !s.ok()) return s;
   if (Status s = OpenState(); !s.ok()) return s;
   if (Status s = SetUpSecurity(); !s.ok()) return s;
   if (Status s = BindGossip(); !s.ok()) return s;
