@@ -135,7 +135,7 @@ void SimWork::Feed(int i) {
   if (!n.view_dirty && n.view) return;
   n.view = std::make_shared<const MeshView>(MeshViewOf(mesh_.node(i)));
   n.view_dirty = false;
-  n.core->UpdateView(n.view);
+  n.core->UpdateView(n.view, WallMs(i));
 }
 
 bool SimWork::ViewsConsistent() {

@@ -54,6 +54,30 @@ std::shared_ptr<const MeshView> View(std::optional<NodeId> coordinator, std::vec
   return v;
 }
 
+std::shared_ptr<const MeshView> ViewAt(uint64_t epoch, std::optional<NodeId> coordinator, std::vector<MeshPeer> alive) {
+  auto v = std::const_pointer_cast<MeshView>(View(coordinator, std::move(alive)));
+  v->epoch = epoch;
+  return v;
+}
+
+// Carries every request `from` has queued to the core it is addressed to
+// (those to a node not in `cores` fail, as to a dead one) and the answers
+// back; returns the messages delivered, in order.
+std::vector<WorkMessage> Deliver(WorkCore& from, const std::string& from_vantage,
+                                 const std::map<NodeId, WorkCore*>& cores, int64_t now) {
+  std::vector<WorkMessage> delivered;
+  for (auto& r : from.TakeRequests()) {
+    auto it = cores.find(r.to);
+    if (it == cores.end()) {
+      from.OnReply(r.id, Status::Unavailable("dead"), now);
+      continue;
+    }
+    delivered.push_back(r.message);
+    from.OnReply(r.id, it->second->OnMessage(r.message, from_vantage, now), now);
+  }
+  return delivered;
+}
+
 std::string Bundle() {
   auto b = EncodeResultBundle(std::vector<ProbeResult>{});
   EXPECT_TRUE(b.ok());
@@ -64,7 +88,7 @@ TEST(WorkCore, AMeshOfOneLeasesScansAndFinishesEveryShardThroughItsOutputs) {
   MemoryShelf shelf;
   NodeId self{1, 1};
   WorkCore core(self, "dmz", WorkConfig{}, 7, shelf);
-  core.UpdateView(View(self, {}));
+  core.UpdateView(View(self, {}), kT0);
   auto id = core.Submit(Definition(2), kT0);
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   EXPECT_EQ(core.TakeDirty(), std::vector<ScanId>{*id}) << "a new scan is to be saved";
@@ -100,8 +124,8 @@ TEST(WorkCore, AWorkerAsksTheCoordinatorAndStartsOnItsGrant) {
   MemoryShelf shelf_a, shelf_b;
   NodeId a{1, 1}, b{2, 2};
   WorkCore coordinator(a, "dmz", WorkConfig{}, 1, shelf_a), worker(b, "dmz", WorkConfig{}, 2, shelf_b);
-  coordinator.UpdateView(View(a, {{b, "b:1", "dmz"}}));
-  worker.UpdateView(View(a, {{a, "a:1", "dmz"}}));
+  coordinator.UpdateView(View(a, {{b, "b:1", "dmz"}}), kT0);
+  worker.UpdateView(View(a, {{a, "a:1", "dmz"}}), kT0);
   auto id = coordinator.Submit(Definition(1), kT0);
   ASSERT_TRUE(id.ok());
   auto pushes = coordinator.TakeRequests();
@@ -139,6 +163,107 @@ TEST(WorkCore, AWorkerAsksTheCoordinatorAndStartsOnItsGrant) {
   worker.OnReply(ask.id, grant, kT0 + 33);
   worker.OnReply(9999, grant, kT0 + 33);
   EXPECT_TRUE(worker.TakeScanCommands().empty());
+}
+
+// The gap meshsim found at N=1000: a coordinator grants a shard and dies
+// before its gossip of the grant leaves; its successor, whose copy says the
+// shard is free, must not grant it to another node while its scanner is
+// alive. It grants nothing of a vantage until every alive member of it has
+// reported the leases it holds, which the scanner does at once on seeing
+// the new coordinator.
+TEST(WorkCore, ASuccessorGrantsNoShardThatItsPredecessorGaveToAnAliveScanner) {
+  MemoryShelf sa, sb, sc, sd;
+  NodeId a{1, 1}, b{2, 2}, c{3, 3}, d{4, 4};
+  MeshPeer pa{a, "a:1", "dmz"}, pb{b, "b:1", "dmz"}, pc{c, "c:1", "dmz"}, pd{d, "d:1", "dmz"};
+  WorkCore old_coordinator(a, "dmz", WorkConfig{}, 1, sa), scanner(b, "dmz", WorkConfig{}, 2, sb),
+      successor(c, "dmz", WorkConfig{}, 3, sc), idle(d, "dmz", WorkConfig{}, 4, sd);
+  old_coordinator.UpdateView(ViewAt(1, a, {pb, pc, pd}), kT0);
+  scanner.UpdateView(ViewAt(1, a, {pa, pc, pd}), kT0);
+  successor.UpdateView(ViewAt(1, a, {pa, pb, pd}), kT0);
+  idle.UpdateView(ViewAt(1, a, {pa, pb, pc}), kT0);
+  std::map<NodeId, WorkCore*> all{{a, &old_coordinator}, {b, &scanner}, {c, &successor}, {d, &idle}};
+
+  auto id = old_coordinator.Submit(Definition(4), kT0);
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(Deliver(old_coordinator, "dmz", all, kT0 + 1).size(), 3u) << "the new scan pushed to b, c and d";
+  // b asks the old coordinator and gets a shard (a's own worker took the
+  // first); the gossip of that grant (from either of them) never reaches
+  // anybody.
+  scanner.Tick(kT0 + 10);
+  Deliver(scanner, "dmz", all, kT0 + 11);
+  auto started = scanner.TakeScanCommands();
+  ASSERT_EQ(started.size(), 1u);
+  const uint32_t held = started[0].ref.shard;
+  EXPECT_TRUE(successor.Find(*id)->pools[0][held].lease.holder.empty()) << "c never heard of the grant";
+
+  // a dies; c takes office in epoch 2.
+  all.erase(a);
+  int64_t t = kT0 + 8000;
+  successor.UpdateView(ViewAt(2, c, {pb, pd}), t);
+  idle.UpdateView(ViewAt(2, c, {pb, pc}), t);
+  scanner.UpdateView(ViewAt(2, c, {pc, pd}), t);
+  // d asks first: c has not heard from b yet, so nothing is granted.
+  idle.Tick(t + 10);
+  Deliver(idle, "dmz", all, t + 11);
+  EXPECT_TRUE(idle.TakeScanCommands().empty()) << "granted before b reported its lease";
+  // b renews with the new coordinator at once, and c adopts the lease.
+  scanner.Tick(t + 20);
+  size_t renewals = 0;
+  for (const auto& m : Deliver(scanner, "dmz", all, t + 21)) renewals += m.kind == WorkKind::kRenewRequest;
+  EXPECT_EQ(renewals, 1u) << "renewed at once, not after renew_every";
+  const ShardLease& adopted = successor.Find(*id)->pools[0][held].lease;
+  EXPECT_EQ(adopted.holder, b);
+  EXPECT_EQ(adopted.epoch, 2u) << "renewed under the new epoch";
+  EXPECT_TRUE(scanner.TakeScanCommands().empty()) << "b scans on";
+  // Every member of the vantage has reported: c's own worker and d get
+  // other shards, never b's (a's is free: a is dead).
+  successor.Tick(t + 1100);  // its worker was refused too, and asks again after idle_poll
+  auto own = successor.TakeScanCommands();
+  ASSERT_EQ(own.size(), 1u);
+  EXPECT_NE(own[0].ref.shard, held);
+  idle.Tick(t + 1200);
+  Deliver(idle, "dmz", all, t + 1201);
+  auto granted = idle.TakeScanCommands();
+  ASSERT_EQ(granted.size(), 1u);
+  EXPECT_NE(granted[0].ref.shard, held);
+  EXPECT_NE(granted[0].ref.shard, own[0].ref.shard);
+}
+
+TEST(WorkCore, ASuccessorGrantsOnceItsWindowEndsEvenIfAMemberNeverReports) {
+  MemoryShelf sc, sd;
+  NodeId b{2, 2}, c{3, 3}, d{4, 4};
+  MeshPeer pb{b, "b:1", "dmz"}, pc{c, "c:1", "dmz"}, pd{d, "d:1", "dmz"};
+  WorkConfig cfg;
+  WorkCore successor(c, "dmz", cfg, 3, sc), idle(d, "dmz", cfg, 4, sd);
+  successor.UpdateView(ViewAt(1, b, {pb, pd}), kT0);
+  idle.UpdateView(ViewAt(1, b, {pb, pc}), kT0);
+  auto id = idle.Submit(Definition(2), kT0);
+  ASSERT_TRUE(id.ok());
+  std::map<NodeId, WorkCore*> all{{c, &successor}};
+  Deliver(idle, "dmz", all, kT0 + 1);
+  ASSERT_NE(successor.Find(*id), nullptr);
+  // b (silent, say its worker is stuck) stays alive in c's view.
+  int64_t t = kT0 + 1000;
+  successor.UpdateView(ViewAt(2, c, {pb, pd}), t);
+  idle.UpdateView(ViewAt(2, c, {pb, pc}), t);
+  // A claim of an epoch above the coordinator's is a bad member's: ignored.
+  WorkMessage bogus;
+  bogus.kind = WorkKind::kLeaseRequest;
+  bogus.sender = d;
+  bogus.vantage = "dmz";
+  bogus.epoch = 2;
+  bogus.held.push_back({*id, "dmz", 1, ShardLease{d, 99, 1, t + 10'000}});
+  EXPECT_EQ(successor.OnMessage(bogus, "dmz", t + 5).kind, WorkKind::kRefused);
+  EXPECT_EQ(successor.Find(*id)->pools[0][1].lease.epoch, 0u) << "a claim above our epoch was taken";
+  idle.Tick(t + 10);
+  Deliver(idle, "dmz", all, t + 11);
+  EXPECT_TRUE(idle.TakeScanCommands().empty()) << "b has not reported";
+  // After renew_every + request_timeout, a silent member no longer holds
+  // grants back.
+  int64_t after = t + (cfg.RenewEvery() + cfg.request_timeout).count() + 1;
+  idle.Tick(after);
+  Deliver(idle, "dmz", all, after + 1);
+  EXPECT_EQ(idle.TakeScanCommands().size(), 1u);
 }
 
 }  // namespace

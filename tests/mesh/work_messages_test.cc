@@ -24,6 +24,7 @@ WorkMessage Full(WorkKind kind) {
   m.lease = ShardLease{NodeId{3, 4}, 7, 12, 1'800'000'000'000};
   m.bundle = std::string(1000, 'b');
   m.epoch = 7;
+  m.held = {{ScanId{5, 5, 5, 5, 5, 5, 5, 5}, "dmz", 3, ShardLease{NodeId{1, 2}, 6, 2, 1'800'000'000'000}}};
   return m;
 }
 
@@ -48,6 +49,7 @@ TEST(WorkMessagesTest, EveryKindRoundTrips) {
     EXPECT_EQ(back->lease, m.lease);
     EXPECT_EQ(back->bundle, m.bundle);
     EXPECT_EQ(back->epoch, m.epoch);
+    EXPECT_EQ(back->held, m.held);
   }
 }
 
@@ -74,6 +76,15 @@ TEST(WorkMessagesTest, WhatAKindNeedsIsChecked) {
   m = Full(WorkKind::kBundleFetch);
   m.vantage = std::string(65, 'v');
   EXPECT_NE(DecodeError(m), "");
+  m = Full(WorkKind::kRenewRequest);
+  m.held[0].lease.holder = NodeId{};
+  EXPECT_NE(DecodeError(m), "");  // a held lease of nobody
+  m = Full(WorkKind::kLeaseRequest);
+  m.held[0].shard = kMaxPoolShards;
+  EXPECT_NE(DecodeError(m), "");
+  m = Full(WorkKind::kLeaseRequest);
+  m.held.assign(kMaxHeldLeases + 1, m.held[0]);
+  EXPECT_NE(DecodeError(m), "");  // more than any worker holds
   // Kinds that carry no shard do not need a scan id.
   m = Full(WorkKind::kSync);
   m.scan = ScanId{};

@@ -436,6 +436,32 @@ TEST_F(WorkerTest, AGrantStartsTheScanAndRenewalsComeEveryThirdOfTheLease) {
   EXPECT_EQ(fast.RenewEvery(), std::chrono::seconds(2));
 }
 
+TEST_F(WorkerTest, ANewCoordinatorHearsOfHeldLeasesAtOnceAndAnUnheardRenewalIsTriedSoon) {
+  Worker w = Make(cfg);
+  TickAt(w, 0);
+  LeaseGrant g = Grant(1000);
+  w.OnGrant(g, 1000);
+  w.TakeActions();
+  EXPECT_EQ(w.HeldLeases(), (std::vector<std::pair<ShardRef, ShardLease>>{{g.ref, g.lease}}));
+  EXPECT_TRUE(TickAt(w, 5000).empty()) << "renewals come every renew_every";
+  // The coordinator changes: the renewal goes to the new one at once, so
+  // that it learns of the lease (it grants nothing new until it has).
+  view.coordinator = N(2);
+  view.coordinator_address = "10.0.0.2:7946";
+  auto a = TickAt(w, 5100);
+  ASSERT_EQ(Kinds(a), (std::vector<Kind>{Kind::kRenew}));
+  EXPECT_EQ(a[0].to, N(2));
+  EXPECT_EQ(a[0].lease, g.lease);
+  EXPECT_TRUE(TickAt(w, 5200).empty()) << "once per coordinator change";
+  // It is not the coordinator yet (its view lags ours): tried again after
+  // idle_poll, not renew_every.
+  w.OnRenewDeferred(g.ref, 5300);
+  EXPECT_EQ(w.NextWakeup(), 6300);
+  EXPECT_TRUE(TickAt(w, 6299).empty());
+  EXPECT_EQ(Kinds(TickAt(w, 6300)), (std::vector<Kind>{Kind::kRenew}));
+  EXPECT_EQ(w.held_count(), 1u) << "a deferred renewal stops nothing";
+}
+
 TEST_F(WorkerTest, ARefusedRenewalStopsTheScan) {
   Worker w = Make(cfg);
   TickAt(w, 0);

@@ -51,8 +51,9 @@ Status WorkService::Load() {
 }
 
 void WorkService::Tick(Time /*now*/, const MeshView& view) {
-  core_.UpdateView(std::make_shared<const MeshView>(view));
-  core_.Tick(WallMs());
+  int64_t now = WallMs();
+  core_.UpdateView(std::make_shared<const MeshView>(view), now);
+  core_.Tick(now);
   Carry();
 }
 

@@ -20,6 +20,14 @@ struct WorkLease {
   expiresMs @4 :Int64;
 }
 
+# A lease the sender holds, as it was granted or renewed to it.
+struct WorkHeldLease {
+  scanId @0 :Data;     # 8 bytes
+  vantage @1 :Text;
+  shard @2 :UInt32;
+  lease @3 :WorkLease;
+}
+
 struct WorkMessage {
   kind @0 :UInt8;
   senderHi @1 :UInt64;
@@ -34,4 +42,5 @@ struct WorkMessage {
   lease @10 :WorkLease;
   bundle @11 :Data;               # bundlePut, bundleData
   epoch @12 :UInt64;              # leaseRequest, renewRequest: the epoch the worker follows
+  held @13 :List(WorkHeldLease);  # leaseRequest, renewRequest: every lease the worker holds
 }

@@ -331,6 +331,8 @@ WorkMessage WorkCore::Grant(const WorkMessage& request, const std::string& peer_
   // which); an unknown peer's claim is taken only when it names no other.
   if (!peer_vantage.empty() && peer_vantage != request.vantage)
     return Refusal("member of vantage " + peer_vantage + " asked for vantage " + request.vantage);
+  AdoptHeld(request);
+  if (now_ms_ < adopt_until_ms_ && !VantageReported(request.vantage)) return Refusal("coordinator taking office");
   auto grant = GrantLease(scans_, request.sender, request.vantage, view_->epoch, now_ms_,
                           [&](const NodeId& id) { return AliveOrSelf(id); }, cfg_, adopt_until_ms_);
   if (!grant) return Refusal("no work");
@@ -347,8 +349,43 @@ WorkMessage WorkCore::Grant(const WorkMessage& request, const std::string& peer_
   return out;
 }
 
+void WorkCore::AdoptHeld(const WorkMessage& request) {
+  // What the sender says it holds, joined into our copy like any lease
+  // that rode the gossip: a lease our predecessor granted and we never
+  // heard of wins over the older one we have, and one we have since
+  // granted anew (a higher epoch) wins over it. A claim of an epoch above
+  // ours, or one that runs longer than any grant could, is a bad member's
+  // and is left out: it would hold the shard for ever.
+  int64_t latest_expiry = now_ms_ + 2 * cfg_.lease_duration.count();
+  for (const HeldLease& h : request.held) {
+    if (h.lease.holder != request.sender || h.vantage != request.vantage || h.lease.epoch > view_->epoch ||
+        h.lease.expires_ms > latest_expiry)
+      continue;
+    ScanState* s = FindMutable(h.scan);
+    if (!s) continue;
+    auto v = VantageIndex(*s, h.vantage);
+    if (!v || h.shard >= s->pools[*v].size()) continue;
+    ShardState& sh = s->pools[*v][h.shard];
+    if (sh.done.done) continue;
+    ShardLease joined = JoinLease(sh.lease, h.lease);
+    if (joined == sh.lease) continue;
+    sh.lease = joined;
+    Changed(s->id);
+    GossipShard(*s, *v, h.shard);
+  }
+  reported_.insert(request.sender);
+}
+
+bool WorkCore::VantageReported(const std::string& vantage) const {
+  if (vantage == vantage_ && !reported_.count(self_)) return false;
+  for (const auto& p : view_->alive)
+    if (p.vantage == vantage && !reported_.count(p.id)) return false;
+  return true;
+}
+
 WorkMessage WorkCore::Renew(const WorkMessage& request) {
   if (!is_coordinator_) return Refusal("not the coordinator");
+  AdoptHeld(request);
   auto lease =
       RenewLease(scans_, request.sender, request.scan, request.vantage, request.shard, view_->epoch, now_ms_, cfg_);
   if (!lease.ok()) return Refusal(lease.status().message());
@@ -412,8 +449,9 @@ bool WorkCore::AliveOrSelf(const NodeId& id) const {
   return std::binary_search(alive_ids_.begin(), alive_ids_.end(), id);
 }
 
-void WorkCore::UpdateView(std::shared_ptr<const MeshView> view) {
+void WorkCore::UpdateView(std::shared_ptr<const MeshView> view, int64_t now_ms) {
   if (!view) return;
+  now_ms_ = now_ms;
   view_ = std::move(view);
   alive_ids_.clear();
   alive_ids_.reserve(view_->alive.size() + 1);
@@ -425,8 +463,19 @@ void WorkCore::UpdateView(std::shared_ptr<const MeshView> view) {
     // Taking office: the predecessor's leases are adopted as their holders
     // renew with us, which each does within renew_every (a renewal lost to
     // a timeout is tried again after request_timeout).
+    // Its predecessor may also have granted leases that this node never
+    // heard of (it died before its gossip left, or our copy lags): until
+    // every alive member of a vantage has reported the leases it holds (each
+    // does with its next request, and renews at once on seeing a new
+    // coordinator), nothing of that vantage is granted anew, or a shard
+    // whose scanner is alive would be scanned twice (meshsim work, N=1000).
+    // Epoch 1 is the cluster's first coordinator: it has no predecessor.
     coordinator_epoch_ = view_->epoch;
-    adopt_until_ms_ = now_ms_ + (cfg_.RenewEvery() + cfg_.request_timeout).count();
+    reported_.clear();
+    adopt_until_ms_ = view_->epoch <= 1 ? 0 : now_ms_ + (cfg_.RenewEvery() + cfg_.request_timeout).count();
+    if (adopt_until_ms_)
+      Log(LogLevel::kInfo, "coordinator taking office: new grants wait until the members have reported their leases",
+          {{"epoch", view_->epoch}});
   }
   is_coordinator_ = coordinator;
 }
@@ -469,9 +518,15 @@ void WorkCore::RunActions() {
     else
       Log(LogLevel::kInfo, "dead man's switch released: back in contact", {{"alive", uint64_t(alive)}});
   }
-  for (int round = 0; round < 4; ++round) {
+  // A few rounds: an action's local answer (this node coordinates, or a
+  // request that cannot leave) may make the worker act again, e.g. start
+  // the shard it was just granted, which must not wait for the next Tick.
+  for (int round = 0; round < 8; ++round) {
     auto actions = worker_.TakeActions();
-    if (actions.empty()) break;
+    if (actions.empty()) {
+      if (local_.empty() || draining_) break;
+      DrainLocal();
+    }
     for (const auto& a : actions) Execute(a);
     worker_.Tick(now_ms_, wv);
   }
@@ -519,6 +574,7 @@ void WorkCore::RequestLease() {
   WorkMessage req = Base(WorkKind::kLeaseRequest);
   req.vantage = vantage_;
   req.epoch = view_->epoch;
+  req.held = HeldByWorker();
   Pending p(Purpose::kLease);
   // Asked of ourselves: no stream, but answered after the worker's actions,
   // so that it is never re-entered from inside them.
@@ -528,17 +584,27 @@ void WorkCore::RequestLease() {
   Send(*coordinator, std::move(req), p);
 }
 
+std::vector<HeldLease> WorkCore::HeldByWorker() const {
+  std::vector<HeldLease> out;
+  for (const auto& [ref, lease] : worker_.HeldLeases()) {
+    if (out.size() >= kMaxHeldLeases) break;
+    out.push_back({ref.scan, ref.vantage, ref.shard, lease});
+  }
+  return out;
+}
+
 void WorkCore::RenewShard(const ShardRef& ref) {
   WorkMessage req = Base(WorkKind::kRenewRequest);
   req.scan = ref.scan;
   req.vantage = ref.vantage;
   req.shard = ref.shard;
   req.epoch = view_->epoch;
+  req.held = HeldByWorker();
   Pending p(Purpose::kRenew);
   p.ref = ref;
   if (is_coordinator_) return AnswerLocally(p, Renew(req));
   const MeshPeer* coordinator = view_->coordinator ? PeerOf(*view_->coordinator) : nullptr;
-  if (!coordinator) return;  // the lease runs on; the next renewal goes to whoever coordinates then
+  if (!coordinator) return AnswerLocally(p, Status::Unavailable("no coordinator"));
   Send(*coordinator, std::move(req), p);
 }
 
@@ -640,7 +706,9 @@ void WorkCore::HandleReply(const Pending& p, Result<WorkMessage> reply) {
       if (reply->kind != WorkKind::kLeaseGrant)
         return worker_.OnGrantRefused(reply->kind == WorkKind::kRefused ? reply->error : "unexpected reply", now_ms_);
       LeaseGrant g{{reply->scan, reply->vantage, reply->shard}, reply->lease};
-      // Our copy learns the lease at once (the coordinator's gossip may come later).
+      // Our copy learns the lease at once (the coordinator's gossip may come
+      // later), and we gossip it too: a coordinator that dies right after
+      // granting takes its own gossip of the grant with it.
       if (ScanState* s = FindMutable(g.ref.scan))
         if (auto v = VantageIndex(*s, g.ref.vantage); v && g.ref.shard < s->pools[*v].size()) {
           ShardLease& l = s->pools[*v][g.ref.shard].lease;
@@ -649,16 +717,17 @@ void WorkCore::HandleReply(const Pending& p, Result<WorkMessage> reply) {
             l = joined;
             Changed(s->id);
           }
+          if (!is_coordinator_) GossipShard(*s, *v, g.ref.shard);
         }
       return worker_.OnGrant(g, now_ms_);
     }
     case Purpose::kRenew:
       if (reply.ok() && reply->kind == WorkKind::kRenewed) return worker_.OnRenewed(p.ref, reply->lease, now_ms_);
-      // A transport failure or a node that is no longer coordinator: the
-      // lease runs on; the next renewal goes to whoever coordinates then.
+      // A transport failure or a node that is not the coordinator: the
+      // lease runs on; the renewal goes again soon, to whoever coordinates.
       if (reply.ok() && reply->kind == WorkKind::kRefused && reply->error != "not the coordinator")
-        worker_.OnRenewRefused(p.ref, reply->error, now_ms_);
-      return;
+        return worker_.OnRenewRefused(p.ref, reply->error, now_ms_);
+      return worker_.OnRenewDeferred(p.ref, now_ms_);
     case Purpose::kReplica:
       if (reply.ok() && reply->kind == WorkKind::kAck) return worker_.OnReplicaStored(p.ref, p.to, now_ms_);
       Log(LogLevel::kWarn, "replica not stored",

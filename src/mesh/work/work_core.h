@@ -6,7 +6,7 @@
 // node must do comes out as values the driver takes and carries out:
 //
 //   inputs                              outputs (Take...)
-//   UpdateView(membership view)         TakeRequests: work messages to send,
+//   UpdateView(membership view, now)    TakeRequests: work messages to send,
 //   Tick(now)                             each answered by OnReply(id, ...)
 //   OnMessage(from, msg, now) -> reply  TakeBroadcasts: gossip payloads
 //   OnReply(request id, result, now)    TakeScanCommands: start/stop a shard,
@@ -159,7 +159,7 @@ class WorkCore {
 
   // The membership's view, shared: the driver hands in a new one when the
   // membership changed (or at every Tick, if building one is cheap).
-  void UpdateView(std::shared_ptr<const MeshView> view);
+  void UpdateView(std::shared_ptr<const MeshView> view, int64_t now_ms);
   void Tick(int64_t now_ms);
   // Wall-clock ms of the next Tick due.
   int64_t NextWakeup() const;
@@ -218,6 +218,13 @@ class WorkCore {
   WorkMessage SyncReply(const WorkMessage& sync);
   WorkMessage Grant(const WorkMessage& request, const std::string& peer_vantage);
   WorkMessage Renew(const WorkMessage& request);
+  // The leases a worker reports with its request (WorkMessage::held), taken
+  // into our copy; the sender counts as having reported.
+  void AdoptHeld(const WorkMessage& request);
+  // Every alive member of `vantage` (self included) has reported its leases
+  // since this node took office.
+  bool VantageReported(const std::string& vantage) const;
+  std::vector<HeldLease> HeldByWorker() const;
   WorkMessage PutBundle(const WorkMessage& request);
   WorkMessage FetchBundle(const WorkMessage& request);
   WorkMessage Refusal(std::string reason) const;
@@ -254,6 +261,7 @@ class WorkCore {
   bool is_coordinator_ = false;
   uint64_t coordinator_epoch_ = 0;  // the epoch this node took office in
   int64_t adopt_until_ms_ = 0;      // leases of earlier epochs held by alive members are not free before
+  std::set<NodeId> reported_;       // members that reported their leases since this node took office
   bool dead_man_logged_ = false;
   int64_t now_ms_ = 0;
   int64_t next_sync_ms_ = 0;

@@ -17,6 +17,20 @@ bool CopyExact(capnp::Data::Reader d, std::array<uint8_t, N>& out) {
   return true;
 }
 
+void SetLease(schema::WorkLease::Builder b, const ShardLease& l) {
+  b.setHolderHi(l.holder.hi);
+  b.setHolderLo(l.holder.lo);
+  b.setEpoch(l.epoch);
+  b.setCounter(l.counter);
+  b.setExpiresMs(l.expires_ms);
+}
+
+ShardLease GetLease(schema::WorkLease::Reader r) {
+  return ShardLease{NodeId{r.getHolderHi(), r.getHolderLo()}, r.getEpoch(), r.getCounter(), r.getExpiresMs()};
+}
+
+bool ValidVantage(const std::string& v) { return v.size() <= 64 && v.find('\0') == std::string::npos; }
+
 bool KnownKind(uint8_t k) { return k >= 1 && k <= static_cast<uint8_t>(WorkKind::kBundleData); }
 
 bool NeedsShard(WorkKind k) {
@@ -45,7 +59,8 @@ std::string_view WorkKindName(WorkKind k) {
 }
 
 Result<std::string> EncodeWorkMessage(const WorkMessage& m) {
-  if (m.digests.size() > kMaxSyncDigests || m.wanted.size() > kMaxSyncDigests || m.states.size() > kMaxSyncDigests)
+  if (m.digests.size() > kMaxSyncDigests || m.wanted.size() > kMaxSyncDigests || m.states.size() > kMaxSyncDigests ||
+      m.held.size() > kMaxHeldLeases)
     return Status::InvalidArgument("work message with too many entries");
   return CapnpEncode<schema::WorkMessage>("work message", kMaxWorkMessageBytes, [&](schema::WorkMessage::Builder b) {
     b.setKind(static_cast<uint8_t>(m.kind));
@@ -64,14 +79,16 @@ Result<std::string> EncodeWorkMessage(const WorkMessage& m) {
     b.setScanId(AsData(m.scan.data(), m.scan.size()));
     b.setVantage(m.vantage);
     b.setShard(m.shard);
-    auto lease = b.initLease();
-    lease.setHolderHi(m.lease.holder.hi);
-    lease.setHolderLo(m.lease.holder.lo);
-    lease.setEpoch(m.lease.epoch);
-    lease.setCounter(m.lease.counter);
-    lease.setExpiresMs(m.lease.expires_ms);
+    SetLease(b.initLease(), m.lease);
     b.setBundle(AsData(m.bundle.data(), m.bundle.size()));
     b.setEpoch(m.epoch);
+    auto held = b.initHeld(static_cast<unsigned>(m.held.size()));
+    for (size_t i = 0; i < m.held.size(); ++i) {
+      held[i].setScanId(AsData(m.held[i].scan.data(), m.held[i].scan.size()));
+      held[i].setVantage(m.held[i].vantage);
+      held[i].setShard(m.held[i].shard);
+      SetLease(held[i].initLease(), m.held[i].lease);
+    }
     return Status::Ok();
   });
 }
@@ -109,22 +126,30 @@ Result<WorkMessage> DecodeWorkMessage(std::string_view bytes) {
       if (!CopyExact(r.getScanId(), m.scan)) return Status::Corruption("malformed scan id");
     }
     m.vantage = CapnpText(r.getVantage());
-    if (m.vantage.size() > 64 || m.vantage.find('\0') != std::string::npos)
-      return Status::Corruption("malformed vantage");
+    if (!ValidVantage(m.vantage)) return Status::Corruption("malformed vantage");
     if ((needs_scan || m.kind == WorkKind::kLeaseRequest) && m.vantage.empty())
       return Status::Corruption(std::string(WorkKindName(m.kind)) + " without a vantage");
     m.shard = r.getShard();
     if (m.shard >= kMaxPoolShards) return Status::Corruption("shard index out of range");
-    auto lease = r.getLease();
-    m.lease.holder = NodeId{lease.getHolderHi(), lease.getHolderLo()};
-    m.lease.epoch = lease.getEpoch();
-    m.lease.counter = lease.getCounter();
-    m.lease.expires_ms = lease.getExpiresMs();
+    m.lease = GetLease(r.getLease());
     if ((m.kind == WorkKind::kLeaseGrant || m.kind == WorkKind::kRenewed) && m.lease.holder.empty())
       return Status::Corruption("lease without a holder");
     auto bundle = r.getBundle();
     m.bundle.assign(reinterpret_cast<const char*>(bundle.begin()), bundle.size());
     m.epoch = r.getEpoch();
+    auto held = r.getHeld();
+    if (held.size() > kMaxHeldLeases) return Status::Corruption("work message with too many held leases");
+    for (auto h : held) {
+      HeldLease e;
+      if (!CopyExact(h.getScanId(), e.scan)) return Status::Corruption("malformed held lease scan id");
+      e.vantage = CapnpText(h.getVantage());
+      if (e.vantage.empty() || !ValidVantage(e.vantage)) return Status::Corruption("malformed held lease vantage");
+      e.shard = h.getShard();
+      if (e.shard >= kMaxPoolShards) return Status::Corruption("held lease shard index out of range");
+      e.lease = GetLease(h.getLease());
+      if (e.lease.holder.empty()) return Status::Corruption("held lease without a holder");
+      m.held.push_back(std::move(e));
+    }
     return Status::Ok();
   });
   if (!s.ok()) return s;

@@ -5,9 +5,14 @@
 //   kSync        {digests}         -> kSyncReply {states that differ or the
 //                                     sender lacks, ids the replier wants}
 //   kPush        {states}          -> kAck
-//   kLeaseRequest{vantage, epoch}  -> kLeaseGrant {scan, vantage, shard, lease}
-//                                     or kRefused {error}
-//   kRenewRequest{scan, vantage, shard, epoch} -> kRenewed {lease} / kRefused
+//   kLeaseRequest{vantage, epoch, held}  -> kLeaseGrant {scan, vantage, shard,
+//                                     lease} or kRefused {error}
+//   kRenewRequest{scan, vantage, shard, epoch, held} -> kRenewed {lease} /
+//                                     kRefused
+//
+// `held` is every lease the worker holds: a coordinator that has just taken
+// office learns from it the leases its predecessor granted that it never
+// heard of (work_core.h).
 //   kBundlePut   {scan, vantage, shard, bundle} -> kAck / kRefused
 //   kBundleFetch {scan, vantage, shard} -> kBundleData {bundle} / kRefused
 //
@@ -29,6 +34,7 @@ namespace ndo::mesh {
 
 inline constexpr size_t kMaxWorkMessageBytes = kMaxStreamBytes;
 inline constexpr size_t kMaxSyncDigests = 100000;
+inline constexpr size_t kMaxHeldLeases = 256;
 
 enum class WorkKind : uint8_t {
   kSync = 1,
@@ -51,6 +57,15 @@ struct ScanDigestEntry {
   Digest digest{};
 };
 
+// A lease its holder reports (WorkMessage::held).
+struct HeldLease {
+  ScanId scan{};
+  std::string vantage;
+  uint32_t shard = 0;
+  ShardLease lease;
+  friend bool operator==(const HeldLease&, const HeldLease&) = default;
+};
+
 struct WorkMessage {
   WorkKind kind = WorkKind::kAck;
   NodeId sender;
@@ -64,6 +79,7 @@ struct WorkMessage {
   ShardLease lease;                       // kLeaseGrant, kRenewed
   std::string bundle;                     // kBundlePut, kBundleData
   uint64_t epoch = 0;                     // kLeaseRequest, kRenewRequest
+  std::vector<HeldLease> held;            // kLeaseRequest, kRenewRequest
 };
 
 // Without the kind byte.

@@ -143,6 +143,13 @@ std::vector<ShardRef> Worker::Scanning() const {
   return out;
 }
 
+std::vector<std::pair<ShardRef, ShardLease>> Worker::HeldLeases() const {
+  std::vector<std::pair<ShardRef, ShardLease>> out;
+  for (const auto& [ref, h] : held_)
+    if (h.renewing) out.emplace_back(ref, h.lease);
+  return out;
+}
+
 std::vector<WorkAction> Worker::TakeActions() { return std::exchange(actions_, {}); }
 
 void Worker::StopScanning(const ShardRef& ref, const std::string& reason) {
@@ -248,6 +255,13 @@ void Worker::CheckAgainstState(const WorkerView& view) {
 
 void Worker::Renew(int64_t now_ms, const WorkerView& view) {
   if (!view.coordinator) return;  // due renewals go out once there is one
+  // A new coordinator hears of our leases at once: until every member of
+  // our vantage has reported what it holds, it grants nothing new (its
+  // predecessor may have granted what it never heard of).
+  if (renewed_with_ != view.coordinator) {
+    renewed_with_ = view.coordinator;
+    for (auto& [ref, h] : held_) h.next_renew_ms = std::min(h.next_renew_ms, now_ms);
+  }
   for (auto& [ref, h] : held_) {
     if (!h.renewing || now_ms < h.next_renew_ms) continue;
     WorkAction a;
@@ -394,6 +408,13 @@ void Worker::OnRenewRefused(const ShardRef& ref, const std::string& reason, int6
     return;
   }
   StopScanning(ref, reason);
+}
+
+void Worker::OnRenewDeferred(const ShardRef& ref, int64_t now_ms) {
+  last_now_ms_ = std::max(last_now_ms_, now_ms);
+  auto it = held_.find(ref);
+  if (it == held_.end() || !it->second.renewing) return;
+  it->second.next_renew_ms = std::min(it->second.next_renew_ms, now_ms + cfg_.idle_poll.count());
 }
 
 void Worker::OnShardScanned(const ShardRef& ref, uint64_t results, const Digest& digest, int64_t now_ms) {

@@ -213,6 +213,11 @@ class Worker {
   // shard next scans it again). A shard already scanned keeps on towards
   // done: its bundle is complete whoever holds the lease.
   void OnRenewRefused(const ShardRef& ref, const std::string& reason, int64_t now_ms);
+  // The renewal did not reach a coordinator (no answer, or the node asked
+  // is not, or not yet, the coordinator): the lease runs on, and the
+  // renewal is tried again after idle_poll rather than a whole renew_every,
+  // so that a coordinator taking office learns of the lease soon.
+  void OnRenewDeferred(const ShardRef& ref, int64_t now_ms);
   // The engine finished the shard and stored its bundle locally.
   void OnShardScanned(const ShardRef& ref, uint64_t results, const Digest& digest, int64_t now_ms);
   void OnReplicaStored(const ShardRef& ref, const NodeId& holder, int64_t now_ms);
@@ -227,6 +232,10 @@ class Worker {
   size_t scanning_count() const;
   size_t held_count() const { return held_.size(); }
   std::vector<ShardRef> Scanning() const;
+  // The leases this node holds and still renews (scanning, or scanned and
+  // waiting for a replica): what it reports with every request to the
+  // coordinator.
+  std::vector<std::pair<ShardRef, ShardLease>> HeldLeases() const;
 
  private:
   struct Held {
@@ -256,6 +265,7 @@ class Worker {
   uint64_t seed_;
   std::map<ShardRef, Held> held_;
   std::optional<int64_t> request_sent_ms_;
+  std::optional<NodeId> renewed_with_;  // the coordinator the last renewals went to
   int64_t retry_at_ms_ = 0;  // no request before (after a refusal)
   std::optional<int64_t> contact_lost_ms_;
   std::optional<int64_t> contact_since_ms_;  // in contact without a break since
