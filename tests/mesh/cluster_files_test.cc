@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/file_io.h"
 #include "mesh/agent/node_identity.h"
 
 namespace ndo::mesh {

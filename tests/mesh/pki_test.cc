@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/file_io.h"
+
 namespace ndo::mesh {
 namespace {
 
@@ -670,84 +672,6 @@ class PkiFilesTest : public ::testing::Test {
   }
   std::string dir_;
 };
-
-TEST_F(PkiFilesTest, WritePrivateFileCreatesMode0600) {
-  std::string path = dir_ + "/node.key";
-  mode_t old = ::umask(0);  // even with a permissive umask
-  Status s = WritePrivateFile(path, "secret bytes");
-  ::umask(old);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(Mode(path), 0600u);
-  EXPECT_EQ(Must(ReadSmallFile(path, 1024)), "secret bytes");
-  EXPECT_EQ(Entries(), std::vector<std::string>{"node.key"});  // no temporary left
-}
-
-TEST_F(PkiFilesTest, WritePrivateFileReplacesAtomically) {
-  std::string path = dir_ + "/ca.key";
-  // An existing, world-readable file.
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(::write(fd, "old", 3), 3);
-  ::close(fd);
-  ::chmod(path.c_str(), 0644);
-  struct stat before {};
-  ASSERT_EQ(::stat(path.c_str(), &before), 0);
-  int reader = ::open(path.c_str(), O_RDONLY);
-  ASSERT_GE(reader, 0);
-
-  std::string big(100000, 'x');
-  ASSERT_TRUE(WritePrivateFile(path, big).ok());
-  struct stat after {};
-  ASSERT_EQ(::stat(path.c_str(), &after), 0);
-  EXPECT_NE(after.st_ino, before.st_ino);  // a new file renamed over, not rewritten in place
-  EXPECT_EQ(after.st_mode & 07777, 0600u);
-  EXPECT_EQ(Must(ReadSmallFile(path, big.size())), big);
-  char buf[8] = {};
-  EXPECT_EQ(::read(reader, buf, sizeof buf), 3);  // whoever had it open still sees the old file whole
-  EXPECT_EQ(std::string(buf, 3), "old");
-  ::close(reader);
-
-  ASSERT_TRUE(WritePrivateFile(path, "").ok());
-  EXPECT_EQ(Must(ReadSmallFile(path, 10)), "");
-  EXPECT_EQ(Entries(), std::vector<std::string>{"ca.key"});
-}
-
-TEST_F(PkiFilesTest, WritePrivateFileReplacesAStaleTemporary) {
-  std::string path = dir_ + "/k";
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT, 0644);
-  ASSERT_GE(fd, 0);
-  ::close(fd);
-  ASSERT_TRUE(WritePrivateFile(path, "v").ok());
-  EXPECT_EQ(Must(ReadSmallFile(path, 10)), "v");
-  EXPECT_EQ(Mode(path), 0600u);
-  EXPECT_EQ(Entries(), std::vector<std::string>{"k"});
-}
-
-TEST_F(PkiFilesTest, WritePrivateFileFailsCleanly) {
-  auto s = WritePrivateFile(dir_ + "/missing/dir/file", "x");
-  EXPECT_EQ(s.code(), Status::Code::kIoError);
-  // Renaming over a directory fails, and the temporary is removed.
-  ASSERT_EQ(::mkdir((dir_ + "/adir").c_str(), 0700), 0);
-  ::close(::open((dir_ + "/adir/inner").c_str(), O_WRONLY | O_CREAT, 0600));
-  s = WritePrivateFile(dir_ + "/adir", "x");
-  EXPECT_EQ(s.code(), Status::Code::kIoError);
-  EXPECT_EQ(Entries(), std::vector<std::string>{"adir"});
-  ::unlink((dir_ + "/adir/inner").c_str());
-  ::rmdir((dir_ + "/adir").c_str());
-}
-
-TEST_F(PkiFilesTest, ReadSmallFileBounds) {
-  EXPECT_EQ(ReadSmallFile(dir_ + "/nope", 10).status().code(), Status::Code::kNotFound);
-  std::string path = dir_ + "/f";
-  ASSERT_TRUE(WritePrivateFile(path, std::string(100, 'z')).ok());
-  EXPECT_EQ(Must(ReadSmallFile(path, 100)).size(), 100u);
-  auto r = ReadSmallFile(path, 99);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
-  EXPECT_FALSE(ReadSmallFile(path, 0).ok());
-  EXPECT_FALSE(ReadSmallFile(dir_, 100).ok());  // a directory
-}
 
 TEST_F(PkiFilesTest, PkiMaterialSurvivesAFileRoundTrip) {
   CaMaterial ca = Must(CreateClusterCa(kCluster, kCaValidity, kNow));

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/file_io.h"
+
 namespace ndo::mesh {
 namespace {
 

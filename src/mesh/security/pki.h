@@ -93,10 +93,4 @@ Result<CertInfo> VerifyNodeCert(std::string_view cert_pem, std::string_view ca_p
 // Checks that a private key and a certificate belong together.
 Status CheckKeyMatchesCert(std::string_view key_pem, std::string_view cert_pem);
 
-// Writes a file readable by its owner only (0600): created under a temporary
-// name with that mode from the start, synced, then renamed over `path`.
-Status WritePrivateFile(const std::string& path, std::string_view bytes);
-// Reads a file of at most max_bytes (NotFound if it does not exist).
-Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
-
 }  // namespace ndo::mesh
