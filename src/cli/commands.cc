@@ -13,6 +13,7 @@
 #include "cli/progress_display.h"
 #include "cli/reports.h"
 #include "cli/scan_runner.h"
+#include "cli/store_access.h"
 #include "scan/port_list.h"
 
 namespace ndo {
@@ -23,7 +24,6 @@ int64_t NowMicros() {
       .count();
 }
 
-std::string StoreDir(const std::string& data_dir) { return (data_dir.empty() ? DefaultDataDir() : data_dir) + "/db"; }
 
 // Exact counts from the store where it has them: open always, every state with --store-all.
 Status RecountFromStore(Store& store, ScanRecord& rec) {
@@ -71,7 +71,7 @@ int RunScanCommand(const ScanCommand& cmd) {
   if (!cmd.resume_id.empty()) {
     if (!cmd.options.targets.empty() || !cmd.options.input_lists.empty())
       return Fail(Status::InvalidArgument("--resume continues a stored scan with its stored settings; give no targets"));
-    auto opened = Store::Open(StoreDir(cmd.data_dir));
+    auto opened = OpenStoreToWrite(cmd.data_dir);
     if (!opened.ok()) return Fail(opened.status());
     store = std::move(*opened);
     auto found = store->FindScan(cmd.resume_id);
@@ -99,7 +99,7 @@ int RunScanCommand(const ScanCommand& cmd) {
                   static_cast<unsigned long long>(perm->prime()));
       return kExitOk;
     }
-    auto opened = Store::Open(StoreDir(cmd.data_dir));
+    auto opened = OpenStoreToWrite(cmd.data_dir);
     if (!opened.ok()) return Fail(opened.status());
     store = std::move(*opened);
     rec.spec = std::move(*spec);
@@ -150,7 +150,7 @@ int RunScanCommand(const ScanCommand& cmd) {
 
 int RunScansCommand(const std::string& data_dir, const std::string& format) {
   if (Status s = CheckFormat(format, {"table", "json"}); !s.ok()) return Fail(s);
-  auto store = Store::Open(StoreDir(data_dir));
+  auto store = OpenStoreToRead(data_dir);
   if (!store.ok()) return Fail(store.status());
   auto scans = (*store)->ListScans();
   if (!scans.ok()) return Fail(scans.status());
@@ -189,7 +189,7 @@ int RunScansCommand(const std::string& data_dir, const std::string& format) {
 int RunResultsCommand(const std::string& data_dir, const std::string& scan_id, const OutputChoice& output) {
   auto states = ParseStateList(output.states.empty() ? "all" : output.states);
   if (!states.ok()) return Fail(states.status());
-  auto store = Store::Open(StoreDir(data_dir));
+  auto store = OpenStoreToRead(data_dir);
   if (!store.ok()) return Fail(store.status());
   auto rec = (*store)->FindScan(scan_id);
   if (!rec.ok()) return Fail(rec.status());
@@ -212,7 +212,7 @@ int RunReportCommand(const std::string& data_dir, const ReportCommand& cmd) {
   }
   if (cmd.format != "table" && cmd.format != "json" && cmd.format != "csv")
     return Fail(Status::InvalidArgument("reports come as table, json or csv, not '" + cmd.format + "'"));
-  auto store = Store::Open(StoreDir(data_dir));
+  auto store = OpenStoreToRead(data_dir);
   if (!store.ok()) return Fail(store.status());
   auto rec = (*store)->FindScan(cmd.scan_id);
   if (!rec.ok()) return Fail(rec.status());

@@ -12,6 +12,7 @@
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/output/json.h"
+#include "cli/store_access.h"
 #include "base/log.h"
 #include "mesh/api/cluster.h"
 #include "mesh/api/control.h"
@@ -27,7 +28,6 @@ using mesh::ControlResponse;
 
 constexpr auto kControlTimeout = std::chrono::seconds(5);
 
-std::string DataDirOrDefault(const std::string& d) { return d.empty() ? DefaultDataDir() : d; }
 
 // Names and vantages are shown to people and sent to every member: bounded,
 // printable, no control characters.

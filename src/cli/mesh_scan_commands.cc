@@ -16,6 +16,7 @@
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/pool_source.h"
+#include "cli/store_access.h"
 #include "mesh/api/control.h"
 #include "mesh/api/scans.h"
 #include "store/store.h"
@@ -28,7 +29,6 @@ using mesh::ControlRequest;
 
 constexpr auto kControlTimeout = std::chrono::seconds(10);
 
-std::string DataDir(const std::string& d) { return d.empty() ? DefaultDataDir() : d; }
 
 int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -38,7 +38,7 @@ int64_t WallMs() {
 // A scan's state as this data dir holds it, read beside the running agent
 // (by id or unique hex prefix).
 Result<mesh::ScanState> ReadState(const std::string& data_dir, const std::string& scan) {
-  auto store = Store::OpenReadOnly(DataDir(data_dir) + "/db");
+  auto store = OpenStoreToRead(data_dir);
   if (!store.ok()) return store.status();
   return mesh::FindScanState(**store, scan);
 }
@@ -68,7 +68,7 @@ std::string Bar(double fraction, int width) {
 // Names of the members, when the agent answers (ids otherwise).
 std::map<mesh::NodeId, std::string> MemberNames(const std::string& data_dir) {
   std::map<mesh::NodeId, std::string> names;
-  auto r = mesh::CallControl(DataDir(data_dir), ControlCommand::kMembers, std::chrono::milliseconds(2000));
+  auto r = mesh::CallControl(DataDirOrDefault(data_dir), ControlCommand::kMembers, std::chrono::milliseconds(2000));
   if (!r.ok() || !r->error.empty()) return names;
   names[r->self.id] = r->self.name;
   for (const auto& m : r->members) names[m.id] = m.name;
@@ -213,7 +213,7 @@ int Control(const std::string& data_dir, const std::string& scan, mesh::ScanCont
   ControlRequest req(ControlCommand::kScanControl);
   req.scan = scan;
   req.scan_action = static_cast<uint8_t>(action);
-  auto r = mesh::CallControl(DataDir(data_dir), req, kControlTimeout);
+  auto r = mesh::CallControl(DataDirOrDefault(data_dir), req, kControlTimeout);
   if (!r.ok()) return Fail(r.status());
   if (!r->error.empty()) return Fail(Status::InvalidArgument(r->error));
   std::printf("%s\n", r->message.c_str());
@@ -236,7 +236,7 @@ std::vector<std::string> SplitCommas(const std::vector<std::string>& items) {
 }  // namespace
 
 bool AgentRunning(const std::string& data_dir) {
-  return mesh::ControlSocketAnswers(mesh::ControlSocketPath(DataDir(data_dir)));
+  return mesh::ControlSocketAnswers(mesh::ControlSocketPath(DataDirOrDefault(data_dir)));
 }
 
 int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec) {
@@ -245,7 +245,7 @@ int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec) {
   def.vantages = SplitCommas(submit.vantages);
   if (def.vantages.empty()) {
     // Every vantage of every member this node knows (cli/scan_vantages.h).
-    auto members = mesh::CallControl(DataDir(submit.data_dir), ControlCommand::kMembers, kControlTimeout);
+    auto members = mesh::CallControl(DataDirOrDefault(submit.data_dir), ControlCommand::kMembers, kControlTimeout);
     if (!members.ok()) return Fail(members.status());
     if (!members->error.empty()) return Fail(Status::Unavailable(members->error));
     def.vantages = DefaultScanVantages(members->self, members->members);
@@ -261,7 +261,7 @@ int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec) {
   if (!bytes.ok()) return Fail(bytes.status());
   ControlRequest req(ControlCommand::kSubmitScan);
   req.scan_definition = std::move(*bytes);
-  auto r = mesh::CallControl(DataDir(submit.data_dir), req, kControlTimeout);
+  auto r = mesh::CallControl(DataDirOrDefault(submit.data_dir), req, kControlTimeout);
   if (!r.ok()) return Fail(r.status());
   if (!r->error.empty()) return Fail(Status::InvalidArgument(r->error));
   std::fprintf(stderr, "ndo: %s\n", r->message.c_str());

@@ -10,6 +10,7 @@
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/output/json.h"
+#include "cli/store_access.h"
 #include "mesh/api/cluster.h"
 #include "store/store.h"  // DefaultDataDir
 
@@ -20,7 +21,6 @@ constexpr auto kControlTimeout = std::chrono::seconds(5);
 
 int64_t NowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
 
-std::string DataDirOrDefault(const std::string& d) { return d.empty() ? DefaultDataDir() : d; }
 
 void PrintToken(const mesh::IssuedToken& r, const TokenCommand& cmd) {
   if (cmd.format == "json") {

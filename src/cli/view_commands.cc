@@ -16,6 +16,7 @@
 #include "cli/pool_source.h"
 #include "cli/pool_views.h"
 #include "cli/reports.h"
+#include "cli/store_access.h"
 
 namespace ndo {
 namespace {
@@ -25,17 +26,6 @@ namespace {
 const std::vector<std::string> kViewFormats = {"table", "json", "csv", "xml"};
 const std::vector<std::string> kTableFormats = {"table", "json", "csv"};
 
-// Readers never lock: the agent may hold the database (see OpenReadOnly).
-Result<std::unique_ptr<Store>> OpenStore(const std::string& data_dir) {
-  std::string dir = data_dir.empty() ? DefaultDataDir() : data_dir;
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) return Status::NotFound("no such data directory '" + dir + "'");
-  auto store = Store::OpenReadOnly(dir + "/db");
-  if (store.status().code() == Status::Code::kNotFound)
-    return Status::NotFound("data directory '" + dir + "' holds no store yet");
-  return store;
-}
-
 // The scan the command names, from a freshly opened store.
 struct Opened {
   std::unique_ptr<Store> store;
@@ -43,7 +33,7 @@ struct Opened {
 };
 Result<Opened> OpenScan(const ViewCommand& cmd) {
   if (cmd.scan_id.empty()) return Status::InvalidArgument("give the id of a distributed scan (see 'ndo view list')");
-  auto store = OpenStore(cmd.data_dir);
+  auto store = OpenStoreToRead(cmd.data_dir);
   if (!store.ok()) return store.status();
   auto scan = mesh::FindScanState(**store, cmd.scan_id);
   if (!scan.ok()) return scan.status();
@@ -166,7 +156,7 @@ Status RunViewDiff(const ViewCommand& cmd, std::ostream& out) {
 
 Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& stdout_stream) {
   if (Status s = CheckFormat(cmd.format, {"table", "json"}); !s.ok()) return s;
-  auto store = OpenStore(cmd.data_dir);
+  auto store = OpenStoreToRead(cmd.data_dir);
   if (!store.ok()) return store.status();
   auto scans = mesh::ListScanStates(**store);
   if (!scans.ok()) return scans.status();

@@ -202,10 +202,18 @@ TEST_F(ScanCli, BadInputGetsAClearErrorAndExitCode2) {
       {{"scan", "status", "ffff", "--format", "yaml"}, "unknown format 'yaml': give table or json"},
       {{"members", "--format", "jsonl"}, "give --format json"},
       {{"results", "ffffffff", "--data-dir", "DATA"}, "no stored scan"},
+      // Readers create nothing: a data dir that is not there is an error.
+      {{"results", "ffffffff", "--data-dir", "DATA/missing"}, "no such data directory"},
+      {{"scans", "--data-dir", "DATA/missing"}, "no such data directory"},
+      {{"report", "services", "ffffffff", "--data-dir", "DATA/missing"}, "no such data directory"},
   };
+  // A store with one scan in it, for the lookups of a scan it does not hold.
+  auto made = RunNdo({"scan", "127.84.0.1", "-p", "1", "--local", "--scope", "127.0.0.0/8", "--data-dir", data_, "-q"},
+                     tmp_);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
   for (auto& c : cases) {
     for (auto& a : c.args)
-      if (a == "DATA") a = data_;
+      if (a.rfind("DATA", 0) == 0) a = data_ + a.substr(4);
     auto r = RunNdo(c.args, tmp_);
     EXPECT_EQ(r.exit_code, 2) << c.args[1] << ": " << r.err;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << "expected '" << c.message << "' in: " << r.err;
