@@ -142,6 +142,25 @@ TEST(WorkCore, AWorkerAsksTheCoordinatorAndStartsOnItsGrant) {
   EXPECT_TRUE(worker.TakeScanCommands().empty());
 }
 
+// A daemon restarted with a lease it held takes it up again; with no
+// coordinator yet (its seeds silent), the renewal that falls due waits for
+// one, and its wake-ups stay in the future (a past one is a busy loop).
+TEST(WorkCore, ARestartedNodeWithoutACoordinatorDoesNotWakeInThePast) {
+  MemoryShelf shelf;
+  NodeId self{2, 2}, peer{1, 1};
+  WorkCore core(self, "dmz", WorkConfig{}, 3, shelf);
+  auto state = NewScanState(Definition(2), HlcStamp{kT0, 0, peer});
+  ASSERT_TRUE(state.ok());
+  state->pools[0][0].lease = ShardLease{self, 1, 4, kT0 + 25'000};
+  core.UpdateView(View(std::nullopt, {{peer, "a:1", "dmz"}}));
+  core.Load({{state->id, *state}}, {}, kT0);
+  ASSERT_EQ(core.worker().scanning_count(), 1u);
+  for (int64_t now = kT0; now < kT0 + 25'000; now += 500) {
+    core.Tick(now);
+    EXPECT_GT(core.NextWakeup(), now) << now - kT0;
+  }
+}
+
 // ---- Fetching the bundles of done shards ------------------------------------
 
 // A state of `shards` pending shards, and the same with some of them done
