@@ -95,8 +95,11 @@ struct WorkStats {
   // (epoch, counter); a done shard that is no longer done in a node's copy.
   uint64_t violations = 0;
   std::string first_violation;
-  // Core wake-ups that were already due after its outputs were carried out
-  // (each would be an immediate timer in the daemon): a busy-loop sign.
+  // Core wake-ups earlier than the node's wall clock after its outputs were
+  // carried out, or due at once right after a Tick (each an immediate timer
+  // in the daemon that changes nothing): a busy-loop sign. Not counted: due
+  // this very ms after another input (a timer that falls due in the ms of a
+  // reply or payload handled first; the Tick follows).
   uint64_t past_wakeups = 0;
 };
 
@@ -219,13 +222,14 @@ class SimWork {
   void Handle(const Event& e);
   // Hands node i's core the current view if its membership changed.
   void Feed(int i);
-  // Takes what node i's core asks for and carries it out (WorkService::Carry).
-  void Carry(int i);
+  // Takes what node i's core asks for and carries it out (WorkService::Carry);
+  // `ticked`: right after the core's Tick (for the past wake-ups' count).
+  void Carry(int i, bool ticked = false);
   void Broadcast(int i, std::vector<GossipPayload> payloads);
   void Send(int i, WorkRequest request);
   void Start(int i, const ScanCommand& c);
   void Stop(int i, const ScanCommand& c);
-  void Reschedule(int i);
+  void Reschedule(int i, bool ticked);
   void OnPayloads(int i, const std::vector<std::string>& payloads);
   void Fail(const std::string& what);
   void Count(const WorkMessage& m, int from, WorkKind request_kind);

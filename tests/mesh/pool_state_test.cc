@@ -335,6 +335,28 @@ TEST(PoolStateMerge, DoneNeverFlipsBack) {
   EXPECT_TRUE(Join(b, pending).pools[1][3].done.done);
 }
 
+TEST(PoolStateMerge, ReportsTheShardsWhoseDoneRecordChanged) {
+  ScanState into = NewState(), other = NewState();
+  other.pools[1][3].done = Done(7, {Node(1), Node(2)});
+  other.pools[0][1].done = Done(5, {Node(1), Node(2)});
+  other.pools[0][2].lease = ShardLease{Node(4), 1, 1, kT0};  // a lease alone is no done record
+  into.pools[0][1].done = Done(5, {Node(1), Node(2)});       // already known
+  std::vector<std::pair<uint32_t, uint32_t>> done_changed;
+  bool changed = false;
+  ASSERT_TRUE(MergeScanState(into, other, &changed, &done_changed).ok());
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(done_changed, (std::vector<std::pair<uint32_t, uint32_t>>{{1, 3}}));
+  // More holders of the same bundle change the record too.
+  other.pools[0][1].done = Done(5, {Node(3), Node(4)});
+  done_changed.clear();
+  ASSERT_TRUE(MergeScanState(into, other, &changed, &done_changed).ok());
+  EXPECT_EQ(done_changed, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 1}}));
+  done_changed.clear();
+  ASSERT_TRUE(MergeScanState(into, other, &changed, &done_changed).ok());
+  EXPECT_FALSE(changed);
+  EXPECT_TRUE(done_changed.empty());
+}
+
 TEST(PoolStateMerge, DoneRecordsJoinByDigestThenUniteHolders) {
   ShardDone small = Done(1, {Node(1), Node(2)}), large = Done(2, {Node(3), Node(4)});
   EXPECT_EQ(JoinDone(small, large), large);

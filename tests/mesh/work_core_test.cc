@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -264,6 +265,207 @@ TEST(WorkCore, ASuccessorGrantsOnceItsWindowEndsEvenIfAMemberNeverReports) {
   idle.Tick(after);
   Deliver(idle, "dmz", all, after + 1);
   EXPECT_EQ(idle.TakeScanCommands().size(), 1u);
+}
+
+// A daemon restarted with a lease it held takes it up again; with no
+// coordinator yet (its seeds silent), the renewal that falls due waits for
+// one, and its wake-ups stay in the future (a past one is a busy loop).
+TEST(WorkCore, ARestartedNodeWithoutACoordinatorDoesNotWakeInThePast) {
+  MemoryShelf shelf;
+  NodeId self{2, 2}, peer{1, 1};
+  WorkCore core(self, "dmz", WorkConfig{}, 3, shelf);
+  auto state = NewScanState(Definition(2), HlcStamp{kT0, 0, peer});
+  ASSERT_TRUE(state.ok());
+  state->pools[0][0].lease = ShardLease{self, 1, 4, kT0 + 25'000};
+  core.UpdateView(View(std::nullopt, {{peer, "a:1", "dmz"}}), kT0);
+  core.Load({{state->id, *state}}, {}, kT0);
+  ASSERT_EQ(core.worker().scanning_count(), 1u);
+  for (int64_t now = kT0; now < kT0 + 25'000; now += 500) {
+    core.Tick(now);
+    EXPECT_GT(core.NextWakeup(), now) << now - kT0;
+  }
+}
+
+// ---- Fetching the bundles of done shards ------------------------------------
+
+// A state of `shards` pending shards, and the same with some of them done
+// by `holders` with the bundle of `digest`.
+ScanState Pending(uint32_t shards) {
+  auto s = NewScanState(Definition(shards), HlcStamp{kT0, 0, NodeId{9, 9}});
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? *s : ScanState{};
+}
+
+ScanState WithDone(ScanState s, const std::vector<uint32_t>& shards, const Digest& digest,
+                   std::vector<NodeId> holders) {
+  std::sort(holders.begin(), holders.end());
+  for (uint32_t k : shards) s.pools[0][k].done = ShardDone{true, 0, digest, holders};
+  return s;
+}
+
+std::string Encoded(const ScanState& s) {
+  auto bytes = EncodeScanState(s);
+  EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
+  return bytes.ok() ? *bytes : std::string();
+}
+
+// The bundle fetches among `requests`, by shard.
+std::map<uint32_t, WorkRequest> Fetches(const std::vector<WorkRequest>& requests) {
+  std::map<uint32_t, WorkRequest> out;
+  for (const auto& r : requests)
+    if (r.message.kind == WorkKind::kBundleFetch) {
+      EXPECT_FALSE(out.count(r.message.shard)) << "shard " << r.message.shard << " fetched twice at once";
+      out[r.message.shard] = r;
+    }
+  return out;
+}
+
+std::vector<uint32_t> Shards(const std::map<uint32_t, WorkRequest>& fetches) {
+  std::vector<uint32_t> out;
+  for (const auto& [k, r] : fetches) out.push_back(k);
+  return out;
+}
+
+WorkMessage BundleData(const WorkRequest& fetch, std::string bundle) {
+  WorkMessage m;
+  m.kind = WorkKind::kBundleData;
+  m.scan = fetch.message.scan;
+  m.vantage = fetch.message.vantage;
+  m.shard = fetch.message.shard;
+  m.bundle = std::move(bundle);
+  return m;
+}
+
+// The node keeps an index of the done shards whose bundle it lacks rather
+// than walking every shard for them; each way a done record or a bundle
+// comes in must keep that index true, or a fetch is missed for ever (or
+// made again and again).
+TEST(WorkCore, EveryDoneShardsBundleItLacksIsFetchedWhetherTheRecordCameWholeByDeltaOrAtLoad) {
+  MemoryShelf shelf;
+  NodeId a{1, 1}, b{2, 2}, gone{3, 3};
+  const std::string bundle = Bundle();
+  const Digest digest = BundleDigest(bundle);
+  WorkCore core(b, "dmz", WorkConfig{}, 3, shelf);
+  core.UpdateView(View(a, {{a, "a:1", "dmz"}}), kT0);
+  const ScanState pending = Pending(6);
+  const ScanId id = pending.id;
+  const ScanId pool = PoolId(id, "dmz");
+  int64_t now = kT0;
+  // Each sync round (kSyncIntervalMs) looks for bundles to fetch.
+  auto round = [&] {
+    now += kSyncIntervalMs;
+    core.Tick(now);
+    return core.TakeRequests();
+  };
+  auto answer = [&](const std::map<uint32_t, WorkRequest>& fetches) {
+    for (const auto& [k, r] : fetches) core.OnReply(r.id, BundleData(r, bundle), now);
+  };
+
+  // A scan unknown so far, pushed whole with shard 0 done: fetched from its
+  // holder that is alive.
+  WorkMessage push;
+  push.kind = WorkKind::kPush;
+  push.sender = a;
+  push.states = {Encoded(WithDone(pending, {0}, digest, {a, gone}))};
+  ASSERT_EQ(core.OnMessage(push, "dmz", now).kind, WorkKind::kAck);
+  auto fetches = Fetches(round());
+  ASSERT_EQ(Shards(fetches), std::vector<uint32_t>{0});
+  EXPECT_EQ(fetches[0].to, a);
+  EXPECT_EQ(fetches[0].message.scan, id);
+  answer(fetches);
+  EXPECT_EQ(core.held().at({pool, 0}), digest);
+  EXPECT_TRUE(Fetches(round()).empty()) << "a bundle held is not fetched again";
+
+  // A known scan merged whole from a sync's answer: only the shard newly
+  // done is fetched.
+  auto requests = round();
+  WorkRequest sync;
+  for (const auto& r : requests)
+    if (r.message.kind == WorkKind::kSync) sync = r;
+  ASSERT_EQ(sync.message.kind, WorkKind::kSync);
+  WorkMessage reply;
+  reply.kind = WorkKind::kSyncReply;
+  reply.sender = a;
+  reply.states = {Encoded(WithDone(pending, {0, 1}, digest, {a, gone}))};
+  core.OnReply(sync.id, reply, now);
+  fetches = Fetches(round());
+  ASSERT_EQ(Shards(fetches), std::vector<uint32_t>{1});
+  answer(fetches);
+
+  // A done record by delta (the gossip).
+  auto delta = ScanDeltaPayload(DeltaOf(WithDone(pending, {2}, digest, {a, gone}), false, {{0, 2}}));
+  ASSERT_TRUE(delta.ok());
+  core.OnPayload(*delta, now);
+  fetches = Fetches(round());
+  ASSERT_EQ(Shards(fetches), std::vector<uint32_t>{2});
+  answer(fetches);
+
+  // A bundle stored here as a replica before its shard is done is not
+  // fetched once the record comes.
+  WorkMessage put;
+  put.kind = WorkKind::kBundlePut;
+  put.sender = a;
+  put.scan = id;
+  put.vantage = "dmz";
+  put.shard = 3;
+  put.bundle = bundle;
+  ASSERT_EQ(core.OnMessage(put, "dmz", now).kind, WorkKind::kAck);
+  delta = ScanDeltaPayload(DeltaOf(WithDone(pending, {3}, digest, {a, b}), false, {{0, 3}}));
+  ASSERT_TRUE(delta.ok());
+  core.OnPayload(*delta, now);
+  EXPECT_TRUE(Fetches(round()).empty());
+  // Nor when the replica comes after the record that names it (a shard
+  // scanned again), before the next round asks for it.
+  delta = ScanDeltaPayload(DeltaOf(WithDone(pending, {5}, digest, {a, gone}), false, {{0, 5}}));
+  ASSERT_TRUE(delta.ok());
+  core.OnPayload(*delta, now);
+  put.shard = 5;
+  ASSERT_EQ(core.OnMessage(put, "dmz", now).kind, WorkKind::kAck);
+  EXPECT_TRUE(Fetches(round()).empty());
+
+  // Restarted: the states and held digests it saved are loaded; what is
+  // done and not held, or held with another digest than the record's, is
+  // fetched, and with no holder alive, from another member.
+  MemoryShelf shelf2;
+  WorkCore restarted(b, "dmz", WorkConfig{}, 3, shelf2);
+  restarted.UpdateView(View(a, {{a, "a:1", "dmz"}}), kT0);
+  Digest other = digest;
+  other[0] ^= 1;
+  restarted.Load({{id, WithDone(pending, {0, 1, 2, 4}, digest, {gone, NodeId{4, 4}})}},
+                 {{{pool, 0}, digest}, {{pool, 1}, other}}, now);
+  restarted.Tick(now + 1);
+  fetches = Fetches(restarted.TakeRequests());
+  ASSERT_EQ(Shards(fetches), (std::vector<uint32_t>{1, 2, 4}));
+  EXPECT_EQ(fetches[4].to, a);
+}
+
+TEST(WorkCore, AtMostEightBundleFetchesAreInFlightAndTheNextGoesOutAsOneArrives) {
+  MemoryShelf shelf;
+  NodeId a{1, 1}, b{2, 2}, c{3, 3};
+  const std::string bundle = Bundle();
+  const Digest digest = BundleDigest(bundle);
+  WorkCore core(b, "dmz", WorkConfig{}, 3, shelf);
+  core.UpdateView(View(a, {{a, "a:1", "dmz"}, {c, "c:1", "dmz"}}), kT0);
+  std::vector<uint32_t> all(kMaxBundleFetches + 3);
+  for (uint32_t k = 0; k < all.size(); ++k) all[k] = k;
+  const ScanState done = WithDone(Pending(static_cast<uint32_t>(all.size())), all, digest, {a, c});
+  core.Load({{done.id, done}}, {}, kT0);
+  core.Tick(kT0);
+  auto first = Fetches(core.TakeRequests());
+  ASSERT_EQ(first.size(), kMaxBundleFetches);
+  EXPECT_EQ(first.rbegin()->first, kMaxBundleFetches - 1) << "in the order of the shards";
+  // One arrives: the next goes out at once, not at the next round.
+  core.OnReply(first[0].id, BundleData(first[0], bundle), kT0 + 10);
+  auto next = Fetches(core.TakeRequests());
+  ASSERT_EQ(Shards(next), std::vector<uint32_t>{kMaxBundleFetches});
+  // One fails, one sends what does not match its record: both are asked
+  // again at the next round (with the two slots they freed).
+  core.OnReply(first[1].id, Status::Unavailable("connection refused"), kT0 + 20);
+  core.OnReply(first[2].id, BundleData(first[2], "not the bundle"), kT0 + 20);
+  EXPECT_TRUE(Fetches(core.TakeRequests()).empty());
+  core.Tick(kT0 + kSyncIntervalMs);
+  EXPECT_EQ(Shards(Fetches(core.TakeRequests())), (std::vector<uint32_t>{1, 2}));
+  EXPECT_FALSE(core.held().count({PoolId(done.id, "dmz"), 2}));
 }
 
 }  // namespace

@@ -692,6 +692,53 @@ TEST_F(WorkerTest, TheDeadMansSwitchStopsScansAfterTheConfiguredTimeAndReleasesO
   EXPECT_EQ(Kinds(a), (std::vector<Kind>{Kind::kRequestLease}));
 }
 
+// A wake-up already past after a Tick is a busy loop in the daemon (its
+// timer fires at once, the Tick changes nothing, and again), for as long as
+// the reason lasts.
+TEST_F(WorkerTest, AfterATickTheNextWakeupIsNeverInThePast) {
+  Worker w = Make(cfg);
+  TickAt(w, 0);
+  LeaseGrant g = Grant(0);
+  w.OnGrant(g, 0);
+  w.TakeActions();
+  // No coordinator (a node restarted whose seeds do not answer yet, or an
+  // election's stabilisation): the renewal due at 10 s waits for one, and
+  // the worker still looks at least every idle_poll.
+  view.coordinator.reset();
+  for (int64_t t = 9 * kS; t <= 14 * kS; t += kS / 2) {
+    for (const auto& a : TickAt(w, t)) EXPECT_NE(a.kind, Kind::kRenew) << t;
+    EXPECT_GT(w.NextWakeup(), t) << t;
+  }
+  // The first Tick with a coordinator sends it.
+  view.coordinator = kCoord;
+  EXPECT_EQ(Kinds(TickAt(w, 14 * kS + 10)), (std::vector<Kind>{Kind::kRenew}));
+  EXPECT_EQ(w.NextWakeup(), 15 * kS + 10);
+}
+
+TEST_F(WorkerTest, AContactBackJustBeforeTheSwitchWouldEngageIsNoWakeupInThePast) {
+  cfg.dead_man_after = std::chrono::seconds(12);
+  Worker w = Make(cfg);
+  TickAt(w, 0);
+  w.OnGrant(Grant(0), 0);
+  w.TakeActions();
+  view.in_contact = false;
+  TickAt(w, 1 * kS);  // lost at 1 s: the switch would engage at 13 s
+  EXPECT_EQ(w.NextWakeup(), 2 * kS);
+  view.in_contact = true;
+  TickAt(w, 12 * kS);  // back at 12 s: over once it has held to 17 s
+  for (int64_t t = 13 * kS; t <= 16 * kS; t += kS / 2) {
+    TickAt(w, t);
+    EXPECT_FALSE(w.dead_man_engaged()) << t;
+    EXPECT_GT(w.NextWakeup(), t) << t;
+  }
+  // Lost again before it held: the count from 1 s went on, and is over.
+  view.in_contact = false;
+  auto a = TickAt(w, 16 * kS + 500);
+  EXPECT_TRUE(w.dead_man_engaged());
+  EXPECT_EQ(Kinds(a), (std::vector<Kind>{Kind::kStopScan}));
+  EXPECT_GT(w.NextWakeup(), 16 * kS + 500);
+}
+
 TEST_F(WorkerTest, ParallelShardsAndTheLeaseCapBoundWhatAWorkerTakes) {
   cfg.parallel_shards = 2;
   cfg.max_leases_per_worker = 3;

@@ -297,7 +297,8 @@ ShardDone JoinDone(const ShardDone& a, const ShardDone& b) {
   return out;
 }
 
-Status MergeScanState(ScanState& into, const ScanState& other, bool* changed) {
+Status MergeScanState(ScanState& into, const ScanState& other, bool* changed,
+                      std::vector<std::pair<uint32_t, uint32_t>>* done_changed) {
   if (changed) *changed = false;
   if (into.id != other.id)
     return Status::InvalidArgument("scan state of " + ScanIdToHex(other.id) + " is not of scan " + ScanIdToHex(into.id));
@@ -314,7 +315,10 @@ Status MergeScanState(ScanState& into, const ScanState& other, bool* changed) {
       ShardState& mine = into.pools[v][k];
       const ShardState& theirs = other.pools[v][k];
       any |= Assign(mine.lease, JoinLease(mine.lease, theirs.lease));
-      any |= Assign(mine.done, JoinDone(mine.done, theirs.done));
+      if (Assign(mine.done, JoinDone(mine.done, theirs.done))) {
+        any = true;
+        if (done_changed) done_changed->emplace_back(static_cast<uint32_t>(v), static_cast<uint32_t>(k));
+      }
     }
   }
   if (changed) *changed = any;

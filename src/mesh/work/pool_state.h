@@ -147,8 +147,12 @@ ScanId PoolId(const ScanId& scan, std::string_view vantage);
 std::optional<size_t> VantageIndex(const ScanState& s, std::string_view vantage);
 
 // Joins `other` into `into` (same id; InvalidArgument otherwise, or when the
-// definitions differ). Sets *changed when `into` changed.
-Status MergeScanState(ScanState& into, const ScanState& other, bool* changed = nullptr);
+// definitions differ). Sets *changed when `into` changed, and appends to
+// *done_changed the (pool, shard) of every shard whose done record changed
+// (the work core keeps an index of the bundles it lacks by them, and a
+// whole state names thousands of shards of which a merge changes a few).
+Status MergeScanState(ScanState& into, const ScanState& other, bool* changed = nullptr,
+                      std::vector<std::pair<uint32_t, uint32_t>>* done_changed = nullptr);
 
 // The merge rules one field at a time (exposed for tests and the work core):
 // each returns the join of a and b.

@@ -69,6 +69,7 @@ WorkCore::WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t
 void WorkCore::Load(WorkStates states, std::map<std::pair<ScanId, uint32_t>, Digest> held, int64_t now_ms) {
   scans_ = std::move(states);
   held_ = std::move(held);
+  TrackAll();
   now_ms_ = now_ms;
   // Leases this node held before a restart are still its own in everyone's
   // state (its id did not change), and nobody else will take them before
@@ -154,9 +155,14 @@ bool WorkCore::Absorb(const ScanState& state, int64_t now_ms) {
   if (!mine) {
     mine = &(scans_[state.id] = state);
     changed = true;
-  } else if (Status s = MergeScanState(*mine, state, &changed); !s.ok()) {
-    Log(LogLevel::kWarn, "scan state not merged", {{"scan", ScanIdToHex(state.id)}, {"reason", s.message()}});
-    return false;
+    TrackScan(*mine);
+  } else {
+    std::vector<std::pair<uint32_t, uint32_t>> done_changed;
+    if (Status s = MergeScanState(*mine, state, &changed, &done_changed); !s.ok()) {
+      Log(LogLevel::kWarn, "scan state not merged", {{"scan", ScanIdToHex(state.id)}, {"reason", s.message()}});
+      return false;
+    }
+    for (const auto& [v, k] : done_changed) Track(*mine, v, k);
   }
   if (changed) {
     hlc_.Observe(mine->control.stamp, now_ms);
@@ -208,6 +214,7 @@ void WorkCore::OnPayload(std::string_view payload, int64_t now_ms) {
   // News to us: passed on as what we now hold of those fields (epidemic: a
   // node that already knew it does not, so the spreading dies out by itself).
   Changed(s->id);
+  for (const ShardDelta& sd : delta->shards) Track(*s, sd.pool, sd.shard);
   if (delta->control) {
     hlc_.Observe(s->control.stamp, now_ms);
     Gossip(DeltaOf(*s, true, {}), ScanDeltaKey(s->id));
@@ -254,6 +261,7 @@ Result<ScanId> WorkCore::Submit(ScanDefinition definition, int64_t now_ms) {
   ScanId id = state->id;
   scans_[id] = std::move(*state);
   Changed(id);
+  TrackScan(scans_[id]);  // nothing is done in a new state: tracked so that the index never relies on it
   Push({id});
   Log(LogLevel::kInfo, "scan submitted", {{"scan", ScanIdToHex(id)}, {"shards", uint64_t(scans_[id].definition.spec.shard_count)}});
   RunActions();
@@ -424,7 +432,7 @@ WorkMessage WorkCore::PutBundle(const WorkMessage& request) {
     return Refusal("holds another bundle of this shard");
   if (Status st = shelf_.Keep(*s, request.vantage, request.shard, request.bundle, incoming); !st.ok())
     return Refusal("bundle not stored: " + st.message());
-  held_[key] = incoming;
+  Hold(*s, *v, request.shard, incoming);
   return Base(WorkKind::kAck);
 }
 
@@ -631,47 +639,80 @@ void WorkCore::MarkDone(const ShardRef& ref, const ShardDone& done) {
   if (!v || ref.shard >= s->pools[*v].size()) return;
   ShardDone& d = s->pools[*v][ref.shard].done;
   d = JoinDone(d, done);
+  Track(*s, *v, ref.shard);
   Log(LogLevel::kInfo, "shard done", {{"scan", ScanIdToHex(ref.scan)}, {"vantage", ref.vantage},
                                        {"shard", uint64_t(ref.shard)}, {"results", done.results}});
   GossipShard(*s, *v, ref.shard);
 }
 
+void WorkCore::Track(const ScanState& s, size_t pool, uint32_t shard) {
+  if (pool >= s.pools.size() || shard >= s.pools[pool].size()) return;
+  Track(s, pool, shard, PoolId(s.id, s.definition.vantages[pool]));
+}
+
+void WorkCore::Track(const ScanState& s, size_t pool, uint32_t shard, const ScanId& pool_id) {
+  MissingKey key{s.id, static_cast<uint32_t>(pool), shard};
+  const ShardDone& done = s.pools[pool][shard].done;
+  bool lacks = false;
+  if (done.done) {
+    auto h = held_.find({pool_id, shard});
+    lacks = h == held_.end() || h->second != done.digest;
+  }
+  if (lacks) missing_.emplace(key, pool_id);
+  else missing_.erase(key);
+}
+
+void WorkCore::TrackScan(const ScanState& s) {
+  for (size_t v = 0; v < s.pools.size() && v < s.definition.vantages.size(); ++v) {
+    ScanId pool_id = PoolId(s.id, s.definition.vantages[v]);
+    for (uint32_t k = 0; k < s.pools[v].size(); ++k) Track(s, v, k, pool_id);
+  }
+}
+
+void WorkCore::TrackAll() {
+  missing_.clear();
+  for (const auto& [id, s] : scans_) TrackScan(s);
+}
+
+void WorkCore::Hold(const ScanState& s, size_t pool, uint32_t shard, const Digest& digest) {
+  ScanId pool_id = PoolId(s.id, s.definition.vantages[pool]);
+  held_[{pool_id, shard}] = digest;
+  Track(s, pool, shard, pool_id);
+}
+
 void WorkCore::FetchMissingBundles() {
-  for (const auto& [id, s] : scans_) {
-    for (size_t v = 0; v < s.pools.size(); ++v) {
-      const std::string& vantage = s.definition.vantages[v];
-      ScanId pool = PoolId(id, vantage);
-      for (uint32_t k = 0; k < s.pools[v].size(); ++k) {
-        if (fetching_.size() >= kMaxBundleFetches) return;
-        const ShardDone& done = s.pools[v][k].done;
-        if (!done.done || fetching_.count({pool, k})) continue;
-        if (auto h = held_.find({pool, k}); h != held_.end() && h->second == done.digest) continue;
-        // From a holder that is alive, picked at random, else from any
-        // alive member: every node that fetched a bundle serves it too, so
-        // a shard whose two holders are both gone is still found. A member
-        // without it, or with another bundle of the shard, says so or
-        // sends what does not match, and the next round asks another.
-        std::vector<const MeshPeer*> holders;
-        for (const auto& h : done.holders)
-          if (h != self_)
-            if (const MeshPeer* p = PeerOf(h)) holders.push_back(p);
-        const MeshPeer* from = nullptr;
-        if (!holders.empty())
-          from = holders[std::uniform_int_distribution<size_t>(0, holders.size() - 1)(rng_)];
-        else if (!view_->alive.empty())
-          from = &view_->alive[std::uniform_int_distribution<size_t>(0, view_->alive.size() - 1)(rng_)];
-        if (!from) continue;
-        fetching_.insert({pool, k});
-        WorkMessage fetch = Base(WorkKind::kBundleFetch);
-        fetch.scan = id;
-        fetch.vantage = vantage;
-        fetch.shard = k;
-        Pending p(Purpose::kFetch);
-        p.ref = {id, vantage, k};
-        p.want = done.digest;
-        Send(*from, std::move(fetch), p);
-      }
-    }
+  // Nobody alive: neither a holder nor any member to ask (holders are
+  // looked up among the alive), and no rng draw, as the walk over every
+  // shard found one by one.
+  if (view_->alive.empty()) return;
+  for (const auto& [key, pool] : missing_) {
+    if (fetching_.size() >= kMaxBundleFetches) return;
+    if (fetching_.count({pool, key.shard})) continue;
+    const ScanState* s = Find(key.scan);
+    if (!s) continue;  // cannot be: states are never dropped, and Load rebuilds the index
+    const std::string& vantage = s->definition.vantages[key.pool];
+    const ShardDone& done = s->pools[key.pool][key.shard].done;
+    // From a holder that is alive, picked at random, else from any alive
+    // member: every node that fetched a bundle serves it too, so a shard
+    // whose two holders are both gone is still found. A member without
+    // it, or with another bundle of the shard, says so or sends what does
+    // not match, and the next round asks another.
+    std::vector<const MeshPeer*> holders;
+    for (const auto& h : done.holders)
+      if (h != self_)
+        if (const MeshPeer* p = PeerOf(h)) holders.push_back(p);
+    const MeshPeer* from =
+        holders.empty() ? &view_->alive[std::uniform_int_distribution<size_t>(0, view_->alive.size() - 1)(rng_)]
+                        : holders[std::uniform_int_distribution<size_t>(0, holders.size() - 1)(rng_)];
+    fetching_.insert({pool, key.shard});
+    WorkMessage fetch = Base(WorkKind::kBundleFetch);
+    fetch.scan = key.scan;
+    fetch.vantage = vantage;
+    fetch.shard = key.shard;
+    Pending p(Purpose::kFetch);
+    p.ref = {key.scan, vantage, key.shard};
+    p.want = done.digest;
+    Send(*from, std::move(fetch), p);
   }
 }
 
@@ -743,12 +784,13 @@ void WorkCore::HandleReply(const Pending& p, Result<WorkMessage> reply) {
         return;
       }
       const ScanState* st = Find(p.ref.scan);
-      if (!st) return;
+      auto v = st ? VantageIndex(*st, p.ref.vantage) : std::nullopt;
+      if (!v || p.ref.shard >= st->pools[*v].size()) return;
       if (Status s = shelf_.Keep(*st, p.ref.vantage, p.ref.shard, reply->bundle, p.want); !s.ok()) {
         Log(LogLevel::kError, "cannot store fetched bundle", {{"reason", s.message()}});
         return;
       }
-      held_[{pool, p.ref.shard}] = p.want;
+      Hold(*st, *v, p.ref.shard, p.want);
       return FetchMissingBundles();  // the next one at once, not at the next round
     }
   }
@@ -761,7 +803,10 @@ void WorkCore::OnShardOutcome(const ShardOutcome& out, int64_t now_ms) {
                                             {"reason", out.status.message()}});
     worker_.OnRenewRefused(out.ref, "scan failed: " + out.status.message(), now_ms);
   } else if (!out.stopped) {
-    held_[{PoolId(out.ref.scan, out.ref.vantage), out.ref.shard}] = out.digest;
+    const ScanState* s = Find(out.ref.scan);
+    auto v = s ? VantageIndex(*s, out.ref.vantage) : std::nullopt;
+    if (v && out.ref.shard < s->pools[*v].size()) Hold(*s, *v, out.ref.shard, out.digest);
+    else held_[{PoolId(out.ref.scan, out.ref.vantage), out.ref.shard}] = out.digest;  // indexed when the state comes
     Log(LogLevel::kInfo, "shard scanned", {{"scan", ScanIdToHex(out.ref.scan)}, {"vantage", out.ref.vantage},
                                             {"shard", uint64_t(out.ref.shard)}, {"results", out.results},
                                             {"probes", out.probes_sent}});

@@ -235,6 +235,13 @@ class WorkCore {
   void RenewShard(const ShardRef& ref);
   void Replicate(const ShardRef& ref, const NodeId& to);
   void MarkDone(const ShardRef& ref, const ShardDone& done);
+  // Keep missing_ true of one shard, of every shard of a state, or of all
+  // states: called wherever a done record or held_ changes.
+  void Track(const ScanState& s, size_t pool, uint32_t shard);
+  void Track(const ScanState& s, size_t pool, uint32_t shard, const ScanId& pool_id);
+  void TrackScan(const ScanState& s);
+  void TrackAll();
+  void Hold(const ScanState& s, size_t pool, uint32_t shard, const Digest& digest);
   void FetchMissingBundles();
   void HandleReply(const Pending& p, Result<WorkMessage> reply);
   // A request of this node to itself (it coordinates) or one that cannot
@@ -279,6 +286,19 @@ class WorkCore {
   // serve those who ask it as a holder of the record's.
   std::map<std::pair<ScanId, uint32_t>, Digest> held_;
   std::set<std::pair<ScanId, uint32_t>> fetching_;
+  // The done shards whose bundle held_ lacks (none, or another than the
+  // record names), each with its pool's id (the key of held_ and
+  // fetching_), in the order scans_ walks them: FetchMissingBundles starts
+  // from the first and stops at kMaxBundleFetches in flight, so it costs
+  // what it finds, not every shard of every scan (it runs after every
+  // bundle that arrives: walking them all made a node's fetching quadratic
+  // in the shards, most of meshsim's time at N=1000).
+  struct MissingKey {
+    ScanId scan{};
+    uint32_t pool = 0, shard = 0;
+    friend auto operator<=>(const MissingKey&, const MissingKey&) = default;
+  };
+  std::map<MissingKey, ScanId> missing_;
   uint64_t next_request_ = 1;
   std::map<uint64_t, Pending> pending_;
   std::deque<std::pair<Pending, Result<WorkMessage>>> local_;

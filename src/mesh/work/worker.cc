@@ -254,7 +254,12 @@ void Worker::CheckAgainstState(const WorkerView& view) {
 }
 
 void Worker::Renew(int64_t now_ms, const WorkerView& view) {
-  if (!view.coordinator) return;  // due renewals go out once there is one
+  // Due renewals go out once there is a coordinator; until then they are
+  // no reason to wake (NextWakeup), or a node without one (restarted with
+  // its seeds silent, or while an election stabilises) would wake at once
+  // again and again: the idle poll looks for one soon enough.
+  renewals_wait_ = !view.coordinator;
+  if (renewals_wait_) return;
   // A new coordinator hears of our leases at once: until every member of
   // our vantage has reported what it holds, it grants nothing new (its
   // predecessor may have granted what it never heard of).
@@ -460,12 +465,17 @@ int64_t Worker::NextWakeup() const {
   // show only by looking at the state again.
   int64_t t = last_now_ms_ + cfg_.idle_poll.count();
   for (const auto& [ref, h] : held_) {
-    if (h.renewing) t = std::min(t, h.next_renew_ms);
+    if (h.renewing && !renewals_wait_) t = std::min(t, h.next_renew_ms);
     if (h.scanned && !h.replica_outstanding) t = std::min(t, h.replicate_at_ms);
   }
   if (request_sent_ms_) t = std::min(t, *request_sent_ms_ + cfg_.request_timeout.count());
   else if (retry_at_ms_ > last_now_ms_) t = std::min(t, retry_at_ms_);
-  if (contact_lost_ms_ && !dead_man_) t = std::min(t, *contact_lost_ms_ + cfg_.dead_man_after.count());
+  // The switch engages only out of contact: while contact settles the
+  // count neither restarts nor engages (UpdateContact), and its end may be
+  // past already (contact back shortly before it), which made a wake-up in
+  // the past at every Tick until contact had held.
+  if (contact_lost_ms_ && !dead_man_ && !contact_since_ms_)
+    t = std::min(t, *contact_lost_ms_ + cfg_.dead_man_after.count());
   if (contact_lost_ms_ && contact_since_ms_) t = std::min(t, *contact_since_ms_ + cfg_.contact_settle.count());
   return t;
 }

@@ -267,6 +267,7 @@ class Worker {
   std::optional<int64_t> request_sent_ms_;
   std::optional<NodeId> renewed_with_;  // the coordinator the last renewals went to
   int64_t retry_at_ms_ = 0;  // no request before (after a refusal)
+  bool renewals_wait_ = false;  // for a coordinator: the last Tick had none
   std::optional<int64_t> contact_lost_ms_;
   std::optional<int64_t> contact_since_ms_;  // in contact without a break since
   bool dead_man_ = false;
