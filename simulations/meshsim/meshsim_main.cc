@@ -9,6 +9,8 @@
 //   meshsim coldjoin  --nodes 1000
 //   meshsim detect    --nodes 1000 --loss 0.01 --repeats 40 --seal
 //   meshsim work      --nodes 1000 --vantages 2 --shards-per-pool 1000 --crash-fraction 0.1
+//   meshsim rejoin    --nodes 5 --island 1
+//   meshsim keys      --nodes 1000 --cut-fraction 0.01
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -40,9 +42,9 @@ int main(int argc, char** argv) {
   ScenarioOptions o;
   std::string csv, curve;
   bool no_bytes = false;
-  app.add_option("scenario", scenario, "detect | join | falsepos | partition | coldjoin | work")
+  app.add_option("scenario", scenario, "detect | join | falsepos | partition | coldjoin | work | rejoin | keys")
       ->required()
-      ->check(CLI::IsMember({"detect", "join", "falsepos", "partition", "coldjoin", "work"}));
+      ->check(CLI::IsMember({"detect", "join", "falsepos", "partition", "coldjoin", "work", "rejoin", "keys"}));
   app.add_option("--nodes", o.nodes, "number of nodes")->check(CLI::Range(3, 100000));
   app.add_option("--seed", o.seed, "seed of the whole run (same seed, same trace)");
   app.add_option("--loss", o.loss, "datagram loss rate, each way")->check(CLI::Range(0.0, 0.9));
@@ -66,6 +68,22 @@ int main(int argc, char** argv) {
                "with --seal, do not tie the seals' counters to the wall clock as the daemon does "
                "(AeadSeal::SetClock): counters then rise by one per datagram, and a run gives the same trace "
                "as without --seal");
+  // The node services (sim_services.cc): on unless turned off.
+  bool no_rejoin = false, no_security_sync = false;
+  app.add_flag("--no-rejoin", no_rejoin,
+               "do not run the daemon's RejoinPolicy (joins not retried, no rejoin of a node alone); "
+               "the rejoin scenario runs without it anyway for comparison");
+  app.add_flag("--no-security-sync", no_security_sync,
+               "with --seal, do not run SecuritySync (one keyring forever, no security traffic); keys needs it");
+  app.add_option("--isolate", o.isolate_s,
+                 "seconds the island is cut off (rejoin; default 0: until both sides have reaped each other)")
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--island", o.island, "nodes cut off together (rejoin)")->check(CLI::Range(1, 100000));
+  app.add_option("--cut-fraction", o.cut_fraction, "share of nodes cut off for 3 s as the rotation is pushed (keys)")
+      ->check(CLI::Range(0.0, 0.5));
+  int reap_after_s = 0;
+  app.add_option("--reap-after", reap_after_s, "seconds after which a dead member is forgotten (default 600)")
+      ->check(CLI::Range(1, 100000));
   // Protocol settings, to explore; the defaults are the daemon's.
   int probe_interval_ms = 0, probe_timeout_ms = 0, suspicion_floor_ms = 0, gossip_interval_ms = 0;
   app.add_option("--gossip-interval-ms", gossip_interval_ms)->check(CLI::Range(10, 60000));
@@ -112,6 +130,9 @@ int main(int argc, char** argv) {
   if (suspicion_floor_ms) o.membership.suspicion_floor = milliseconds(suspicion_floor_ms);
   if (suspicion_mult > 0) o.membership.suspicion_mult = suspicion_mult;
   if (gossip_interval_ms) o.membership.gossip_interval = milliseconds(gossip_interval_ms);
+  if (reap_after_s) o.membership.reap_after = std::chrono::seconds(reap_after_s);
+  o.rejoin = !no_rejoin;
+  o.security_sync = !no_security_sync;
 
   auto wall_start = std::chrono::steady_clock::now();
   Figures f;
@@ -120,6 +141,8 @@ int main(int argc, char** argv) {
   else if (scenario == "falsepos") f = FalsePositives(o);
   else if (scenario == "partition") f = PartitionHeal(o);
   else if (scenario == "work") f = DistributedScan(o, w);
+  else if (scenario == "rejoin") f = IsolatedRejoin(o);
+  else if (scenario == "keys") f = KeyRotation(o);
   else f = ColdJoin(o);
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   f.Add("wall_s", wall);

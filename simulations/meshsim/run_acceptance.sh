@@ -3,7 +3,8 @@
 # docs/meshsim/ (CSV, and a plot when gnuplot is installed). Deterministic:
 # the same seeds give the same figures. Takes about 45 minutes on 2 cores
 # (16 of them the two distributed scans), plus about 80 for the sealed runs at
-# the end (docs/meshsim/figures-sealed.csv).
+# the end (docs/meshsim/figures-sealed.csv), and about 2 for the node services
+# (docs/meshsim/figures-services.csv).
 #   simulations/meshsim/run_acceptance.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,9 +12,10 @@ BUILD_DIR=${1:-${BUILD_DIR:-build}}
 SIM="$BUILD_DIR/simulations/meshsim/meshsim"
 OUT=docs/meshsim
 mkdir -p "$OUT"
-rm -f "$OUT/figures.csv" "$OUT/figures-sealed.csv"
+rm -f "$OUT/figures.csv" "$OUT/figures-sealed.csv" "$OUT/figures-services.csv"
 run() { echo "+ meshsim $*" >&2; /usr/bin/time -f "  wall %e s, peak RSS %M KB" "$SIM" "$@" --csv "$OUT/figures.csv"; }
 run_sealed() { echo "+ meshsim $*" >&2; /usr/bin/time -f "  wall %e s, peak RSS %M KB" "$SIM" "$@" --csv "$OUT/figures-sealed.csv"; }
+run_services() { echo "+ meshsim $*" >&2; /usr/bin/time -f "  wall %e s, peak RSS %M KB" "$SIM" "$@" --csv "$OUT/figures-services.csv"; }
 
 run detect    --nodes 1000  --loss 0.01 --repeats 40 --seed 1 --curve "$OUT/crash-curve.csv"
 run join      --nodes 1000  --loss 0.01 --repeats 20 --seed 2 --curve "$OUT/join-curve.csv"
@@ -37,6 +39,18 @@ run work      --nodes 1000  --loss 0.01 --vantages 2 --shards-per-pool 1000 --cr
 run_sealed detect   --nodes 1000 --loss 0.01 --repeats 40 --seed 1 --seal
 run_sealed join     --nodes 1000 --loss 0.01 --repeats 20 --seed 2 --seal
 run_sealed falsepos --nodes 1000 --loss 0.10 --duration 3600 --stall-fraction 0.01 --stall 2 --seed 3 --seal
+# The node services (sim_services.cc; docs/mesh.md, "The node services in the
+# simulator"): a node isolated until both sides have reaped each other, with
+# the daemon's RejoinPolicy and without it; key rotations and a revocation
+# through SecuritySync on every node.
+run_services rejoin --nodes 5   --loss 0.01 --repeats 20 --seed 1
+run_services rejoin --nodes 50  --loss 0.01 --repeats 20 --seed 1
+run_services rejoin --nodes 200 --loss 0.01 --repeats 3  --seed 1
+run_services rejoin --nodes 5   --loss 0.01 --repeats 20 --seed 1 --island 2
+run_services keys   --nodes 1000 --loss 0.01 --seed 1
+run_services keys   --nodes 1000 --loss 0.01 --seed 2
+run_services keys   --nodes 1000 --loss 0.01 --seed 3
+run_services keys   --nodes 5    --loss 0.01 --seed 1
 
 if command -v gnuplot >/dev/null; then
   gnuplot -e "crash='$OUT/crash-curve.csv'; join='$OUT/join-curve.csv'; out='$OUT/dissemination.png'" \

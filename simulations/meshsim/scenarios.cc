@@ -6,12 +6,14 @@
 #include <unordered_map>
 
 #include "scan/permutation.h"
+#include "scenario_common.h"
 
 namespace ndo::mesh::sim {
 
 using namespace std::chrono_literals;
+using namespace detail;
 
-namespace {
+namespace detail {
 
 double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 Duration FromSeconds(double s) { return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s)); }
@@ -24,6 +26,8 @@ SimConfig ConfigOf(const ScenarioOptions& o) {
   c.count_bytes = o.count_bytes;
   c.seal = o.seal;
   c.seal_clock = o.seal_clock;
+  c.rejoin = o.rejoin;
+  c.security_sync = o.security_sync;
   c.membership = o.membership;
   return c;
 }
@@ -40,17 +44,35 @@ int UpCount(const SimMesh& mesh) {
 void AddTraffic(Figures& f, const SimMesh& mesh, Duration elapsed) {
   double secs = std::max(Seconds(elapsed), 1e-9);
   std::vector<double> per_node;
-  double total_dgram = 0, total_stream = 0;
+  double total_dgram = 0, total_stream = 0, total_security = 0;
   for (const auto& t : mesh.traffic()) {
-    per_node.push_back(static_cast<double>(t.datagram_bytes + t.stream_bytes) / secs);
+    per_node.push_back(static_cast<double>(t.datagram_bytes + t.stream_bytes + t.security_bytes) / secs);
     total_dgram += static_cast<double>(t.datagram_bytes);
     total_stream += static_cast<double>(t.stream_bytes);
+    total_security += static_cast<double>(t.security_bytes);
   }
   double n = static_cast<double>(mesh.size());
-  f.Add("bytes_per_s_per_node_mean", (total_dgram + total_stream) / secs / n);
+  const bool security = mesh.config().seal && mesh.config().security_sync;
+  f.Add("bytes_per_s_per_node_mean", (total_dgram + total_stream + total_security) / secs / n);
   f.Add("bytes_per_s_per_node_max", *std::max_element(per_node.begin(), per_node.end()));
   f.Add("datagram_bytes_per_s_per_node", total_dgram / secs / n);
   f.Add("stream_bytes_per_s_per_node", total_stream / secs / n);
+  // SecuritySync's states (in the two totals above, not in stream_bytes).
+  if (security) f.Add("security_bytes_per_s_per_node", total_security / secs / n);
+  const ServiceStats& sv = mesh.service_stats();
+  if (mesh.config().rejoin) {
+    f.Add("join_attempts", static_cast<double>(sv.join_attempts));
+    f.Add("rejoins_started", static_cast<double>(sv.rejoins));
+    f.Add("rejoins_done", static_cast<double>(sv.rejoined));
+  }
+  if (security) {
+    f.Add("security_requests", static_cast<double>(sv.security_requests));
+    f.Add("security_failed", static_cast<double>(sv.security_failed));
+    f.Add("security_refused", static_cast<double>(sv.security_refused));
+    f.Add("security_errors", static_cast<double>(sv.security_errors));  // 0 in a correct run
+    f.Add("keyrings_installed", static_cast<double>(sv.keyrings_installed));
+    f.Add("push_pulls_refused", static_cast<double>(sv.push_pulls_refused));
+  }
   if (mesh.config().seal) {
     const SealStats& s = mesh.seal_stats();
     f.Add("seal_dropped", static_cast<double>(s.dropped()));
@@ -69,10 +91,11 @@ void AddTraffic(Figures& f, const SimMesh& mesh, Duration elapsed) {
     // trace are datagram_bytes_per_s_per_node minus kSealOverhead times this.
     f.Add("datagrams_per_s_per_node", static_cast<double>(s.sealed) / secs / n);
     f.Add("seal_windows", static_cast<double>(s.windows));
+    f.Add("seal_dropped_revoked", static_cast<double>(s.revoked));  // meant: not in seal_dropped
   }
 }
 
-}  // namespace
+}  // namespace detail
 
 double Figures::Get(const std::string& name) const {
   for (const auto& [k, v] : values)
@@ -196,8 +219,7 @@ Figures JoinDissemination(const ScenarioOptions& o) {
     seen = 0;
     full.reset();
     joined_at = mesh.now();
-    mesh.node(newcomer).Join({SimMesh::Address(seed_node)}, mesh.now());
-    mesh.RunUntil(mesh.now() + 1ms);  // lets the join leave its outbox
+    mesh.Join(newcomer, {seed_node});
     while (!full && mesh.now() < joined_at + 60s) mesh.RunUntil(mesh.now() + 100ms);
     if (full) times.push_back(*full);
     else ++missed;
@@ -249,7 +271,7 @@ Figures FalsePositives(const ScenarioOptions& o) {
   return f;
 }
 
-namespace {
+namespace detail {
 
 bool OneMembership(SimMesh& mesh) {
   size_t up = static_cast<size_t>(UpCount(mesh));
@@ -270,7 +292,7 @@ bool OneCoordinator(SimMesh& mesh) {
   return true;
 }
 
-}  // namespace
+}  // namespace detail
 
 Figures PartitionHeal(const ScenarioOptions& o) {
   Figures f;

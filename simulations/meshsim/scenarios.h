@@ -31,7 +31,15 @@ struct ScenarioOptions {
   bool count_bytes = true;
   bool seal = false;            // SimConfig::seal: datagrams sealed as by the daemon
   bool seal_clock = true;       // SimConfig::seal_clock
+  bool rejoin = true;           // SimConfig::rejoin
+  bool security_sync = true;    // SimConfig::security_sync
   MembershipConfig membership;  // the daemon's defaults unless changed
+  // rejoin: how long the island is cut off (0: until both sides have
+  // forgotten each other, and 10 s more), and how many nodes it has.
+  double isolate_s = 0;
+  int island = 1;
+  // keys: the share of nodes cut off for 3 s as the first rotation is pushed.
+  double cut_fraction = 0.01;
 };
 
 // Crash `repeats` nodes one after another (20 s apart) in a converged mesh:
@@ -48,6 +56,27 @@ Figures FalsePositives(const ScenarioOptions& o);
 Figures PartitionHeal(const ScenarioOptions& o);
 // Every node joins through one seed from nothing: time until all know all.
 Figures ColdJoin(const ScenarioOptions& o);
+
+// The node services (service_scenarios.cc).
+//
+// `island` nodes cut off from the rest for `isolate_s` (0: until both
+// sides have reaped each other), then healed, run with the daemon's
+// RejoinPolicy and again without it: when the island was declared dead by
+// all, counted itself alone, was forgotten by all and forgot all, and the
+// time after the heal until all know it alive, it knows all alive, and one
+// membership (NaN: not within 900 s); `repeats`
+// isolations (seeds seed, seed + 1, ...), p50 and max. Traffic and service
+// counters are those of the first isolation with the policy.
+Figures IsolatedRejoin(const ScenarioOptions& o);
+// Sealed, with SecuritySync on every node, three steps at node 0 (`ndo keys
+// rotate`, `ndo members remove`): a rotation pushed while `cut_fraction` of
+// the nodes are cut off for 3 s (when every node holds the new key, seals
+// with it, has dropped the old one; what the seals dropped meanwhile); a
+// second rotation while one node is isolated for 60 s, its old key removed
+// everywhere before the heal (when it holds the new key and the membership
+// is one again); the revocation of a node (when every other refuses it,
+// declares it dead and seals with the key it never received).
+Figures KeyRotation(const ScenarioOptions& o);
 
 double Percentile(std::vector<double> v, double p);
 

@@ -19,18 +19,51 @@ constexpr uint64_t kSimEpochUnixMicros = 1'795'000'000'000'000;
 // Clock skew between nodes: each node's wall clock is off by up to this.
 constexpr uint64_t kMaxSkewMicros = 1'000'000;
 
+// The gossip keys of a sealed run, from the seed: NewGossipKey's contract
+// (an unused non-zero id, fresh bytes) without the OS's randomness, so the
+// same seed gives the same key ids and schedule. Nothing secret is at stake
+// in a simulation; the bytes only have to differ.
+GossipKeyMaker SeededKeyMaker(uint64_t seed) {
+  auto state = std::make_shared<uint64_t>(seed);
+  return [state](const Keyring& held, int64_t now_unix) -> Result<GossipKey> {
+    GossipKey key;
+    key.created_unix = now_unix;
+    for (size_t b = 0; b < key.key.size(); b += 8) {
+      uint64_t r = SplitMix64(*state);
+      for (size_t k = 0; k < 8 && b + k < key.key.size(); ++k) key.key[b + k] = static_cast<uint8_t>(r >> (8 * k));
+    }
+    do key.id = static_cast<uint32_t>(SplitMix64(*state));
+    while (key.id == 0 || held.Find(key.id));
+    return key;
+  };
+}
+
 }  // namespace
 
-SimMesh::SimMesh(SimConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {
+SimMesh::SimMesh(SimConfig cfg)
+    : cfg_(std::move(cfg)), rng_(cfg_.seed), service_rng_(cfg_.seed ^ 0x5e541ce5a11ce5ULL) {
   // A fixed, arbitrary start: steady_clock's epoch is meaningless anyway.
   now_ = Time{} + std::chrono::hours(1);
   if (cfg_.seal) {
     cfg_.count_bytes = true;  // every datagram is encoded anyway
-    auto ring = NewKeyring(kSimKeyringUnix);
-    if (!ring.ok()) throw std::runtime_error("meshsim: no keyring: " + ring.status().message());
-    keyring_ = std::move(*ring);
+    make_key_ = SeededKeyMaker(cfg_.seed ^ 0x6b65797365656421ULL);
+    auto key = make_key_(Keyring{}, kSimKeyringUnix);
+    if (!key.ok()) throw std::runtime_error("meshsim: no keyring: " + key.status().message());
+    keyring_.keys = {*key};
+    keyring_.primary = key->id;
   }
   for (int i = 0; i < cfg_.nodes; ++i) AddNode();
+  // These nodes stand for processes started before the run, each at its
+  // own time: their periodic security exchanges are spread over one
+  // interval. (Started at one instant, every node would exchange at the
+  // same instants for ever, the interval having no jitter.)
+  for (int i = 0; i < size(); ++i) {
+    if (!services_[i].security) continue;
+    uint64_t state = ServiceSeed(i, 0x9ba5e1);
+    double u = static_cast<double>(SplitMix64(state) >> 11) * 0x1.0p-53;
+    services_[i].security->SyncSoon(now_ + std::chrono::duration_cast<Duration>(kSecuritySyncInterval * u));
+    Reschedule(i);
+  }
 }
 
 uint64_t SimMesh::WallMicros(int i) const {
@@ -44,7 +77,9 @@ uint64_t SimMesh::WallMicros(int i) const {
 std::unique_ptr<AeadSeal> SimMesh::NewSeal(int i) {
   // As mesh_node.cc makes it: the first counter at the wall clock, and the
   // clock tied to the seal (unless seal_clock is off).
-  auto seal = std::make_unique<AeadSeal>(kSimCluster, nodes_[i]->self().id, keyring_,
+  // The keyring file: the one of the cluster, or what the node's security
+  // state last put in force.
+  auto seal = std::make_unique<AeadSeal>(kSimCluster, nodes_[i]->self().id, services_[i].keyring,
                                          CounterAtWallMicros(WallMicros(i)));
   if (cfg_.seal_clock) seal->SetClock([this, i] { return WallMicros(i); });
   return seal;
@@ -88,11 +123,15 @@ int SimMesh::AddNode() {
   side_.push_back(0);
   stalled_until_.push_back(Time{});
   scheduled_.push_back(Time::max());
+  service_scheduled_.push_back(Time::max());
   traffic_.emplace_back();
+  services_.emplace_back();
+  services_[i].keyring = keyring_;
   if (cfg_.seal) {
     seals_.push_back(NewSeal(i));
     heard_.emplace_back();
   }
+  StartServices(i);
   Reschedule(i);
   return i;
 }
@@ -114,11 +153,23 @@ int SimMesh::ParseAddress(const std::string& a) const {
 }
 
 void SimMesh::JoinAllThrough(int seed_node) {
-  for (int i = 0; i < size(); ++i) {
-    if (i == seed_node) continue;
-    nodes_[i]->Join({Address(seed_node)}, now_);
-    Flush(i);
+  for (int i = 0; i < size(); ++i)
+    if (i != seed_node) Join(i, {seed_node});
+}
+
+void SimMesh::Join(int i, const std::vector<int>& seeds) {
+  Services& sv = services_[i];
+  sv.seeds.clear();
+  for (int s : seeds) sv.seeds.push_back(Address(s));
+  if (sv.rejoin) {
+    sv.rejoin->Start(RejoinAddresses(nodes_[i]->self().address, sv.saved, sv.seeds), sv.seeds.size(), now_);
+    // The daemon takes it at its first timer, a millisecond after the
+    // start; here at once, as before the policy ran (the same trace).
+    TakeJoinAttempt(i);
+  } else {
+    nodes_[i]->Join(sv.seeds, now_);
   }
+  Flush(i);
 }
 
 void SimMesh::Bootstrap() {
@@ -131,7 +182,11 @@ void SimMesh::Bootstrap() {
   }
 }
 
-void SimMesh::Crash(int i) { up_[i] = false; }
+void SimMesh::Crash(int i) {
+  if (!up_[i]) return;
+  SaveMembers(i);
+  up_[i] = false;
+}
 
 void SimMesh::Restart(int i, int seed_node) {
   const Membership& old = *nodes_[i];
@@ -149,8 +204,8 @@ void SimMesh::Restart(int i, int seed_node) {
     for (bool heard : heard_[i]) seal_stats_.windows -= heard;
     heard_[i].clear();
   }
-  nodes_[i]->Join({Address(seed_node)}, now_);
-  Flush(i);
+  StartServices(i);
+  Join(i, {seed_node});
 }
 
 void SimMesh::Partition(std::vector<int> side) {
@@ -227,6 +282,7 @@ void SimMesh::Flush(int i) {
   // they made); what it gossips on in answer is only queued, and the
   // reschedule below wakes the core for it.
   if (auto payloads = n.TakePayloads(); !payloads.empty() && payloads_) payloads_(i, std::move(payloads));
+  ObserveServices(i);
   Reschedule(i);
 }
 
@@ -270,6 +326,10 @@ void SimMesh::DeliverSealed(const Event& e, Payload& p) {
     return;
   }
   ++seal_stats_.opened;
+  if (!opened->sender.empty() && services_[to].revoked.IsRevoked(opened->sender)) {
+    ++seal_stats_.revoked;
+    return;
+  }
   std::vector<bool>& heard = heard_[to];
   if (heard.size() <= static_cast<size_t>(e.from)) heard.resize(static_cast<size_t>(size()));
   if (!heard[e.from]) {
@@ -289,24 +349,43 @@ void SimMesh::DeliverSealed(const Event& e, Payload& p) {
   Flush(to);
 }
 
+bool SimMesh::Refused(int a, int b) const {
+  return services_[b].revoked.IsRevoked(nodes_[a]->self().id) || services_[a].revoked.IsRevoked(nodes_[b]->self().id);
+}
+
 void SimMesh::Reschedule(int i) {
-  Time w = nodes_[i]->NextWakeup();
-  if (w == Time::max()) return;
-  w = std::max(w, now_);
-  if (w < scheduled_[i]) {
-    scheduled_[i] = w;
-    Push(w, Kind::kTick, i, i, 0);
-  }
+  // Two timers where the daemon has one (ArmTimer: the earliest of what the
+  // core and the services ask for): the core is ticked at its own wake-ups
+  // only, as before the services ran. Membership::Tick between its wake-ups
+  // is not a no-op (a round with no news still moves the next gossip round),
+  // so one timer would let every sync of the services shift the membership's
+  // trace; the daemon's timer fires for more than the sim models anyway
+  // (saves, the work service, control requests).
+  auto arm = [&](Time w, std::vector<Time>& scheduled, Kind kind) {
+    if (w == Time::max()) return;
+    if (w < scheduled[i]) {
+      scheduled[i] = w;
+      Push(w, kind, i, i, 0);
+    }
+  };
+  arm(std::max(nodes_[i]->NextWakeup(), now_), scheduled_, Kind::kTick);
+  // As ArmTimer: a wake-up in the past (or now) fires after 1 ms, so a
+  // service that keeps asking for "now" idles the node instead of spinning
+  // the simulation at one instant.
+  Time services = ServicesWakeup(i);
+  if (services != Time::max() && services <= now_) services = now_ + std::chrono::milliseconds(1);
+  arm(services, service_scheduled_, Kind::kServiceTick);
 }
 
 void SimMesh::Handle(const Event& e) {
   const int to = e.to;
   // A stalled node handles its mail and timers when it wakes.
   if (up_[to] && now_ < stalled_until_[to]) {
-    if (e.kind == Kind::kTick) {
-      if (e.at == scheduled_[to]) {
-        scheduled_[to] = stalled_until_[to];
-        Push(stalled_until_[to], Kind::kTick, to, to, 0);
+    if (e.kind == Kind::kTick || e.kind == Kind::kServiceTick) {
+      std::vector<Time>& scheduled = e.kind == Kind::kTick ? scheduled_ : service_scheduled_;
+      if (e.at == scheduled[to]) {
+        scheduled[to] = stalled_until_[to];
+        Push(stalled_until_[to], e.kind, to, to, 0);
       }
     } else {
       Push(stalled_until_[to], e.kind, e.from, to, e.slot);
@@ -322,6 +401,15 @@ void SimMesh::Handle(const Event& e) {
       Flush(to);
       return;
     }
+    case Kind::kServiceTick: {
+      // OnTimer's part after core_->Tick.
+      if (e.at != service_scheduled_[to]) return;
+      service_scheduled_[to] = Time::max();
+      if (!up_[to]) return;
+      TickServices(to);
+      Flush(to);
+      return;
+    }
     case Kind::kDatagram: {
       Payload p = Take(e.slot);
       if (!up_[to]) return;
@@ -334,6 +422,12 @@ void SimMesh::Handle(const Event& e) {
       Payload p = Take(e.slot);
       if (!Reachable(e.from, to)) {
         Push(now_ + cfg_.stream_timeout, Kind::kStreamFailed, to, e.from, Store(std::move(p)));
+        return;
+      }
+      if (Refused(e.from, to)) {
+        // The handshake fails at once, not after the timeout.
+        ++service_stats_.push_pulls_refused;
+        Push(now_ + Latency(), Kind::kStreamFailed, to, e.from, Store(std::move(p)));
         return;
       }
       PushPull reply = nodes_[to]->OnPushPullRequest(p.state, now_);
@@ -358,6 +452,14 @@ void SimMesh::Handle(const Event& e) {
       nodes_[to]->OnPushPullFailed(p.address, now_);
       Flush(to);
       return;
+    }
+    case Kind::kSecurityRequest: {
+      Payload p = Take(e.slot);
+      return OnSecurityRequest(e, p);
+    }
+    case Kind::kSecurityReply: {
+      Payload p = Take(e.slot);
+      return OnSecurityReply(e, p);
     }
   }
 }

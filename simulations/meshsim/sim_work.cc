@@ -696,6 +696,7 @@ Figures DistributedScan(const ScenarioOptions& o, const WorkScenarioOptions& w) 
   mc.seed = o.seed;
   mc.loss = o.loss;
   mc.count_bytes = o.count_bytes;
+  mc.rejoin = o.rejoin;
   mc.membership = o.membership;
   SimMesh mesh(mc);
   mesh.Bootstrap();

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <set>
 
 #include "mesh/membership/codec.h"
 #include "mesh/agent/node_state.capnp.h"
@@ -243,37 +242,10 @@ NodeState SnapshotNodeState(const Membership& m, const std::string& listen) {
   st.incarnation = m.incarnation();
   st.listen = listen;
   st.max_epoch_seen = m.max_epoch_seen();
-  st.members.reserve(m.members().size());
-  for (const auto& [id, member] : m.members()) {
-    if (!member.info) continue;
-    st.members.push_back({*member.info, member.incarnation, member.state});
-  }
+  st.members = KnownMembers(m);
   auto now = std::chrono::system_clock::now().time_since_epoch();
   st.saved_at_us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
   return st;
-}
-
-std::vector<KnownMember> MergeSavedMembers(std::vector<KnownMember> current, const std::vector<KnownMember>& previous,
-                                           bool keep_absent) {
-  if (!keep_absent) return current;
-  std::set<NodeId> known;
-  for (const auto& m : current) known.insert(m.info.id);
-  for (const auto& m : previous) {
-    if (current.size() >= kMaxStateMembers) break;
-    if (m.state == MemberState::kLeft || !known.insert(m.info.id).second) continue;
-    current.push_back(m);
-  }
-  return current;
-}
-
-std::vector<std::string> RejoinAddresses(const NodeState& state, const std::vector<std::string>& seeds) {
-  std::vector<std::string> out;
-  std::set<std::string> seen = {state.self.address};
-  for (const auto& s : seeds)
-    if (seen.insert(s).second) out.push_back(s);
-  for (const auto& m : state.members)
-    if (m.state != MemberState::kLeft && seen.insert(m.info.address).second) out.push_back(m.info.address);
-  return out;
 }
 
 }  // namespace ndo::mesh

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mesh/membership/address.h"
+#include "mesh/membership/known_members.h"
 #include "mesh/membership/membership.h"
 #include "mesh/membership/messages.h"
 #include "base/status.h"
@@ -25,12 +26,6 @@ namespace ndo::mesh {
 
 inline constexpr std::string_view kNodeStateKey = "mesh.node";
 inline constexpr std::string_view kNodeCountersKey = "mesh.counters";
-
-struct KnownMember {
-  MemberInfo info;
-  uint64_t incarnation = 0;
-  MemberState state = MemberState::kAlive;
-};
 
 struct NodeState {
   MemberInfo self;
@@ -87,17 +82,11 @@ Result<NodeState> ResolveIdentity(const std::optional<NodeState>& saved, const I
 // The state to save now: self and every member the core knows.
 NodeState SnapshotNodeState(const Membership& membership, const std::string& listen);
 
-// The members to save: `current` (from SnapshotNodeState) and, if
-// `keep_absent`, every member of `previous` (the last saved list) that
-// `current` lacks, except those that left. A node that has not rejoined yet
-// knows nobody, and one cut off long enough has reaped everyone: neither may
-// forget the addresses it rejoins through. At most kMaxStateMembers.
-std::vector<KnownMember> MergeSavedMembers(std::vector<KnownMember> current, const std::vector<KnownMember>& previous,
-                                           bool keep_absent);
-
-// Addresses to rejoin through: seeds first, then every known member's (dead
-// ones too: they may be back; not those that left), without self's,
-// deduplicated.
-std::vector<std::string> RejoinAddresses(const NodeState& state, const std::vector<std::string>& seeds);
+// Addresses to rejoin through (mesh/membership/known_members.h): seeds
+// first, then the saved members', without self's. MergeSavedMembers, which
+// decides which members are saved, is there too.
+inline std::vector<std::string> RejoinAddresses(const NodeState& state, const std::vector<std::string>& seeds) {
+  return RejoinAddresses(state.self.address, state.members, seeds);
+}
 
 }  // namespace ndo::mesh
