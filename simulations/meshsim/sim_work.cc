@@ -307,9 +307,14 @@ void SimWork::Handle(const Event& e) {
       if (p.kind == WorkKind::kLeaseRequest) {
         if (reply.kind == WorkKind::kLeaseGrant) ++stats_.grants;
         else if (reply.kind == WorkKind::kRefused && reply.error == "no work") ++stats_.grant_refusals;
+        else if (reply.kind == WorkKind::kRefused && reply.error == "coordinator taking office")
+          ++stats_.grant_refusals_taking_office;
       } else if (p.kind == WorkKind::kRenewRequest) {
         if (reply.kind == WorkKind::kRenewed) ++stats_.renewals;
-        else if (reply.kind == WorkKind::kRefused) ++stats_.renew_refusals;
+        else if (reply.kind == WorkKind::kRefused) {
+          ++stats_.renew_refusals;
+          stats_.renew_refusals_not_coordinator += reply.error == "not the coordinator";
+        }
       }
       Count(reply, to, p.kind);
       if (Unit(net_rng_) < mesh_.config().loss) {
@@ -831,6 +836,8 @@ Figures DistributedScan(const ScenarioOptions& o, const WorkScenarioOptions& w) 
   f.Add("grant_refusals_no_work", static_cast<double>(st.grant_refusals));
   f.Add("lease_renewals", static_cast<double>(st.renewals));
   f.Add("renew_refusals", static_cast<double>(st.renew_refusals));
+  f.Add("renew_refusals_not_coordinator", static_cast<double>(st.renew_refusals_not_coordinator));
+  f.Add("grant_refusals_taking_office", static_cast<double>(st.grant_refusals_taking_office));
   f.Add("scans_started", static_cast<double>(st.scans_started));
   f.Add("scans_stopped", static_cast<double>(st.scans_stopped));
   f.Add("scans_finished", static_cast<double>(st.scans_finished));

@@ -80,6 +80,9 @@ struct WorkTraffic {
 // the starts of a node that coordinated at the time instead.
 struct WorkStats {
   uint64_t grants = 0, grant_refusals = 0, renewals = 0, renew_refusals = 0;  // replies sent
+  // Of the refusals: asked of a member that is not (or not yet) the
+  // coordinator, and lease requests held back by a coordinator taking office.
+  uint64_t renew_refusals_not_coordinator = 0, grant_refusals_taking_office = 0;
   uint64_t self_grants = 0;
   // Gossip payloads the cores queued (their own changes and those they
   // passed on), and received ones that were news (the core passed them on).
