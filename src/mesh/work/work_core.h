@@ -36,7 +36,11 @@
 //   holder had the time to renew with it (renew_every + request_timeout),
 //   a lease of an earlier epoch whose holder is alive is not free, even if
 //   this node's copy says it expired (renewals do not ride the gossip, so
-//   the copy's expiry is often old).
+//   the copy's expiry is often old). Leases it never heard of (granted
+//   just before its predecessor died) it learns from the workers: every
+//   request carries the leases its sender holds, and within that window
+//   nothing of a vantage is granted anew until every alive member of it
+//   has reported (docs/protocol.md, "Leases the successor never heard of").
 // * A shard is declared done only after its bundle is kept by a second node
 //   (a random alive member); then every node fetches every done shard's
 //   bundle it lacks, from a holder or, when none is alive, from any member,
