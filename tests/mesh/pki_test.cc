@@ -665,11 +665,6 @@ class PkiFilesTest : public ::testing::Test {
     }
     return out;
   }
-  static mode_t Mode(const std::string& path) {
-    struct stat st {};
-    EXPECT_EQ(::stat(path.c_str(), &st), 0);
-    return st.st_mode & 07777;
-  }
   std::string dir_;
 };
 
