@@ -70,8 +70,8 @@ inline constexpr size_t kMaxGossipKeys = 16;
 // Datagrams one subkey seals before its sealer draws a new epoch: 2^24.
 // With deterministic nonces NIST SP 800-38D's 2^32 (random nonces) does not
 // apply; what bounds a key is the confidentiality and integrity advantage
-// (draft-irtf-cfrg-aead-limits): for q datagrams of at most l = 77 blocks
-// (kMaxDatagramBytes), about (q(l+1))^2 / 2^129 = 2^-68 here, below the
+// (draft-irtf-cfrg-aead-limits): for q datagrams of at most l = 80 blocks
+// (kMaxDatagramBytes and the AAD), about (q(l+1))^2 / 2^129 = 2^-68 here, below the
 // 2^-57 and 2^-60 that draft and TLS 1.3 (2^24.5 records of 2^14 bytes)
 // aim for. A node at meshsim's busiest 35 datagrams/s reaches it in 5.5
 // days; kMaxSubkeyAgeMicros comes first.
