@@ -1,4 +1,4 @@
-// Sealed gossip on OpenSSL's AES-256-GCM, the keyring that feeds it (kept as
+// Sealed gossip on AES-256-GCM (gossip_subkeys.h), the keyring that feeds it (kept as
 // Cap'n Proto) and the per-sender replay windows; the contract is in
 // gossip_seal.h. Nothing here throws: OpenSSL and kj failures become errors.
 #include "mesh/security/gossip_seal.h"
@@ -9,7 +9,6 @@
 #include <kj/exception.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <climits>
