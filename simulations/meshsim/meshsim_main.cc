@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-bytes", no_bytes, "do not encode datagrams to count bytes (faster; ignored with --seal)");
   app.add_flag("--seal", o.seal,
                "seal every datagram as the daemon does (encode, AES-256-GCM seal per sender, open with a replay "
-               "window per sender, sender check, decode); bytes then include the seal's 57 bytes, and the "
+               "window per sender, sender check, decode); bytes then include the seal's 53 bytes, and the "
                "seal_* figures count what the seals dropped (0 in a correct run). The counters are tied to "
                "each node's simulated wall clock as in the daemon. Slower (~2.5x CPU). Memory: each node keeps a replay window (~200 bytes with the "
                "map) per sender it heard, up to N^2 of them: 0.2-0.4 GB more at N=1000 (measured), 20 GB or "

@@ -9,8 +9,8 @@
 // Send/OnDatagram): EncodeMessage, the sender's AeadSeal::Seal, the simulated
 // network, the receiver's own AeadSeal::Open (replay window per sender), the
 // check that the sealed sender is the message's sender, DecodeMessage, the
-// core. The seal's random nonces change the bytes, never the behaviour: the
-// seal draws nothing from the simulation's seeded generator, so a sealed run
+// core. The seals' random epochs (gossip_seal.h) change the bytes, never the
+// behaviour: the seal draws nothing from the simulation's seeded generator, so a sealed run
 // follows the same trace as an unsealed one with the same seed, as long as
 // the seals drop nothing (see SealStats).
 //

@@ -19,7 +19,7 @@
 //    datagrams, and every single-byte modification or truncation of one,
 //    which is as far as anyone can legitimately get.
 //    Checks: the wire layout of the header (version, key id, sender,
-//    counter; kSealOverhead bytes around the plaintext); an unmodified
+//    counter, epoch; kSealOverhead bytes around the plaintext); an unmodified
 //    datagram from a holder of a receiver key in the same cluster opens to
 //    the same plaintext and names its sealer as sender, its second copy is
 //    refused (replay) and the sealer's next datagram opens; anything else
@@ -94,13 +94,14 @@ void SealMode(uint8_t mode, std::string_view in) {
   if (!sealed.ok()) return;  // e.g. a plaintext above what a datagram may carry
   std::string wire = *sealed;
 
-  // The documented layout: version | key id | sender | counter | nonce | ciphertext | tag.
+  // The documented layout: version | key id | sender | counter | epoch | ciphertext | tag.
   FUZZ_CHECK(wire.size() == plain.size() + kSealOverhead);
   FUZZ_CHECK(static_cast<uint8_t>(wire[0]) == kSealVersion);
   FUZZ_CHECK(BigEndian(std::string_view(wire).substr(1, 4)) == ring.primary);
   FUZZ_CHECK(BigEndian(std::string_view(wire).substr(5, 8)) == kSender.hi);
   FUZZ_CHECK(BigEndian(std::string_view(wire).substr(13, 8)) == kSender.lo);
   FUZZ_CHECK(BigEndian(std::string_view(wire).substr(21, 8)) == counter);
+  FUZZ_CHECK(BigEndian(std::string_view(wire).substr(29, 8)) == sealer.epoch());
 
   bool modified = false;
   if (truncate) {

@@ -164,19 +164,29 @@ def main():
     for name, mode, mask in [("seal_key1", 1, 0), ("seal_key2", 3, 0), ("seal_flip", 1, 0x40),
                              ("seal_other_cluster", 5, 0), ("seal_unknown_key", 7, 0), ("seal_truncate", 9, 0)]:
         write("fuzz_sealed_datagram", name, bytes([mode]) + struct.pack(">QHB", 1700000000000000, 30, mask) + plain)
-    header = struct.pack(">BI", 1, 1) + struct.pack(">QQ", 0x3333333333333333, 0x4444444444444444) + \
-        struct.pack(">Q", 42) + bytes(range(12))
+    # Version 2: version | key id | sender | counter | epoch; nonce = 4 zero
+    # bytes | counter; the key is the sender's subkey (HKDF-SHA256 of key 1,
+    # no salt, info = label | cluster | key id | sender | epoch).
+    cluster = struct.pack(">QQ", 0x0123456789abcdef, 0xfedcba9876543210)
+    sender = struct.pack(">QQ", 0x3333333333333333, 0x4444444444444444)
+    counter, epoch = 42, 0x0102030405060708
+    header = struct.pack(">BI", 2, 1) + sender + struct.pack(">QQ", counter, epoch)
     write("fuzz_sealed_datagram", "raw_forged", b"\x00" + header + plain + bytes(16))
+    write("fuzz_sealed_datagram", "raw_version1", b"\x00" + struct.pack(">BI", 1, 1) + sender +
+          struct.pack(">Q", counter) + bytes(range(12)) + plain + bytes(16))
     try:
+        from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
     except ImportError:
         print("make_corpus.py: python3-cryptography missing: no genuinely sealed raw seed", file=sys.stderr)
     else:
         # The target's receiver: cluster 0123456789abcdef:fedcba9876543210, key 1 = 32 x 0xa1.
-        aad = b"ndo-gossip-v1" + struct.pack(">QQ", 0x0123456789abcdef, 0xfedcba9876543210) + header
-        sealed = AESGCM(bytes([0xa1]) * 32).encrypt(bytes(range(12)), plain, aad)
+        info = b"ndo-gossip-subkey-v2" + cluster + struct.pack(">I", 1) + sender + struct.pack(">Q", epoch)
+        subkey = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(bytes([0xa1]) * 32)
+        aad = b"ndo-gossip-v2" + cluster + header
+        sealed = AESGCM(subkey).encrypt(bytes(4) + struct.pack(">Q", counter), plain, aad)
         write("fuzz_sealed_datagram", "raw_genuine", b"\x00" + header + sealed)
-
 
 if __name__ == "__main__":
     main()

@@ -735,6 +735,12 @@ TEST_F(MeshSecurity, ForgedModifiedTruncatedReplayedPlaintextAndMisattributedDat
   ASSERT_GT(plain_ping->size(), mesh::kSealOverhead);
   cases.push_back({"plaintext", &b, *plain_ping, "reason=\"unknown seal version "});
 
+  // Seal version 1 (an older ndo: the cluster key itself, a random nonce):
+  // the header of one, a plausible body; refused by its version alone.
+  std::string v1 = good;
+  v1[0] = 1;
+  cases.push_back({"seal version 1", &b, v1, "seal version 1 (the cluster key with random nonces) is no longer accepted"});
+
   // Misattributed: validly sealed by a fresh id, in the name of node-b.
   mesh::NodeId s_mis = FreshNodeId();
   cases.push_back({"misattributed", &a, seal(ring, s_mis, accusation(b_id)),

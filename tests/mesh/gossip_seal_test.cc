@@ -3,13 +3,17 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -94,38 +98,240 @@ std::string BigEndianBytes(uint64_t v) {
   return out;
 }
 
-// Decrypts with OpenSSL directly, the AAD built from the contract's words,
-// so the layout is checked independently of the implementation.
-TEST(GossipSealTest, WireLayoutAndAadAreTheContracts) {
-  Pair p;
-  const std::string plain = "layout";
-  const std::string wire = MustSeal(p.a, plain);
-  ASSERT_EQ(wire.size(), kSealOverhead + plain.size());
-  EXPECT_EQ(static_cast<uint8_t>(wire[0]), kSealVersion);
-  EXPECT_EQ(BigEndian(wire.substr(1, 4)), p.ring.primary);
-  EXPECT_EQ(BigEndian(wire.substr(5, 8)), kA.hi);
-  EXPECT_EQ(BigEndian(wire.substr(13, 8)), kA.lo);
-  EXPECT_EQ(BigEndian(wire.substr(21, 8)), 1000u);  // the first counter
-  EXPECT_EQ(BigEndian(MustSeal(p.a, "").substr(21, 8)), 1001u);
+// The subkey by a one-shot HKDF-SHA256 (no salt) of OpenSSL's, from the
+// contract's words, independently of the seal's extract-then-expand.
+std::array<uint8_t, 32> ContractSubkey(const GossipKey& key, const ClusterId& cluster, const NodeId& sender,
+                                       uint64_t epoch) {
+  std::string info = "ndo-gossip-subkey-v2" + BigEndianBytes(cluster.hi) + BigEndianBytes(cluster.lo) +
+                     BigEndianBytes(key.id).substr(4) + BigEndianBytes(sender.hi) + BigEndianBytes(sender.lo) +
+                     BigEndianBytes(epoch);
+  std::array<uint8_t, 32> out{};
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
+  char digest[] = "SHA256";
+  std::array<uint8_t, 32> ikm = key.key;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, ikm.data(), ikm.size()),
+                         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+                         OSSL_PARAM_construct_end()};
+  EXPECT_EQ(EVP_KDF_derive(ctx, out.data(), out.size(), params), 1);
+  EVP_KDF_CTX_free(ctx);
+  EVP_KDF_free(kdf);
+  return out;
+}
 
-  const std::string aad =
-      "ndo-gossip-v1" + BigEndianBytes(kCluster.hi) + BigEndianBytes(kCluster.lo) + wire.substr(0, kSealHeaderBytes);
-  const auto* nonce = reinterpret_cast<const uint8_t*>(wire.data() + 29);
-  const std::string ct = wire.substr(kSealHeaderBytes, plain.size());
+// The plaintext of `wire`, decrypted with OpenSSL directly under `subkey`,
+// the nonce and the AAD built from the contract's words; nullopt if the tag
+// does not verify.
+std::optional<std::string> ContractOpen(const std::array<uint8_t, 32>& subkey, const std::string& wire) {
+  const std::string header = wire.substr(0, kSealHeaderBytes);
+  const std::string aad = "ndo-gossip-v2" + BigEndianBytes(kCluster.hi) + BigEndianBytes(kCluster.lo) + header;
+  const std::string nonce = std::string(4, '\0') + wire.substr(21, 8);  // 4 zero bytes | counter
+  const std::string ct = wire.substr(kSealHeaderBytes, wire.size() - kSealOverhead);
   std::string tag = wire.substr(wire.size() - kSealTagBytes);
   std::string out(ct.size(), '\0');
   std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
   int len = 0;
-  ASSERT_EQ(EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, p.ring.keys[0].key.data(), nonce), 1);
-  ASSERT_EQ(EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const uint8_t*>(aad.data()),
-                              static_cast<int>(aad.size())),
-            1);
-  ASSERT_EQ(EVP_DecryptUpdate(ctx.get(), reinterpret_cast<uint8_t*>(out.data()), &len,
-                              reinterpret_cast<const uint8_t*>(ct.data()), static_cast<int>(ct.size())),
-            1);
-  ASSERT_EQ(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kSealTagBytes, tag.data()), 1);
-  EXPECT_EQ(EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<uint8_t*>(out.data()) + out.size(), &len), 1);
-  EXPECT_EQ(out, plain);
+  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, subkey.data(),
+                         reinterpret_cast<const uint8_t*>(nonce.data())) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const uint8_t*>(aad.data()),
+                        static_cast<int>(aad.size())) != 1 ||
+      (!ct.empty() && EVP_DecryptUpdate(ctx.get(), reinterpret_cast<uint8_t*>(out.data()), &len,
+                                        reinterpret_cast<const uint8_t*>(ct.data()), static_cast<int>(ct.size())) != 1) ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kSealTagBytes, tag.data()) != 1 ||
+      EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<uint8_t*>(out.data()) + out.size(), &len) != 1)
+    return std::nullopt;
+  return out;
+}
+
+uint64_t WireEpoch(const std::string& wire) { return BigEndian(std::string_view(wire).substr(29, 8)); }
+uint64_t WireCounter(const std::string& wire) { return BigEndian(std::string_view(wire).substr(21, 8)); }
+
+TEST(GossipSealTest, WireLayoutSubkeyNonceAndAadAreTheContracts) {
+  Pair p;
+  const std::string plain = "layout";
+  const std::string wire = MustSeal(p.a, plain);
+  ASSERT_EQ(wire.size(), kSealOverhead + plain.size());
+  EXPECT_EQ(kSealOverhead, 53u);
+  EXPECT_EQ(static_cast<uint8_t>(wire[0]), 2u);
+  EXPECT_EQ(BigEndian(wire.substr(1, 4)), p.ring.primary);
+  EXPECT_EQ(BigEndian(wire.substr(5, 8)), kA.hi);
+  EXPECT_EQ(BigEndian(wire.substr(13, 8)), kA.lo);
+  EXPECT_EQ(WireCounter(wire), 1000u);  // the first counter
+  EXPECT_EQ(WireEpoch(wire), p.a.epoch());
+  const std::string second = MustSeal(p.a, "");
+  EXPECT_EQ(WireCounter(second), 1001u);
+  EXPECT_EQ(WireEpoch(second), p.a.epoch()) << "one epoch until a limit";
+
+  const auto subkey = ContractSubkey(p.ring.keys[0], kCluster, kA, p.a.epoch());
+  EXPECT_EQ(ContractOpen(subkey, wire), plain);
+  EXPECT_EQ(ContractOpen(subkey, second), "");
+  // Not under the cluster key itself, nor another sender's subkey.
+  EXPECT_EQ(ContractOpen(p.ring.keys[0].key, wire), std::nullopt);
+  EXPECT_EQ(ContractOpen(ContractSubkey(p.ring.keys[0], kCluster, kB, p.a.epoch()), wire), std::nullopt);
+}
+
+// A restart: a new seal of the same sender, key and clock (so the same
+// counters) seals under another epoch, hence another subkey, and the
+// ciphertexts of the same plaintext differ although the nonces repeat.
+TEST(GossipSealTest, ARestartedSealerTakesAnotherEpochAndSubkey) {
+  Keyring ring = MustNewKeyring();
+  const uint64_t now = 1'800'000'000'000'000;
+  auto clock = [now] { return now; };
+  AeadSeal first(kCluster, kA, ring, CounterAtWallMicros(now));
+  AeadSeal again(kCluster, kA, ring, CounterAtWallMicros(now));
+  first.SetClock(clock);
+  again.SetClock(clock);
+  const std::string w1 = MustSeal(first, "same plaintext");
+  const std::string w2 = MustSeal(again, "same plaintext");
+  EXPECT_EQ(WireCounter(w1), WireCounter(w2)) << "same clock, same counter: the nonce alone would repeat";
+  EXPECT_NE(WireEpoch(w1), WireEpoch(w2));
+  EXPECT_NE(w1.substr(kSealHeaderBytes), w2.substr(kSealHeaderBytes));
+  EXPECT_NE(ContractSubkey(ring.keys[0], kCluster, kA, WireEpoch(w1)),
+            ContractSubkey(ring.keys[0], kCluster, kA, WireEpoch(w2)));
+  // Each opens under its own subkey only.
+  auto k1 = ContractSubkey(ring.keys[0], kCluster, kA, WireEpoch(w1));
+  EXPECT_TRUE(ContractOpen(k1, w1).has_value());
+  EXPECT_FALSE(ContractOpen(k1, w2).has_value());
+}
+
+// The clock stepping back: the counter does not follow it down, and the
+// sealer takes a new epoch anyway.
+TEST(GossipSealTest, AClockSteppedBackTakesANewEpochAndTheCounterStaysUp) {
+  Pair p;
+  uint64_t now = 1'800'000'000'000'000;
+  p.a.SetClock([&now] { return now; });
+  p.b.SetClock([&now] { return now; });
+  const std::string before = MustSeal(p.a, "before");
+  EXPECT_EQ(OpenError(p.b, before), "");
+  now -= 60'000'000;  // a minute back
+  const std::string after = MustSeal(p.a, "after");
+  EXPECT_NE(WireEpoch(after), WireEpoch(before));
+  EXPECT_GT(WireCounter(after), WireCounter(before));
+  EXPECT_EQ(p.a.epochs_taken(), 2u);
+  EXPECT_EQ(OpenError(p.b, after), "");
+}
+
+// Another sender's id in the header (both senders known to the receiver,
+// their subkeys cached): the datagram does not open, and nothing moved.
+TEST(GossipSealTest, AHeaderWithAnotherSenderDoesNotOpen) {
+  Keyring ring = MustNewKeyring();
+  const NodeId kC{0x3333, 0xcccc};
+  AeadSeal a(kCluster, kA, ring, 100), c(kCluster, kC, ring, 100), receiver(kCluster, kB, ring, 1);
+  EXPECT_EQ(OpenError(receiver, MustSeal(a, "a")), "");
+  EXPECT_EQ(OpenError(receiver, MustSeal(c, "c")), "");
+  std::string wire = MustSeal(a, "in the name of c");
+  std::string swapped = wire;
+  for (int i = 0; i < 8; ++i) {
+    swapped[5 + i] = static_cast<char>(kC.hi >> (8 * (7 - i)));
+    swapped[13 + i] = static_cast<char>(kC.lo >> (8 * (7 - i)));
+  }
+  EXPECT_EQ(OpenError(receiver, swapped), "authentication failed");
+  // Also with c's own epoch in the header (its subkey is cached then).
+  std::string with_epoch = swapped;
+  with_epoch.replace(29, 8, BigEndianBytes(c.epoch()));
+  EXPECT_EQ(OpenError(receiver, with_epoch), "authentication failed");
+  EXPECT_EQ(OpenError(receiver, wire), "") << "the genuine datagram still opens";
+  EXPECT_EQ(OpenError(receiver, MustSeal(c, "c again")), "");
+}
+
+// Crossing the (injected) per-subkey limit: a new epoch every 3 datagrams;
+// datagrams of the old epochs still open, also after newer ones, and a
+// replay across epochs is still refused (the window is per sender).
+TEST(GossipSealTest, CrossingTheSealLimitTakesANewEpochAndOldDatagramsStillOpen) {
+  Keyring ring = MustNewKeyring();
+  AeadSeal::Limits limits;
+  limits.max_seals_per_subkey = 3;
+  AeadSeal a(kCluster, kA, ring, 1, limits), b(kCluster, kB, ring, 1);
+  std::vector<std::string> wires;
+  for (int i = 0; i < 9; ++i) wires.push_back(MustSeal(a, "d" + std::to_string(i)));
+  EXPECT_EQ(a.epochs_taken(), 3u);
+  std::set<uint64_t> epochs;
+  for (int i = 0; i < 9; ++i) {
+    epochs.insert(WireEpoch(wires[i]));
+    if (i % 3 != 0) EXPECT_EQ(WireEpoch(wires[i]), WireEpoch(wires[i - 1])) << i;
+    EXPECT_EQ(WireCounter(wires[i]), 1u + i) << "counters run on across epochs";
+  }
+  EXPECT_EQ(epochs.size(), 3u);
+  // Newest first, then the older epochs' datagrams: all open, once.
+  for (int i : {8, 7, 6, 2, 5, 0, 4, 1, 3}) {
+    auto opened = b.Open(wires[i]);
+    ASSERT_TRUE(opened.ok()) << i << ": " << opened.status().message();
+    EXPECT_EQ(opened->plain, "d" + std::to_string(i));
+  }
+  for (int i = 0; i < 9; ++i) EXPECT_TRUE(Contains(OpenError(b, wires[i]), "replayed datagram")) << i;
+  EXPECT_EQ(b.cached_subkeys(), 3u);
+}
+
+// The time bound: a day of the sealer's clock under one subkey at most.
+TEST(GossipSealTest, ASubkeyServesAtMostItsTime) {
+  Pair p;
+  uint64_t now = 1'800'000'000'000'000;
+  p.a.SetClock([&now] { return now; });
+  const uint64_t e1 = WireEpoch(MustSeal(p.a, "x"));
+  now += kMaxSubkeyAgeMicros - 1;
+  EXPECT_EQ(WireEpoch(MustSeal(p.a, "x")), e1);
+  now += 1;
+  const std::string later = MustSeal(p.a, "x");
+  EXPECT_NE(WireEpoch(later), e1);
+  EXPECT_EQ(p.a.epochs_taken(), 2u);
+  EXPECT_EQ(OpenError(p.b, later), "");
+}
+
+// A key holder sealing under a stream of made-up epochs (and senders): the
+// receiver's cache stays at its limit, the oldest go, and every datagram
+// still opens (an evicted subkey is derived again).
+TEST(GossipSealTest, TheSubkeyCacheStaysWithinItsLimitUnderManyEpochs) {
+  Keyring ring = MustNewKeyring();
+  AeadSeal::Limits one_each;
+  one_each.max_seals_per_subkey = 1;  // a new epoch for every datagram
+  AeadSeal::Limits small;
+  small.cached_subkeys = 16;
+  AeadSeal flooder(kCluster, kA, ring, 1, one_each);
+  AeadSeal receiver(kCluster, kB, ring, 1, small);
+  std::vector<std::string> wires;
+  for (int i = 0; i < 1000; ++i) {
+    wires.push_back(MustSeal(flooder, "e"));
+    ASSERT_EQ(OpenError(receiver, wires.back()), "") << i;
+    ASSERT_LE(receiver.cached_subkeys(), 16u);
+  }
+  EXPECT_EQ(flooder.epochs_taken(), 1000u);
+  EXPECT_EQ(receiver.cached_subkeys(), 16u);
+  for (uint64_t i = 1; i <= 100; ++i) {
+    AeadSeal s(kCluster, NodeId{0x99, i}, ring, 1);
+    ASSERT_EQ(OpenError(receiver, MustSeal(s, "n")), "");
+  }
+  EXPECT_EQ(receiver.cached_subkeys(), 16u);
+  // An evicted epoch's datagram within the window opens again (derived anew).
+  AeadSeal late(kCluster, kA, ring, 5000, one_each);
+  auto w1 = MustSeal(late, "1"), w2 = MustSeal(late, "2");
+  EXPECT_EQ(OpenError(receiver, w2), "");
+  for (uint64_t i = 200; i < 220; ++i) {
+    AeadSeal s(kCluster, NodeId{0x99, i}, ring, 1);
+    ASSERT_EQ(OpenError(receiver, MustSeal(s, "n")), "");
+  }
+  EXPECT_EQ(OpenError(receiver, w1), "") << "its subkey was evicted; derived again";
+  // Forged datagrams under new epochs never take a place in the cache.
+  AeadSeal fresh(kCluster, kB, ring, 1, small);
+  for (int i = 0; i < 100; ++i) {
+    std::string forged = MustSeal(flooder, "f");
+    forged.back() = static_cast<char>(forged.back() ^ 1);
+    EXPECT_EQ(OpenError(fresh, forged), "authentication failed");
+  }
+  EXPECT_EQ(fresh.cached_subkeys(), 0u);
+}
+
+TEST(GossipSealTest, VersionOneIsRefusedWithAClearReason) {
+  Pair p;
+  std::string wire = MustSeal(p.a, "v");
+  wire[0] = 1;
+  EXPECT_TRUE(Contains(OpenError(p.b, wire), "seal version 1")) << OpenError(p.b, wire);
+  EXPECT_TRUE(Contains(OpenError(p.b, wire), "no longer accepted"));
+  // A whole version-1 datagram (57 bytes of seal: the random nonce) too.
+  std::string v1(1 + 4 + 16 + 8 + 12 + 20 + 16, '\x07');
+  v1[0] = 1;
+  EXPECT_TRUE(Contains(OpenError(p.b, v1), "seal version 1"));
+  EXPECT_EQ(OpenError(p.b, MustSeal(p.a, "v2 still opens")), "");
 }
 
 TEST(GossipSealTest, CiphertextHidesThePlaintext) {
@@ -133,7 +339,7 @@ TEST(GossipSealTest, CiphertextHidesThePlaintext) {
   const std::string plain = "a member list nobody outside the cluster should read";
   std::string wire = MustSeal(p.a, plain);
   EXPECT_EQ(wire.find("member list"), std::string::npos);
-  // Random nonces: the same plaintext never seals to the same bytes.
+  // Counters in the nonce: the same plaintext never seals to the same bytes.
   EXPECT_NE(MustSeal(p.a, plain).substr(kSealHeaderBytes), wire.substr(kSealHeaderBytes));
 }
 

@@ -1,4 +1,4 @@
-// Sealed gossip on OpenSSL's AES-256-GCM, the keyring that feeds it (kept as
+// Sealed gossip on AES-256-GCM (gossip_subkeys.h), the keyring that feeds it (kept as
 // Cap'n Proto) and the per-sender replay windows; the contract is in
 // gossip_seal.h. Nothing here throws: OpenSSL and kj failures become errors.
 #include "mesh/security/gossip_seal.h"
@@ -9,7 +9,6 @@
 #include <kj/exception.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <climits>
@@ -24,16 +23,15 @@
 namespace ndo::mesh {
 namespace {
 
-constexpr std::string_view kAadLabel = "ndo-gossip-v1";
-constexpr size_t kNonceBytes = 12;
+constexpr std::string_view kAadLabel = "ndo-gossip-v2";
 constexpr size_t kIdBytes = 16;
 
 // Where each header field starts (see the layout in gossip_seal.h).
 constexpr size_t kKeyIdAt = 1;
 constexpr size_t kSenderAt = kKeyIdAt + 4;
 constexpr size_t kCounterAt = kSenderAt + kIdBytes;
-constexpr size_t kNonceAt = kCounterAt + 8;
-static_assert(kNonceAt + kNonceBytes == kSealHeaderBytes);
+constexpr size_t kEpochAt = kCounterAt + 8;
+static_assert(kEpochAt + 8 == kSealHeaderBytes);
 
 // OpenSSL counts bytes in int.
 constexpr size_t kMaxPlainBytes = static_cast<size_t>(INT_MAX) - kSealOverhead;
@@ -87,16 +85,9 @@ Status RandomBytes(uint8_t* out, size_t n) {
   return Status::Ok();
 }
 
-// ---------------------------------------------------------------------------
-// AES-256-GCM.
-
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
-
-CipherCtx NewCipherCtx() { return CipherCtx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free); }
-
-// The associated data binds what travels in clear (key id, sender, counter,
-// nonce) and what does not travel at all (the cluster), so a datagram opens
-// only in its own cluster and with its header as sealed.
+// The associated data binds what travels in clear (the header) and what
+// does not travel at all (the cluster), so a datagram opens only in its own
+// cluster and with its header as sealed. (The subkey binds most of it too.)
 std::string Aad(const ClusterId& cluster, std::string_view header) {
   std::string aad(kAadLabel);
   aad.resize(kAadLabel.size() + kIdBytes);
@@ -105,52 +96,11 @@ std::string Aad(const ClusterId& cluster, std::string_view header) {
   return aad;
 }
 
-// Writes plain.size() bytes of ciphertext to `ct` and the tag to `tag`.
-Status GcmEncrypt(const GossipKey& key, const uint8_t* nonce, std::string_view aad, std::string_view plain,
-                  uint8_t* ct, uint8_t* tag) {
-  CipherCtx ctx = NewCipherCtx();
-  if (!ctx) return Status::IoError("EVP_CIPHER_CTX_new: " + OpenSslError());
-  int len = 0;
-  bool ok = EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
-            EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, key.key.data(), nonce) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), nullptr, &len, Bytes(aad), static_cast<int>(aad.size())) == 1 &&
-            (plain.empty() ||
-             EVP_EncryptUpdate(ctx.get(), ct, &len, Bytes(plain), static_cast<int>(plain.size())) == 1) &&
-            EVP_EncryptFinal_ex(ctx.get(), ct + plain.size(), &len) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kSealTagBytes, tag) == 1;
-  if (!ok) return Status::IoError("AES-256-GCM encryption: " + OpenSslError());
-  return Status::Ok();
-}
-
-// The plaintext, or nothing when the tag does not verify. An OpenSSL failure
-// is reported the same way: either way nothing of the datagram is trusted.
-bool GcmDecrypt(const GossipKey& key, const uint8_t* nonce, std::string_view aad, std::string_view ct,
-                const uint8_t* tag_in, std::string& plain) {
-  CipherCtx ctx = NewCipherCtx();
-  if (!ctx) {
-    ERR_clear_error();
-    return false;
-  }
-  std::array<uint8_t, kSealTagBytes> tag;  // the ctrl call wants a mutable pointer
-  std::memcpy(tag.data(), tag_in, tag.size());
-  plain.assign(ct.size(), '\0');
-  int len = 0;
-  bool ok = EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
-            EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key.key.data(), nonce) == 1 &&
-            EVP_DecryptUpdate(ctx.get(), nullptr, &len, Bytes(aad), static_cast<int>(aad.size())) == 1 &&
-            (ct.empty() ||
-             EVP_DecryptUpdate(ctx.get(), Bytes(plain), &len, Bytes(ct), static_cast<int>(ct.size())) == 1) &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kSealTagBytes, tag.data()) == 1 &&
-            EVP_DecryptFinal_ex(ctx.get(), Bytes(plain) + plain.size(), &len) == 1;
-  if (!ok) {
-    ERR_clear_error();
-    // Unauthenticated bytes must not outlive the verdict.
-    OPENSSL_cleanse(plain.data(), plain.size());
-    plain.clear();
-  }
-  return ok;
+// The nonce of a counter: 4 zero bytes, then the counter.
+std::array<uint8_t, kGcmNonceBytes> Nonce(uint64_t counter) {
+  std::array<uint8_t, kGcmNonceBytes> nonce{};
+  PutBig(nonce.data() + 4, counter, 8);
+  return nonce;
 }
 
 // ---------------------------------------------------------------------------
@@ -370,7 +320,50 @@ bool ReplayWindow::Accept(uint64_t counter) {
 // DecodeKeyring which does). A ring without its primary key makes Seal fail
 // with an error, and an empty one makes every Open fail; neither crashes.
 AeadSeal::AeadSeal(ClusterId cluster, NodeId self, Keyring ring, uint64_t first_counter)
-    : cluster_(cluster), self_(self), ring_(std::move(ring)), counter_(first_counter) {}
+    : AeadSeal(cluster, self, std::move(ring), first_counter, Limits{}) {}
+
+AeadSeal::AeadSeal(ClusterId cluster, NodeId self, Keyring ring, uint64_t first_counter, Limits limits)
+    : cluster_(cluster),
+      self_(self),
+      ring_(std::move(ring)),
+      counter_(first_counter),
+      limits_(limits),
+      subkeys_(limits.cached_subkeys) {}
+
+AeadSeal::~AeadSeal() {
+  for (auto& [id, prk] : prks_) OPENSSL_cleanse(prk.data(), prk.size());
+}
+
+Result<const Subkey*> AeadSeal::Prk(const GossipKey& key) {
+  auto it = prks_.find(key.id);
+  if (it == prks_.end()) {
+    auto prk = GossipKeyPrk(key.key);
+    if (!prk.ok()) return prk.status();
+    it = prks_.emplace(key.id, *prk).first;
+    OPENSSL_cleanse(prk->data(), prk->size());
+  }
+  return &it->second;
+}
+
+Status AeadSeal::TakeEpoch(const GossipKey& key, uint64_t now_micros) {
+  uint8_t b[8];
+  if (Status s = RandomBytes(b, sizeof b); !s.ok()) return s;
+  const uint64_t epoch = GetBig(b, sizeof b);
+  auto prk = Prk(key);
+  if (!prk.ok()) return prk.status();
+  auto subkey = DeriveSubkey(**prk, cluster_, key.id, self_, epoch);
+  if (!subkey.ok()) return subkey.status();
+  auto gcm = GcmKey::New(*subkey);
+  OPENSSL_cleanse(subkey->data(), subkey->size());
+  if (!gcm.ok()) return gcm.status();
+  sealing_ = std::move(*gcm);
+  sealing_key_id_ = key.id;
+  epoch_ = epoch;
+  ++epochs_taken_;
+  sealed_ = 0;
+  epoch_since_ = now_micros;
+  return Status::Ok();
+}
 
 Result<std::string> AeadSeal::Seal(std::string_view plain) {
   const GossipKey* key = ring_.Find(ring_.primary);
@@ -381,19 +374,31 @@ Result<std::string> AeadSeal::Seal(std::string_view plain) {
   // Peers would drop a counter that wrapped to 0 as too old.
   if (counter_ == UINT64_MAX) return Status::Unavailable("datagram counter exhausted");
 
+  // A new subkey when there is none yet, the primary key changed, this one
+  // sealed its share or served its time, or the clock went back (the
+  // counter would not, but a step back means the clock is not to be read
+  // as the subkey's age either).
+  const uint64_t now = clock_ ? clock_() : 0;
+  const bool clock_back = clock_ && now < last_clock_;
+  if (clock_) last_clock_ = now;
+  if (!sealing_ || sealing_key_id_ != key->id || sealed_ >= limits_.max_seals_per_subkey || clock_back ||
+      (clock_ && now - epoch_since_ >= limits_.max_subkey_age_micros))
+    if (Status s = TakeEpoch(*key, now); !s.ok()) return s;
+
   std::string out(kSealOverhead + plain.size(), '\0');
   uint8_t* p = Bytes(out);
   p[0] = kSealVersion;
   PutBig(p + kKeyIdAt, key->id, 4);
   PutId(p + kSenderAt, self_);
-  if (clock_) counter_ = std::max(counter_, CounterAtWallMicros(clock_()));
-  PutBig(p + kCounterAt, counter_++, 8);
-  // Random 96-bit nonces stay safe far beyond the datagrams a key seals
-  // between rotations (NIST's bound is 2^32 per key).
-  if (Status s = RandomBytes(p + kNonceAt, kNonceBytes); !s.ok()) return s;
+  if (clock_) counter_ = std::max(counter_, CounterAtWallMicros(now));
+  const uint64_t counter = counter_++;
+  PutBig(p + kCounterAt, counter, 8);
+  PutBig(p + kEpochAt, epoch_, 8);
   std::string aad = Aad(cluster_, std::string_view(out).substr(0, kSealHeaderBytes));
   uint8_t* ct = p + kSealHeaderBytes;
-  if (Status s = GcmEncrypt(*key, p + kNonceAt, aad, plain, ct, ct + plain.size()); !s.ok()) return s;
+  const auto nonce = Nonce(counter);
+  if (Status s = sealing_->Encrypt(nonce.data(), aad, plain, ct, ct + plain.size()); !s.ok()) return s;
+  ++sealed_;
   return out;
 }
 
@@ -403,21 +408,44 @@ Result<OpenedDatagram> AeadSeal::Open(std::string_view wire) {
                               Num(kSealOverhead) + "-byte seal");
   if (wire.size() - kSealOverhead > kMaxPlainBytes) return Status::Corruption("sealed datagram too large");
   const uint8_t* p = Bytes(wire);
+  if (p[0] == 1)
+    return Status::Corruption("seal version 1 (the cluster key with random nonces) is no longer accepted; the "
+                              "sender runs an older ndo than this node's version " +
+                              Num(kSealVersion));
   if (p[0] != kSealVersion) return Status::Corruption("unknown seal version " + Num(p[0]));
   const uint32_t key_id = static_cast<uint32_t>(GetBig(p + kKeyIdAt, 4));
   const GossipKey* key = ring_.Find(key_id);
   if (!key) return Status::Corruption("unknown gossip key " + Num(key_id) + " (never installed or removed)");
+  // An empty sender means "not authenticated" to the driver, which would
+  // then skip its check that the message names the sealer.
+  const SubkeyId id{GetId(p + kSenderAt), key_id, GetBig(p + kEpochAt, 8)};
+  if (id.sender.empty()) return Status::Corruption("sealed without a sender id");
+
+  // A subkey not cached is derived, and kept only once the datagram proves
+  // it is a key holder's: an outsider's datagrams cost a derivation each and
+  // never take or evict a cache entry.
+  GcmKey* gcm = subkeys_.Find(id);
+  std::optional<GcmKey> fresh;
+  if (!gcm) {
+    auto prk = Prk(*key);
+    if (!prk.ok()) return prk.status();
+    auto subkey = DeriveSubkey(**prk, cluster_, id.key_id, id.sender, id.epoch);
+    if (!subkey.ok()) return subkey.status();
+    auto made = GcmKey::New(*subkey);
+    OPENSSL_cleanse(subkey->data(), subkey->size());
+    if (!made.ok()) return made.status();
+    fresh = std::move(*made);
+    gcm = &*fresh;
+  }
 
   std::string_view header = wire.substr(0, kSealHeaderBytes);
   std::string_view ct = wire.substr(kSealHeaderBytes, wire.size() - kSealOverhead);
-  OpenedDatagram opened;
-  if (!GcmDecrypt(*key, p + kNonceAt, Aad(cluster_, header), ct, p + wire.size() - kSealTagBytes, opened.plain))
-    return Status::Corruption("authentication failed");
-  // An empty sender means "not authenticated" to the driver, which would
-  // then skip its check that the message names the sealer.
-  opened.sender = GetId(p + kSenderAt);
-  if (opened.sender.empty()) return Status::Corruption("sealed without a sender id");
   const uint64_t counter = GetBig(p + kCounterAt, 8);
+  const auto nonce = Nonce(counter);
+  OpenedDatagram opened;
+  if (!gcm->Decrypt(nonce.data(), Aad(cluster_, header), ct, p + wire.size() - kSealTagBytes, opened.plain))
+    return Status::Corruption("authentication failed");
+  opened.sender = id.sender;
   if (clock_) {
     const uint64_t now = CounterAtWallMicros(clock_());
     constexpr uint64_t kMaxSkew = CounterAtWallMicros(kMaxCounterSkewMicros);
@@ -428,13 +456,25 @@ Result<OpenedDatagram> AeadSeal::Open(std::string_view wire) {
                                 " is behind the clock");
   }
   if (Status s = Admit(windows_, opened.sender, counter); !s.ok()) return s;
+  if (fresh) subkeys_.Insert(id, std::move(*fresh));
   return opened;
 }
 
 Status AeadSeal::SetKeyring(Keyring ring) {
   if (Status s = ring.Validate(); !s.ok()) return s;
-  // Windows stay: counters are per sender, not per key.
+  // Windows stay: counters are per sender, not per key. What was derived
+  // from a key no longer held goes with it.
   ring_ = std::move(ring);
+  for (auto it = prks_.begin(); it != prks_.end();) {
+    if (ring_.Find(it->first)) {
+      ++it;
+    } else {
+      OPENSSL_cleanse(it->second.data(), it->second.size());
+      it = prks_.erase(it);
+    }
+  }
+  subkeys_.RetainKeys([this](uint32_t key_id) { return ring_.Find(key_id) != nullptr; });
+  if (sealing_ && !ring_.Find(sealing_key_id_)) sealing_.reset();
   return Status::Ok();
 }
 
