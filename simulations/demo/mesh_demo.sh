@@ -4,7 +4,8 @@
 # sees ("what does the Internet see that only the DMZ should?").
 #
 #   dmz:      nodes a and b, inside the firewall: they see every service
-#   internet: node c, outside it: a firewall (nftables) lets it reach the
+#   internet: node c, a scanner (it scans what it is leased and may start
+#             or stop nothing), outside it: a firewall (nftables) lets it reach the
 #             public services only (HTTP, HTTPS, 9443) -- and, by mistake,
 #             the MySQL port of 127.42.0.9. On loopback the nodes cannot be
 #             told apart by address (every connection leaves from
@@ -79,16 +80,21 @@ pids+=($!)
 for _ in $(seq 100); do [[ -f "$work/ready" ]] && break; sleep 0.05; done
 [[ -f "$work/ready" ]] || { echo "demo: the lab did not start" >&2; exit 1; }
 
-# A secured mesh: a cluster CA on a, a token for the others.
-"$ndo" init --data-dir "$work/a" >/dev/null
-token_json=$("$ndo" token create --data-dir "$work/a" --uses 0 --ttl 1h --format json)
-token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' <<<"$token_json")
-ca_hash=$(sed -n 's/.*"ca_hash":"\([^"]*\)".*/\1/p' <<<"$token_json")
+# A secured mesh: a cluster CA on a (an operator of dmz), an operator's
+# token for b (it submits the scan) and a scanner's for c: the exposed
+# Internet node scans what it is leased and can start or stop nothing.
+"$ndo" init --data-dir "$work/a" --vantage dmz >/dev/null
+token_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\\1/p" <<<"$2"; }
+operator_json=$("$ndo" token create --data-dir "$work/a" --role operator --uses 1 --ttl 1h --vantage dmz --format json)
+scanner_json=$("$ndo" token create --data-dir "$work/a" --role scanner --uses 1 --ttl 1h --vantage internet --format json)
+operator_token=$(token_field token "$operator_json")
+scanner_token=$(token_field token "$scanner_json")
+ca_hash=$(token_field ca_hash "$operator_json")
 as_user=()
-start() {  # name address vantage [seed]
+start() {  # name address vantage [seed token]
   local args=(--listen "$2:17$((RANDOM % 900 + 100))" --data-dir "$work/$1" --vantage "$3" --name "$1")
   if [[ $# -ge 4 ]]; then
-    "${ns_run[@]}" "${as_user[@]}" "$ndo" join "$4" "${args[@]}" --token "$token" --ca-hash "$ca_hash" >"$work/$1.log" 2>&1 &
+    "${ns_run[@]}" "${as_user[@]}" "$ndo" join "$4" "${args[@]}" --token "$5" --ca-hash "$ca_hash" >"$work/$1.log" 2>&1 &
   else
     "${ns_run[@]}" "$ndo" agent "${args[@]}" >"$work/$1.log" 2>&1 &
   fi
@@ -98,14 +104,14 @@ start() {  # name address vantage [seed]
 start a 127.0.0.1 dmz
 for _ in $(seq 100); do grep -q 'node started' "$work/a.log" 2>/dev/null && break; sleep 0.05; done
 seed=$(sed -n 's/.* listen=\([0-9.:]*\) .*/\1/p' "$work/a.log" | head -1)
-start b 127.0.0.2 dmz "$seed"
+start b 127.0.0.2 dmz "$seed" "$operator_token"
 if [[ -n "$ns" ]]; then
   # The Internet's node runs as `nobody`, the owner the firewall matches.
   chmod 755 "$work"
   mkdir -m 700 "$work/c" && chown nobody "$work/c"
   as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
 fi
-start c 127.0.0.3 internet "$seed"
+start c 127.0.0.3 internet "$seed" "$scanner_token"
 as_user=()
 # Every node must know all three before the scan: b submits it, and the
 # scan's vantages are those of the members b knows. A deadline, not a race.
@@ -124,6 +130,14 @@ echo "== ndo members"
 "$ndo" members --data-dir "$work/a"
 
 ports=1-1024,2222,2525,3306,6379,8080,8443,9443
+echo
+echo "== ndo scan on c: a scanner (its token's role) may not submit"
+if "$ndo" scan 127.42.0.0/28 -p "$ports" --scope 127.0.0.0/8 --data-dir "$work/c" >/dev/null 2>"$work/refused.err"; then
+  echo "demo: the scanner node c submitted a scan" >&2; exit 1
+fi
+cat "$work/refused.err"
+grep -q 'only an operator may submit scans' "$work/refused.err" ||
+  { echo "demo: c's submission was not refused for its role" >&2; exit 1; }
 echo
 echo "== ndo scan 127.42.0.0/28 -p $ports --scope 127.0.0.0/8 --rate 2000 --banners --tls (on b; 2,000 probes/s a node)"
 id=$("$ndo" scan 127.42.0.0/28 -p "$ports" --scope 127.0.0.0/8 --rate 2000 --shards 16 --banners --tls \

@@ -77,8 +77,9 @@ for n in $node_counts; do
   "$SCRIPT_DIR/testbed.sh" up --hosts "$hosts" --ports 80 --alive "$alive" --open-prob 0.15 \
     --filtered-prob "$filtered" --seed 1 >"$work/testbed.log" 2>&1 || { cat "$work/testbed.log"; exit 77; }
   rm -rf "$work"/node*
-  "$ndo" init --data-dir "$work/node1" >/dev/null
-  tok=$("$ndo" token create --data-dir "$work/node1" --uses 0 --ttl 1h --format json)
+  # node1 submits (the operator ndo init makes); the others only scan.
+  "$ndo" init --data-dir "$work/node1" --vantage bench >/dev/null
+  tok=$("$ndo" token create --data-dir "$work/node1" --role scanner --uses 0 --ttl 1h --format json)
   token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' <<<"$tok")
   ca=$(sed -n 's/.*"ca_hash":"\([^"]*\)".*/\1/p' <<<"$tok")
   t_start=$(ms)

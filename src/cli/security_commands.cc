@@ -28,10 +28,11 @@ void PrintToken(const mesh::IssuedToken& r, const TokenCommand& cmd) {
     o.Str("token", r.token).Str("ca_hash", r.ca_hash).Int("expires_unix", r.expires_unix).UInt("uses", cmd.uses);
     if (cmd.vantage.empty()) o.Null("vantage");
     else o.Str("vantage", cmd.vantage);
+    o.Str("role", cmd.role);
     std::printf("%s\n", o.str().c_str());
     return;
   }
-  std::printf("token:   %s\nca hash: %s\n", r.token.c_str(), r.ca_hash.c_str());
+  std::printf("token:   %s\nca hash: %s\nrole:    %s\n", r.token.c_str(), r.ca_hash.c_str(), cmd.role.c_str());
   std::fprintf(stderr, "ndo: valid until unix time %lld, for %s%s%s; on the new node:\n  ndo join ADDR --token %s --ca-hash %s --listen IP:PORT --vantage %s\n",
                static_cast<long long>(r.expires_unix),
                cmd.uses == 0 ? "any number of uses" : (std::to_string(cmd.uses) + (cmd.uses == 1 ? " use" : " uses")).c_str(),
@@ -41,17 +42,18 @@ void PrintToken(const mesh::IssuedToken& r, const TokenCommand& cmd) {
 
 }  // namespace
 
-int RunInitCommand(const std::string& data_dir_arg) {
+int RunInitCommand(const std::string& data_dir_arg, const std::string& vantage) {
   std::string dir = DataDirOrDefault(data_dir_arg);
-  auto cluster = mesh::InitCluster(dir, NowUnix());
+  auto cluster = mesh::InitCluster(dir, vantage, NowUnix());
   if (!cluster.ok()) return Fail(cluster.status());
-  std::printf("cluster: %s\nnode:    %s\nca hash: %s\n", cluster->cluster_hex.c_str(), cluster->node_hex.c_str(),
-              cluster->ca_hash.c_str());
+  std::printf("cluster: %s\nnode:    %s\nca hash: %s\nrole:    operator\nvantage: %s\n", cluster->cluster_hex.c_str(),
+              cluster->node_hex.c_str(), cluster->ca_hash.c_str(), vantage.c_str());
   std::fprintf(stderr,
-               "ndo: a new cluster in %s (CA key in %s/ca.key: keep it safe). Next:\n"
-               "  ndo agent --data-dir %s --listen IP:PORT --vantage NAME\n"
-               "  ndo token create --data-dir %s [--ttl 24h] [--uses 1] [--vantage NAME]\n",
-               dir.c_str(), cluster->cluster_dir.c_str(), dir.c_str(), dir.c_str());
+               "ndo: a new cluster in %s (CA key in %s/ca.key: keep it safe); this node is an operator of vantage "
+               "%s. Next:\n"
+               "  ndo agent --data-dir %s --listen IP:PORT\n"
+               "  ndo token create --data-dir %s [--role scanner|operator] [--ttl 24h] [--uses 1] [--vantage NAME]\n",
+               dir.c_str(), cluster->cluster_dir.c_str(), vantage.c_str(), dir.c_str(), dir.c_str());
   return kExitOk;
 }
 
@@ -62,7 +64,9 @@ int RunTokenCreateCommand(const TokenCommand& cmd) {
   if (!ttl.ok()) return Fail(ttl.status().WithContext("--ttl"));
   if (cmd.vantage.size() > mesh::kMaxVantageBytes)
     return Fail(Status::InvalidArgument("--vantage is longer than " + std::to_string(mesh::kMaxVantageBytes) + " bytes"));
-  auto token = mesh::IssueJoinToken(dir, {*ttl, cmd.uses, cmd.vantage}, NowUnix(), kControlTimeout);
+  auto role = mesh::ParseNodeRole(cmd.role);
+  if (!role) return Fail(Status::InvalidArgument("--role must be scanner or operator, not '" + cmd.role + "'"));
+  auto token = mesh::IssueJoinToken(dir, {*ttl, cmd.uses, cmd.vantage, *role}, NowUnix(), kControlTimeout);
   if (!token.ok()) return Fail(token.status());
   PrintToken(*token, cmd);
   return kExitOk;
@@ -71,9 +75,17 @@ int RunTokenCreateCommand(const TokenCommand& cmd) {
 namespace {
 
 CommandRun SetupInit(CLI::App& cmd) {
-  auto data_dir = std::make_shared<std::string>();
-  AddDataDirOption(cmd, *data_dir, "The node's data dir");
-  return [data_dir](const std::vector<std::string>&) { return RunInitCommand(*data_dir); };
+  struct State {
+    std::string data_dir, vantage;
+  };
+  auto st = std::make_shared<State>();
+  AddDataDirOption(cmd, st->data_dir, "The node's data dir");
+  // Required: the certificate binds it, and the mesh believes only that
+  // (`ndo agent` on this node then takes it without --vantage).
+  cmd.add_option("--vantage", st->vantage,
+                 "Where this first node sees the network from (dmz, wifi, ...): bound in its certificate")
+      ->required();
+  return [st](const std::vector<std::string>&) { return RunInitCommand(st->data_dir, st->vantage); };
 }
 
 CommandRun SetupToken(CLI::App& cmd) {
@@ -85,8 +97,13 @@ CommandRun SetupToken(CLI::App& cmd) {
   create->add_option("--uses", st->uses, "How many nodes it may enrol (0: any number until it expires)")
       ->capture_default_str();
   create->add_option("--vantage", st->vantage, "The only vantage it may enrol (default: any)");
+  create->add_option("--role", st->role,
+                     "What the nodes it enrols may do: scanner (scan leased shards) or operator (also submit and "
+                     "control scans, create tokens, remove members, rotate keys)")
+      ->check(CLI::IsMember({"scanner", "operator"}))
+      ->capture_default_str();
   AddFormatOption(*create, st->format, {"table", "json"},
-                  "json: one record: token, ca_hash, expires_unix, uses, vantage");
+                  "json: one record: token, ca_hash, expires_unix, uses, vantage, role");
   // --json: the old spelling of --format json, kept for scripts (hidden).
   create->add_flag_callback("--json", [st] { st->format = "json"; }, "Same as --format json")->group("");
   return [st](const std::vector<std::string>&) { return RunTokenCreateCommand(*st); };

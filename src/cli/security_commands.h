@@ -10,13 +10,15 @@
 
 namespace ndo {
 
-int RunInitCommand(const std::string& data_dir);
+// `vantage`: the one the first node's certificate binds (required).
+int RunInitCommand(const std::string& data_dir, const std::string& vantage);
 
 struct TokenCommand {
   std::string data_dir;
   std::string ttl = "24h";
   uint32_t uses = 1;
   std::string vantage;
+  std::string role = "scanner";  // or operator: what the nodes it enrols may do
   std::string format = "table";  // or json
 };
 int RunTokenCreateCommand(const TokenCommand& cmd);

@@ -114,11 +114,13 @@ class MeshScan : public MeshProcess {
   // a, b, c in dmz; d, e in internet; a is the seed.
   // `coordinator`: the node given the lowest priority, so that it takes the
   // coordinator role while alive (otherwise the lowest random id does).
-  void StartFive(const char* coordinator = nullptr) {
+  // `scanners`: nodes enrolled with a scanner token (the rest: operators).
+  void StartFive(const char* coordinator = nullptr, const std::set<std::string>& scanners = {}) {
     const char* names[] = {"a", "b", "c", "d", "e"};
     for (int i = 0; i < 5; ++i) {
       Node& n = AddNode(names[i], "127.0.0." + std::to_string(i + 1));
       n.vantage = i < 3 ? "dmz" : "internet";
+      if (scanners.count(n.name)) n.role = "scanner";
       if (i > 0) n.seeds = {nodes_[0].Address()};
       if (coordinator && n.name == coordinator) n.extra_args = {"--priority", "10"};
     }
@@ -284,6 +286,41 @@ TEST_F(MeshScan, AWorkerKilledMidScan) {
   ASSERT_TRUE(WaitComplete(survivors, id, 120s)) << Status(nodes_[0], id);
   ExpectViewsEqualSingleNodeScan(id, survivors);
   ExpectRepeatsOnlyAfterAKill({victim});
+}
+
+// Roles: b (dmz) and e (internet) joined with a scanner token. b's `ndo
+// scan` and e's `ndo scan pause` are refused, clearly and before anything
+// reaches the mesh, and logged; c, an operator by its token, submits; the
+// scanners still scan their shards, and every view ends complete and exact
+// (the refused pause never happened).
+TEST_F(MeshScan, AScannerNodeMayNotSubmitOrPauseButScansWhatAnOperatorSubmits) {
+  ASSERT_NO_FATAL_FAILURE(StartFive(nullptr, {"b", "e"}));
+  auto refused = RunArgv({NdoBinary(), "scan", TargetHosts(), "-p", Ports(), "--scope", "127.0.0.0/8", "--rate", kRate,
+                          "--shards", kShards, "--data-dir", ByName("b").data},
+                         tmp_, "submit-scanner", 30s);
+  EXPECT_NE(refused.exit_code, 0) << refused.out;
+  EXPECT_NE(refused.err.find("this node's certificate gives it the role scanner; only an operator may submit scans"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("ndo token create --role operator"), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.out, "") << "no scan id for a refused submission";
+  EXPECT_TRUE(WaitFor([&] { return Slurp(ByName("b").log).find("msg=\"control request refused\"") != std::string::npos; },
+                      10s))
+      << "the refusal is logged";
+
+  std::string id = Submit(ByName("c"));
+  ASSERT_EQ(id.size(), 16u);
+  auto pause = RunArgv({NdoBinary(), "scan", "pause", id, "--data-dir", ByName("e").data}, tmp_, "pause-scanner", 30s);
+  EXPECT_NE(pause.exit_code, 0) << pause.out;
+  EXPECT_NE(pause.err.find("the role scanner; only an operator may pause scans"), std::string::npos) << pause.err;
+
+  ASSERT_TRUE(WaitComplete(All(), id, 120s)) << Status(nodes_[0], id);
+  EXPECT_EQ(Status(nodes_[0], id).find("paused"), std::string::npos);
+  ExpectViewsEqualSingleNodeScan(id, All());
+  size_t by_scanners = 0;
+  for (const auto& [shard, by] : Scanned())
+    for (const auto& name : by) by_scanners += name == "b" || name == "e";
+  EXPECT_GT(by_scanners, 0u) << "scanner nodes scan the shards they lease";
 }
 
 TEST_F(MeshScan, TheCoordinatorKilledMidScan) {

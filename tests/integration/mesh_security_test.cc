@@ -355,7 +355,7 @@ class MeshSecurity : public MeshProcess {
   // `ndo init` in a data dir of its own: another cluster (no agent runs for
   // it). Returns the CA hash it prints.
   std::string InitOtherCluster(const std::string& dir) {
-    auto r = RunArgv({NdoBinary(), "init", "--data-dir", dir}, tmp_, "init-other", 30s);
+    auto r = RunArgv({NdoBinary(), "init", "--data-dir", dir, "--vantage", "lab"}, tmp_, "init-other", 30s);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::smatch m;
     if (!std::regex_search(r.out, m, std::regex(R"(ca hash: (sha256:[0-9a-f]{64}))"))) {
@@ -533,6 +533,42 @@ TEST_F(MeshSecurity, JoinTokensExpiredUsedUpForgedUnknownWrongVantageOrWrongCaAr
 // 2. TLS streams: without a client certificate (a stream that may only
 // enrol), with another cluster's certificate, and plaintext.
 
+// The vantage is bound at enrolment: a node that joined as wifi (a token
+// for any vantage) runs as wifi; started again with another --vantage it
+// refuses to start, clearly; started without one it takes its
+// certificate's, and every member sees it so.
+TEST_F(MeshSecurity, ANodeRunsOnlyAsTheVantageItsCertificateBinds) {
+  StartCluster(1, 60s);
+  if (HasFatalFailure()) return;
+  Node& a = nodes_[0];
+  Token any = CreateToken(a, {"--ttl", "1h", "--uses", "1", "--role", "scanner"});
+  ASSERT_FALSE(HasFailure());
+  Node& w = AddNode("w", "127.0.0.2");
+  w.vantage = "wifi";
+  ASSERT_NO_FATAL_FAILURE(SpawnJoin(w, a, any.text, any.ca_hash, "wifi"));
+  ASSERT_TRUE(WaitAgreed({&a, &w}, {a.name, "w"}, 60s));
+  EXPECT_NE(AwaitLogLine(w.log, {"enrolled", "role=scanner", "vantage=wifi"}, 1s), "") << Slurp(w.log);
+  Kill(w);
+
+  auto other = RunArgv({NdoBinary(), "agent", "--listen", w.Address(), "--data-dir", w.data, "--vantage", "dmz"}, tmp_,
+                       "restart-dmz", 30s);
+  EXPECT_EQ(other.exit_code, 2) << other.err;
+  EXPECT_NE(other.err.find("this node's certificate binds vantage 'wifi'; it cannot run as --vantage 'dmz'"),
+            std::string::npos)
+      << other.err;
+
+  w.pid = SpawnArgv({NdoBinary(), "agent", "--listen", w.Address(), "--data-dir", w.data, "--name", "w"}, w.log);
+  ASSERT_GT(w.pid, 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        View v = Members(a);
+        return v.ok && v.StateOf("w") == "alive" && v.by_name["w"].vantage == "wifi";
+      },
+      60s))
+      << Members(a).Describe();
+  EXPECT_EQ(Members(w).by_name["w"].vantage, "wifi");
+}
+
 TEST_F(MeshSecurity, StreamsWithoutCertificateWithAForeignCertificateOrInPlaintextChangeNothing) {
   StartCluster(2, 60s);
   if (HasFatalFailure()) return;
@@ -583,7 +619,7 @@ TEST_F(MeshSecurity, StreamsWithoutCertificateWithAForeignCertificateOrInPlainte
 
   // A certificate of another cluster's CA (its `ndo init` node): the
   // handshake fails (TLS 1.3: the client learns it on its first read).
-  ASSERT_EQ(RunArgv({NdoBinary(), "init", "--data-dir", tmp_ + "/other"}, tmp_, "init-other", 30s).exit_code, 0);
+  ASSERT_EQ(RunArgv({NdoBinary(), "init", "--data-dir", tmp_ + "/other", "--vantage", "lab"}, tmp_, "init-other", 30s).exit_code, 0);
   auto other = mesh::LoadClusterMaterial(tmp_ + "/other", NowUnix());
   ASSERT_TRUE(other.ok()) << other.status().message();
   SslCtxPtr foreign = ClientContext(other->cert_pem, other->key_pem);

@@ -45,7 +45,7 @@ ClusterMaterial MakeMaterial(const NodeId& node = kNode, int64_t now = kNow) {
   m.ca_pem = ca.cert_pem;
   m.ca_key_pem = ca.key_pem;
   m.key_pem = Must(GenerateKeyPem());
-  IssuedCert cert = Must(SignNodeCert(ca, m.cluster, Must(MakeCsr(m.key_pem, node, "n")), hours(24 * 30), now));
+  IssuedCert cert = Must(SignNodeCert(ca, m.cluster, Must(MakeCsr(m.key_pem, node, "n")), NodeRole::kScanner, "lab", hours(24 * 30), now));
   m.cert_pem = cert.cert_pem;
   m.serial_hex = cert.serial_hex;
   m.keyring = Must(NewKeyring(now));
@@ -203,7 +203,7 @@ TEST_F(ClusterFilesTest, RefusesANodeCrtFromAnotherCa) {
   // The same key and node id, signed by another cluster's CA.
   ClusterId other_cluster = Must(RandomNodeId());
   CaMaterial other = Must(CreateClusterCa(other_cluster, hours(24 * 365), kNow));
-  IssuedCert foreign = Must(SignNodeCert(other, other_cluster, Must(MakeCsr(m.key_pem, kNode, "n")), hours(24), kNow));
+  IssuedCert foreign = Must(SignNodeCert(other, other_cluster, Must(MakeCsr(m.key_pem, kNode, "n")), NodeRole::kScanner, "lab", hours(24), kNow));
   Overwrite("node.crt", foreign.cert_pem);
   ExpectLoadFails("node.crt");
   // A node.crt that is the CA itself, or no certificate at all.

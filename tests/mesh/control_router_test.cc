@@ -1,7 +1,9 @@
 // Control routing: every command to its service, the refusals an unsecured
-// mesh or a node without the CA key give before any service is called, the
-// leave flag, and how `ndo members remove` names a member.
+// mesh, a node without the CA key or a scanner node give before any service
+// is called, the leave flag, and how `ndo members remove` names a member.
 #include "mesh/agent/control_router.h"
+
+#include "mesh/work/pool_state.h"
 
 #include <gtest/gtest.h>
 
@@ -12,8 +14,12 @@ namespace ndo::mesh {
 namespace {
 
 const ControlFacts kInsecure{false, false};
-const ControlFacts kMember{true, false};
-const ControlFacts kCa{true, true};
+const ControlFacts kMember{true, false, NodeRole::kOperator};
+const ControlFacts kScanner{true, false, NodeRole::kScanner};
+const ControlFacts kCa{true, true, NodeRole::kOperator};
+// The first node of a cluster made before roles: its certificate reads as
+// a scanner, but it holds the CA key.
+const ControlFacts kOldCa{true, true, NodeRole::kScanner};
 
 ControlRoute Route(ControlCommand c, const ControlFacts& f) { return RouteControl(ControlRequest(c), f); }
 
@@ -48,6 +54,52 @@ TEST(ControlRouter, OnlyTheCaHolderIssuesTokens) {
   ControlRoute r = Route(ControlCommand::kCreateToken, kMember);
   EXPECT_EQ(r.call, ControlCall::kRefuse);
   EXPECT_NE(r.error.find("CA key"), std::string::npos);
+}
+
+ControlRequest ScanAction(ScanControl action) {
+  ControlRequest r(ControlCommand::kScanControl);
+  r.scan = "abcd";
+  r.scan_action = static_cast<uint8_t>(action);
+  return r;
+}
+
+TEST(ControlRouter, AScannerNodeMayOnlyDescribeAndLeave) {
+  struct Case {
+    ControlRequest request;
+    std::string what;
+  };
+  std::vector<Case> refused{{ControlRequest(ControlCommand::kSubmitScan), "submit scans"},
+                            {ScanAction(ScanControl::kPaused), "pause scans"},
+                            {ScanAction(ScanControl::kRunning), "resume scans"},
+                            {ScanAction(ScanControl::kStopped), "stop scans"},
+                            {ControlRequest(ControlCommand::kCreateToken), "create tokens"},
+                            {ControlRequest(ControlCommand::kRemoveMember), "remove members"},
+                            {ControlRequest(ControlCommand::kRotateKeys), "rotate keys"}};
+  for (const Case& c : refused) {
+    ControlRoute r = RouteControl(c.request, kScanner);
+    EXPECT_EQ(r.call, ControlCall::kRefuse) << c.what;
+    EXPECT_NE(r.error.find("the role scanner; only an operator may " + c.what), std::string::npos) << r.error;
+    EXPECT_NE(r.error.find("ndo token create --role operator"), std::string::npos) << r.error;
+    EXPECT_FALSE(r.leave);
+    // The same request on an operator node goes to its service.
+    EXPECT_NE(RouteControl(c.request, c.what == "create tokens" ? kCa : kMember).call, ControlCall::kRefuse)
+        << c.what;
+  }
+  EXPECT_EQ(Route(ControlCommand::kMembers, kScanner).call, ControlCall::kDescribe);
+  EXPECT_EQ(Route(ControlCommand::kStatus, kScanner).call, ControlCall::kDescribe);
+  ControlRoute leave = Route(ControlCommand::kLeave, kScanner);
+  EXPECT_EQ(leave.call, ControlCall::kDescribe);
+  EXPECT_TRUE(leave.leave);
+}
+
+TEST(ControlRouter, TheCaHolderAndAnUnsecuredMeshAreNotBoundByRoles) {
+  // The CA holder could sign itself an operator's certificate anyway.
+  EXPECT_EQ(Route(ControlCommand::kSubmitScan, kOldCa).call, ControlCall::kSubmitScan);
+  EXPECT_EQ(Route(ControlCommand::kCreateToken, kOldCa).call, ControlCall::kCreateToken);
+  // No certificates, no roles: the role in the facts means nothing.
+  const ControlFacts insecure_scanner{false, false, NodeRole::kScanner};
+  EXPECT_EQ(Route(ControlCommand::kSubmitScan, insecure_scanner).call, ControlCall::kSubmitScan);
+  EXPECT_EQ(RouteControl(ScanAction(ScanControl::kStopped), insecure_scanner).call, ControlCall::kScanControl);
 }
 
 TEST(ControlRouter, UndecodableRequestIsRefusedWithItsReason) {

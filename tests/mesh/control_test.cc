@@ -57,6 +57,11 @@ TEST(ControlMessages, RequestsRoundTrip) {
   EXPECT_EQ(dec->token.ttl_seconds, 3600);
   EXPECT_EQ(dec->token.max_uses, 5u);
   EXPECT_EQ(dec->token.vantage, "dmz");
+  EXPECT_EQ(dec->token.role, NodeRole::kScanner);  // the default
+  token.token.role = NodeRole::kOperator;
+  dec = DecodeControlRequest(*EncodeControlRequest(token));
+  ASSERT_TRUE(dec.ok()) << dec.status().message();
+  EXPECT_EQ(dec->token.role, NodeRole::kOperator);
   ControlRequest remove(ControlCommand::kRemoveMember);
   remove.member = "worker-3";
   enc = EncodeControlRequest(remove);

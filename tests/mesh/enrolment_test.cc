@@ -68,7 +68,7 @@ ClusterMaterial InitCluster(Store& store, const NodeId& node, int64_t now) {
   m.ca_key_pem = ca.key_pem;
   m.key_pem = Must(GenerateKeyPem());
   std::string csr = Must(MakeCsr(m.key_pem, node, "first"));
-  IssuedCert cert = Must(SignNodeCert(ca, m.cluster, csr, hours(24 * 365), now));
+  IssuedCert cert = Must(SignNodeCert(ca, m.cluster, csr, NodeRole::kScanner, "lab", hours(24 * 365), now));
   m.cert_pem = cert.cert_pem;
   m.serial_hex = cert.serial_hex;
   m.keyring = Must(NewKeyring(now));
@@ -136,8 +136,9 @@ class EnrolmentTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  TokenRecord Token(uint32_t max_uses = 1, const std::string& vantage = "", int64_t ttl = 3600) {
-    return Must(CreateToken(*store_, TokenParams{ttl, max_uses, vantage}, kNow));
+  TokenRecord Token(uint32_t max_uses = 1, const std::string& vantage = "", int64_t ttl = 3600,
+                    NodeRole role = NodeRole::kScanner) {
+    return Must(CreateToken(*store_, TokenParams{ttl, max_uses, vantage, role}, kNow));
   }
 
   Snapshot Meta(const std::string& key) {
@@ -585,6 +586,32 @@ TEST_F(EnrolmentTest, EnrolsWithAValidToken) {
   Joiner j2 = MakeJoiner(2);
   EnrolRequest decoded = Must(DecodeEnrolRequest(MustEncodeRequest(Request(token2, j2))));
   ExpectEnrolled(decoded, kExporter, j2);
+}
+
+TEST_F(EnrolmentTest, TheCertificateBindsTheTokensRoleAndVantage) {
+  struct Case {
+    NodeRole role;
+    std::string token_vantage, asked;  // the token's (empty: any) and the joiner's
+  };
+  uint64_t n = 10;
+  for (const Case& c : {Case{NodeRole::kScanner, "dmz", "dmz"}, Case{NodeRole::kOperator, "dmz", "dmz"},
+                        Case{NodeRole::kScanner, "", "wifi"}, Case{NodeRole::kOperator, "", "internet"}}) {
+    TokenRecord token = Token(1, c.token_vantage, 3600, c.role);
+    EXPECT_EQ(Must(LoadToken(*store_, token.id)).role, c.role);
+    Joiner j = MakeJoiner(++n);
+    EnrolmentAuthority::Outcome out = ExpectEnrolled(Request(token, j, kExporter, c.asked), kExporter, j);
+    CertInfo info = Must(VerifyNodeCert(out.reply.cert_pem, material_.ca_pem, kNow));
+    EXPECT_EQ(info.role, c.role) << c.asked;
+    EXPECT_EQ(info.vantage, c.asked);
+    EXPECT_EQ(out.role, c.role);
+    EXPECT_EQ(out.vantage, c.asked);
+  }
+  // A token that names no vantage and a joiner that asks for none: no
+  // certificate (every new one binds a vantage), and the use is not counted.
+  TokenRecord token = Token(1);
+  Joiner j = MakeJoiner(++n);
+  ExpectRefused(Request(token, j, kExporter, ""), kExporter, {j.node}, "no valid vantage", "vantage is empty");
+  ExpectRefused(Request(token, j, kExporter, "a\tb"), kExporter, {j.node}, "no valid vantage", "control character");
 }
 
 TEST_F(EnrolmentTest, EnrolsJustBeforeTheTokenExpires) {

@@ -234,6 +234,7 @@ void ExpectSameRecord(const TokenRecord& a, const TokenRecord& b) {
   EXPECT_EQ(a.vantage, b.vantage);
   EXPECT_EQ(a.used_by, b.used_by);
   EXPECT_EQ(a.revoked, b.revoked);
+  EXPECT_EQ(a.role, b.role);
 }
 
 TokenRecord FullRecord() {
@@ -245,6 +246,7 @@ TokenRecord FullRecord() {
   r.vantage = std::string(kMaxVantageBytes, 'v');
   r.used_by = {NodeId{1, 2}.Hex(), NodeId{0xffffffffffffffffULL, 0xabcdefULL}.Hex()};
   r.revoked = true;
+  r.role = NodeRole::kOperator;
   return r;
 }
 
@@ -334,6 +336,29 @@ std::string RawRecord(void (*fill)(schema::TokenRecord::Builder)) {
   auto flat = capnp::messageToFlatArray(builder);
   auto b = flat.asBytes();
   return std::string(reinterpret_cast<const char*>(b.begin()), b.size());
+}
+
+TEST(JoinTokenRecordTest, TheRoleRoundTripsAndAnOldRecordReadsAsScanner) {
+  for (NodeRole role : {NodeRole::kScanner, NodeRole::kOperator}) {
+    TokenRecord r = UsableRecord();
+    r.role = role;
+    auto bytes = EncodeTokenRecord(r);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+    auto back = DecodeTokenRecord(*bytes);
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->role, role);
+  }
+  // A record written before roles existed has no role field.
+  auto old = DecodeTokenRecord(RawRecord([](schema::TokenRecord::Builder) {}));
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->role, NodeRole::kScanner);
+  // A role this version does not know is refused, never read as another.
+  auto unknown = DecodeTokenRecord(
+      RawRecord([](schema::TokenRecord::Builder b) { b.setRole(static_cast<schema::NodeRole>(7)); }));
+  EXPECT_EQ(unknown.status().code(), Status::Code::kCorruption);
+  TokenRecord bad = UsableRecord();
+  bad.role = static_cast<NodeRole>(7);
+  EXPECT_FALSE(EncodeTokenRecord(bad).ok());
 }
 
 TEST(JoinTokenRecordTest, DecodeBoundsEveryField) {

@@ -138,6 +138,37 @@ TEST_F(NodeIdentity, RestartKeepsIdAndRaisesIncarnation) {
   EXPECT_EQ(m->self.priority, 1u);
 }
 
+// A secured node runs as the vantage its certificate binds: --vantage may
+// be left out (first start or restart) or repeat it, never differ; a saved
+// state's other vantage gives way to the certificate's.
+TEST_F(NodeIdentity, TheCertifiedVantageIsTheNodesAndAnotherIsRefused) {
+  IdentityRequest fresh = Request();
+  fresh.vantage.clear();
+  fresh.certified_vantage = "internet";
+  auto r = ResolveIdentity(std::nullopt, fresh);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->self.vantage, "internet");
+  fresh.vantage = "internet";
+  EXPECT_EQ(ResolveIdentity(std::nullopt, fresh)->self.vantage, "internet");
+
+  fresh.vantage = "dmz";
+  auto other = ResolveIdentity(std::nullopt, fresh);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(other.status().message().find("certificate binds vantage 'internet'"), std::string::npos)
+      << other.status().message();
+  EXPECT_NE(other.status().message().find("--vantage 'dmz'"), std::string::npos);
+
+  NodeState saved = SampleState();  // saved as "dmz"
+  IdentityRequest restart;
+  restart.certified_vantage = "internet";
+  auto again = ResolveIdentity(saved, restart);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->self.vantage, "internet");
+  restart.vantage = "dmz";
+  EXPECT_FALSE(ResolveIdentity(saved, restart).ok());
+}
+
 TEST_F(NodeIdentity, RejoinAddressesSeedsFirstWithoutSelfOrLeftMembers) {
   NodeState st = SampleState();
   st.members.push_back({{NodeId{9, 9}, "dup", "dmz", "127.0.0.4:7946", 1, 0}, 0, MemberState::kAlive});

@@ -151,7 +151,7 @@ NodeMaterial Enrol(const CaMaterial& ca, const NodeId& node, const std::string& 
   NodeMaterial m;
   m.key_pem = Must(GenerateKeyPem());
   m.csr_pem = Must(MakeCsr(m.key_pem, node, name));
-  m.cert = Must(SignNodeCert(ca, cluster, m.csr_pem, validity, now));
+  m.cert = Must(SignNodeCert(ca, cluster, m.csr_pem, NodeRole::kScanner, "lab", validity, now));
   return m;
 }
 
@@ -345,7 +345,7 @@ TEST_F(PkiTest, CsrWithTamperedSignatureIsRejected) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
   EXPECT_NE(r.status().message().find("signature"), std::string::npos) << r.status().message();
-  EXPECT_FALSE(SignNodeCert(*ca_, kCluster, tampered, kNodeValidity, kNow).ok());
+  EXPECT_FALSE(SignNodeCert(*ca_, kCluster, tampered, NodeRole::kScanner, "lab", kNodeValidity, kNow).ok());
 }
 
 TEST_F(PkiTest, CsrWithAnyByteFlippedIsRejected) {
@@ -374,7 +374,7 @@ TEST_F(PkiTest, CsrWithoutNodeSanIsRejected) {
     auto r = CheckCsr(csr);
     EXPECT_FALSE(r.ok()) << (uris.empty() ? "(no SAN)" : uris[0]);
     EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
-    EXPECT_FALSE(SignNodeCert(*ca_, kCluster, csr, kNodeValidity, kNow).ok());
+    EXPECT_FALSE(SignNodeCert(*ca_, kCluster, csr, NodeRole::kScanner, "lab", kNodeValidity, kNow).ok());
   }
 }
 
@@ -383,7 +383,7 @@ TEST_F(PkiTest, CsrWithNonEd25519KeyIsRejected) {
   auto r = CheckCsr(csr);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("Ed25519"), std::string::npos) << r.status().message();
-  EXPECT_FALSE(SignNodeCert(*ca_, kCluster, csr, kNodeValidity, kNow).ok());
+  EXPECT_FALSE(SignNodeCert(*ca_, kCluster, csr, NodeRole::kScanner, "lab", kNodeValidity, kNow).ok());
 }
 
 // ---------------------------------------------------------------------------
@@ -435,8 +435,121 @@ TEST_F(PkiTest, NodeCertHasTheRequiredExtensions) {
                       ASN1_STRING_length(gn->d.uniformResourceIdentifier));
   }
   GENERAL_NAMES_free(names);
-  EXPECT_EQ(uris, (std::vector<std::string>{"urn:ndo:node:" + kNode.Hex(), "urn:ndo:cluster:" + kCluster.Hex()}));
+  EXPECT_EQ(uris, (std::vector<std::string>{"urn:ndo:node:" + kNode.Hex(), "urn:ndo:cluster:" + kCluster.Hex(),
+                                            "urn:ndo:role:scanner", "urn:ndo:vantage:lab"}));
   ERR_clear_error();
+}
+
+// A node certificate made by hand, signed by `ca`'s key with `uris` as its
+// only SANs (as one made before roles existed, or a malformed one).
+std::string RawNodeCert(const CaMaterial& ca, const std::string& node_key_pem, const std::vector<std::string>& uris) {
+  PkeyPtr ca_key = ParseKey(ca.key_pem);
+  PkeyPtr key = ParseKey(node_key_pem);
+  std::unique_ptr<BIO, decltype(&BIO_free)> in(BIO_new_mem_buf(ca.cert_pem.data(), static_cast<int>(ca.cert_pem.size())),
+                                               BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> ca_cert(PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr), X509_free);
+  std::unique_ptr<X509, decltype(&X509_free)> x(X509_new(), X509_free);
+  X509_set_version(x.get(), X509_VERSION_3);
+  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 4242);
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(x.get()), "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>("raw"), 3, -1, 0);
+  X509_set_issuer_name(x.get(), X509_get_subject_name(ca_cert.get()));
+  ASN1_TIME_set(X509_getm_notBefore(x.get()), kNow - 3600);
+  ASN1_TIME_set(X509_getm_notAfter(x.get()), kNow + 86400);
+  X509_set_pubkey(x.get(), key.get());
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, ca_cert.get(), x.get(), nullptr, nullptr, 0);
+  std::string san;
+  for (const auto& u : uris) san += (san.empty() ? "URI:" : ",URI:") + u;
+  for (const auto& [nid, value] : std::vector<std::pair<int, std::string>>{
+           {NID_basic_constraints, "critical,CA:FALSE"},
+           {NID_key_usage, "critical,digitalSignature"},
+           {NID_ext_key_usage, "serverAuth,clientAuth"},
+           {NID_subject_alt_name, san},
+           {NID_subject_key_identifier, "hash"},
+           {NID_authority_key_identifier, "keyid:always"}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+    X509_add_ext(x.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  X509_sign(x.get(), ca_key.get(), nullptr);
+  std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
+  PEM_write_bio_X509(out.get(), x.get());
+  char* data = nullptr;
+  long n = BIO_get_mem_data(out.get(), &data);
+  ERR_clear_error();
+  return std::string(data, static_cast<size_t>(n));
+}
+
+TEST_F(PkiTest, RoleAndVantageRoundTripThroughTheCertificate) {
+  std::string key = Must(GenerateKeyPem());
+  std::string csr = Must(MakeCsr(key, kNode, "n"));
+  // A vantage with bytes a URI may not hold as they are (space, comma,
+  // percent, UTF-8) comes back exactly.
+  const std::vector<std::string> vantages = {"dmz", "office wifi,2", "100%", "caf\xc3\xa9",
+                                             std::string(kMaxVantageBytes, 'v')};
+  for (const std::string& vantage : vantages) {
+    for (NodeRole role : {NodeRole::kScanner, NodeRole::kOperator}) {
+      IssuedCert cert = Must(SignNodeCert(*ca_, kCluster, csr, role, vantage, kNodeValidity, kNow));
+      CertInfo verified = Must(VerifyNodeCert(cert.cert_pem, ca_->cert_pem, kNow));
+      EXPECT_EQ(verified.role, role) << vantage;
+      EXPECT_EQ(verified.vantage, vantage);
+      CertInfo inspected = Must(InspectCert(cert.cert_pem));
+      EXPECT_EQ(inspected.role, role);
+      EXPECT_EQ(inspected.vantage, vantage);
+    }
+  }
+  // The CA binds neither.
+  CertInfo ca = Must(InspectCert(ca_->cert_pem));
+  EXPECT_EQ(ca.role, NodeRole::kScanner);
+  EXPECT_EQ(ca.vantage, "");
+}
+
+TEST_F(PkiTest, ACertificateWithoutRoleOrVantageReadsAsAScannerBoundToNoVantage) {
+  // As SignNodeCert made them before roles existed: node and cluster only.
+  std::string key = Must(GenerateKeyPem());
+  std::string old = RawNodeCert(*ca_, key, {"urn:ndo:node:" + kNode.Hex(), "urn:ndo:cluster:" + kCluster.Hex()});
+  CertInfo info = Must(VerifyNodeCert(old, ca_->cert_pem, kNow));
+  EXPECT_EQ(info.node, kNode);
+  EXPECT_EQ(info.role, NodeRole::kScanner);
+  EXPECT_EQ(info.vantage, "");
+  // A role alone: that role, still no vantage.
+  std::string role_only = RawNodeCert(*ca_, key, {"urn:ndo:node:" + kNode.Hex(), "urn:ndo:cluster:" + kCluster.Hex(),
+                                                  "urn:ndo:role:operator"});
+  info = Must(VerifyNodeCert(role_only, ca_->cert_pem, kNow));
+  EXPECT_EQ(info.role, NodeRole::kOperator);
+  EXPECT_EQ(info.vantage, "");
+}
+
+TEST_F(PkiTest, ABadVantageIsRefusedWhenSigningAndWhenReading) {
+  std::string key = Must(GenerateKeyPem());
+  std::string csr = Must(MakeCsr(key, kNode, "n"));
+  for (const std::string& bad : {std::string(), std::string(kMaxVantageBytes + 1, 'v'), std::string("a\nb"),
+                                std::string("a\x7f"), std::string("a\0b", 3)}) {
+    auto r = SignNodeCert(*ca_, kCluster, csr, NodeRole::kScanner, bad, kNodeValidity, kNow);
+    EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument) << bad.size();
+    EXPECT_NE(r.status().message().find("vantage"), std::string::npos) << r.status().message();
+  }
+  EXPECT_FALSE(SignNodeCert(*ca_, kCluster, csr, static_cast<NodeRole>(7), "dmz", kNodeValidity, kNow).ok());
+  // Certificates the CA signed but whose role or vantage no ndo CA would
+  // write are refused whole, never read as some other role or vantage.
+  const std::string base_node = "urn:ndo:node:" + kNode.Hex(), base_cluster = "urn:ndo:cluster:" + kCluster.Hex();
+  for (const std::vector<std::string>& extra : std::vector<std::vector<std::string>>{
+           {"urn:ndo:role:root"},
+           {"urn:ndo:role:"},
+           {"urn:ndo:role:scanner", "urn:ndo:role:operator"},
+           {"urn:ndo:vantage:"},
+           {"urn:ndo:vantage:a%0Ab"},             // a control character
+           {"urn:ndo:vantage:a%2"},               // a truncated escape
+           {"urn:ndo:vantage:a%zz"},              // not hex
+           {"urn:ndo:vantage:" + std::string(kMaxVantageBytes + 1, 'v')},
+           {"urn:ndo:vantage:dmz", "urn:ndo:vantage:wifi"}}) {
+    std::vector<std::string> uris = {base_node, base_cluster};
+    uris.insert(uris.end(), extra.begin(), extra.end());
+    std::string cert = RawNodeCert(*ca_, key, uris);
+    EXPECT_FALSE(InspectCert(cert).ok()) << extra.front();
+    EXPECT_FALSE(VerifyNodeCert(cert, ca_->cert_pem, kNow).ok()) << extra.front();
+  }
 }
 
 TEST_F(PkiTest, CertWithoutNameUsesNodeHexAsCommonName) {
@@ -456,7 +569,7 @@ TEST_F(PkiTest, SerialHexIsTheSerialWithoutLeadingZeros) {
   std::string key = Must(GenerateKeyPem());
   std::string csr = Must(MakeCsr(key, kNode, "n"));
   for (int i = 0; i < 64; ++i) {
-    IssuedCert cert = Must(SignNodeCert(*ca_, kCluster, csr, kNodeValidity, kNow));
+    IssuedCert cert = Must(SignNodeCert(*ca_, kCluster, csr, NodeRole::kScanner, "lab", kNodeValidity, kNow));
     Pem pem = DecodePem(cert.cert_pem);
     const unsigned char* p = reinterpret_cast<const unsigned char*>(pem.der.data());
     std::unique_ptr<X509, decltype(&X509_free)> x(d2i_X509(nullptr, &p, static_cast<long>(pem.der.size())),
@@ -530,15 +643,15 @@ TEST_F(PkiTest, CertVerifyRequiresTheCaToBeACa) {
 TEST_F(PkiTest, SignNodeCertRefusesMismatchedOrMissingCaKey) {
   std::string csr = Must(MakeCsr(Must(GenerateKeyPem()), kNode, "n"));
   CaMaterial mixed{ca_->cert_pem, other_ca_->key_pem};
-  auto r = SignNodeCert(mixed, kCluster, csr, kNodeValidity, kNow);
+  auto r = SignNodeCert(mixed, kCluster, csr, NodeRole::kScanner, "lab", kNodeValidity, kNow);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
   CaMaterial no_key{ca_->cert_pem, ""};
-  EXPECT_FALSE(SignNodeCert(no_key, kCluster, csr, kNodeValidity, kNow).ok());
+  EXPECT_FALSE(SignNodeCert(no_key, kCluster, csr, NodeRole::kScanner, "lab", kNodeValidity, kNow).ok());
   // The CA does not sign for another cluster than its own.
-  EXPECT_FALSE(SignNodeCert(*ca_, kOtherCluster, csr, kNodeValidity, kNow).ok());
-  EXPECT_FALSE(SignNodeCert(*ca_, ClusterId{}, csr, kNodeValidity, kNow).ok());
-  EXPECT_FALSE(SignNodeCert(*ca_, kCluster, csr, seconds(0), kNow).ok());
+  EXPECT_FALSE(SignNodeCert(*ca_, kOtherCluster, csr, NodeRole::kScanner, "lab", kNodeValidity, kNow).ok());
+  EXPECT_FALSE(SignNodeCert(*ca_, ClusterId{}, csr, NodeRole::kScanner, "lab", kNodeValidity, kNow).ok());
+  EXPECT_FALSE(SignNodeCert(*ca_, kCluster, csr, NodeRole::kScanner, "lab", seconds(0), kNow).ok());
 }
 
 TEST_F(PkiTest, CertVerifyFailsAcrossClusters) {
@@ -609,9 +722,9 @@ TEST_F(PkiTest, GarbagePemIsRejectedEverywhere) {
     EXPECT_FALSE(VerifyNodeCert(n.cert.cert_pem, g, kNow).ok());
     EXPECT_FALSE(CheckCsr(g).ok());
     EXPECT_FALSE(MakeCsr(g, kNode, "n").ok());
-    EXPECT_FALSE(SignNodeCert(*ca_, kCluster, g, kNodeValidity, kNow).ok());
-    EXPECT_FALSE(SignNodeCert(CaMaterial{g, ca_->key_pem}, kCluster, n.csr_pem, kNodeValidity, kNow).ok());
-    EXPECT_FALSE(SignNodeCert(CaMaterial{ca_->cert_pem, g}, kCluster, n.csr_pem, kNodeValidity, kNow).ok());
+    EXPECT_FALSE(SignNodeCert(*ca_, kCluster, g, NodeRole::kScanner, "lab", kNodeValidity, kNow).ok());
+    EXPECT_FALSE(SignNodeCert(CaMaterial{g, ca_->key_pem}, kCluster, n.csr_pem, NodeRole::kScanner, "lab", kNodeValidity, kNow).ok());
+    EXPECT_FALSE(SignNodeCert(CaMaterial{ca_->cert_pem, g}, kCluster, n.csr_pem, NodeRole::kScanner, "lab", kNodeValidity, kNow).ok());
     EXPECT_FALSE(CheckKeyMatchesCert(g, n.cert.cert_pem).ok());
     EXPECT_FALSE(CheckKeyMatchesCert(n.key_pem, g).ok());
     EXPECT_EQ(ERR_peek_error(), 0u);
@@ -637,7 +750,7 @@ TEST_F(PkiTest, EncryptedKeyIsRejectedWithoutPrompting) {
   std::string encrypted(data, static_cast<size_t>(len));
   ASSERT_NE(encrypted.find("ENCRYPTED"), std::string::npos);
   EXPECT_FALSE(MakeCsr(encrypted, kNode, "n").ok());
-  EXPECT_FALSE(SignNodeCert(CaMaterial{ca_->cert_pem, encrypted}, kCluster, Must(MakeCsr(ca_->key_pem, kNode, "n")),
+  EXPECT_FALSE(SignNodeCert(CaMaterial{ca_->cert_pem, encrypted}, kCluster, Must(MakeCsr(ca_->key_pem, kNode, "n")), NodeRole::kScanner, "lab",
                             kNodeValidity, kNow)
                    .ok());
 }

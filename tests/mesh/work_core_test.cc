@@ -166,6 +166,65 @@ TEST(WorkCore, AWorkerAsksTheCoordinatorAndStartsOnItsGrant) {
   EXPECT_TRUE(worker.TakeScanCommands().empty());
 }
 
+// In a secured mesh the driver passes the vantage the sender's certificate
+// binds: a member certified for "internet" that asks for, renews, or
+// reports holding shards of the "dmz" pool is refused, and the
+// coordinator's copy does not change (no lease, no adopted claim, nothing
+// to save or gossip). With no vantage known ("": an insecure mesh) the
+// request's own claim is taken, as before.
+TEST(WorkCore, ALeaseOrRenewalForAPoolOfAnotherCertifiedVantageIsRefusedAndChangesNothing) {
+  MemoryShelf shelf;
+  NodeId a{1, 1}, b{2, 2}, c{3, 3};
+  WorkCore coordinator(a, "dmz", WorkConfig{}, 1, shelf);
+  coordinator.UpdateView(View(a, {{b, "b:1", "dmz"}, {c, "c:1", "dmz"}}), kT0);
+  ScanDefinition def = Definition(4);  // 8 probes: 4 shards, enough for a, b and c
+  def.spec.targets.addresses.Add({IpAddress::FromV4(0x7f000002).value(), IpAddress::FromV4(0x7f000004).value()});
+  auto id = coordinator.Submit(def, kT0);
+  ASSERT_TRUE(id.ok());
+  coordinator.TakeRequests();
+  coordinator.TakeBroadcasts();
+  coordinator.TakeDirty();
+  const ScanState before = *coordinator.Find(*id);
+
+  WorkMessage ask;
+  ask.kind = WorkKind::kLeaseRequest;
+  ask.sender = b;
+  ask.vantage = "dmz";
+  ask.epoch = 1;
+  // It also claims to hold shard 2 (as a worker reports its leases).
+  ask.held = {{*id, "dmz", 2, ShardLease{b, 1, 1, kT0 + 60'000}}};
+  WorkMessage refused = coordinator.OnMessage(ask, "internet", kT0 + 1);
+  ASSERT_EQ(refused.kind, WorkKind::kRefused);
+  EXPECT_EQ(refused.error, "member of vantage internet asked for vantage dmz");
+  WorkMessage renew;
+  renew.kind = WorkKind::kRenewRequest;
+  renew.sender = b;
+  renew.scan = *id;
+  renew.vantage = "dmz";
+  renew.shard = 2;
+  renew.epoch = 1;
+  renew.held = ask.held;
+  refused = coordinator.OnMessage(renew, "internet", kT0 + 2);
+  ASSERT_EQ(refused.kind, WorkKind::kRefused);
+  EXPECT_EQ(refused.error, "member of vantage internet asked for vantage dmz");
+  EXPECT_TRUE(coordinator.Find(*id)->pools == before.pools) << "no lease granted, renewed or adopted";
+  EXPECT_TRUE(coordinator.TakeDirty().empty());
+  EXPECT_TRUE(coordinator.TakeBroadcasts().empty());
+
+  // The same member certified for dmz gets its lease, and renews it.
+  WorkMessage grant = coordinator.OnMessage(ask, "dmz", kT0 + 3);
+  ASSERT_EQ(grant.kind, WorkKind::kLeaseGrant);
+  renew.shard = grant.shard;
+  EXPECT_EQ(coordinator.OnMessage(renew, "internet", kT0 + 4).kind, WorkKind::kRefused);
+  EXPECT_EQ(coordinator.Find(*id)->pools[0][grant.shard].lease, grant.lease) << "the refused renewal changed it";
+  EXPECT_EQ(coordinator.OnMessage(renew, "dmz", kT0 + 5).kind, WorkKind::kRenewed);
+  // Unknown vantage (insecure mesh): the claim is taken.
+  ask.sender = c;
+  ask.held.clear();
+  WorkMessage unknown = coordinator.OnMessage(ask, "", kT0 + 6);
+  EXPECT_EQ(unknown.kind, WorkKind::kLeaseGrant) << unknown.error;
+}
+
 // The gap meshsim found at N=1000: a coordinator grants a shard and dies
 // before its gossip of the grant leaves; its successor, whose copy says the
 // shard is free, must not grant it to another node while its scanner is

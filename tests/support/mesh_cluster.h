@@ -42,6 +42,7 @@ struct MemberView {
   std::string id, name, address, state;
   uint64_t incarnation = 0;
   bool self = false;
+  std::string vantage;
 };
 
 struct View {
@@ -70,12 +71,12 @@ inline View ParseMembers(const CommandResult& r) {
     return v;
   }
   static const std::regex member(
-      R"re("record":"member","id":"([0-9a-f]{32})","name":"([^"]*)","vantage":"[^"]*","address":"([^"]*)","state":"(\w+)","incarnation":(\d+),"priority":\d+,"self":(true|false))re");
+      R"re("record":"member","id":"([0-9a-f]{32})","name":"([^"]*)","vantage":"([^"]*)","address":"([^"]*)","state":"(\w+)","incarnation":(\d+),"priority":\d+,"self":(true|false))re");
   static const std::regex coordinator(R"re("record":"coordinator","id":(?:"([0-9a-f]{32})"|null).*"epoch":(\d+))re");
   std::smatch m;
   std::string::const_iterator begin = r.out.begin();
   for (auto it = std::sregex_iterator(r.out.begin(), r.out.end(), member); it != std::sregex_iterator(); ++it) {
-    MemberView mv{(*it)[1], (*it)[2], (*it)[3], (*it)[4], std::stoull((*it)[5]), (*it)[6] == "true"};
+    MemberView mv{(*it)[1], (*it)[2], (*it)[4], (*it)[5], std::stoull((*it)[6]), (*it)[7] == "true", (*it)[3]};
     if (mv.self) v.self_id = mv.id;
     v.by_name[mv.name] = mv;
   }
@@ -105,6 +106,10 @@ struct Node {
   pid_t pid = -1;
   std::vector<std::string> seeds;  // empty: `ndo agent`
   std::string vantage = "lab";
+  // The role its join token gives it (the first node, `ndo init`'s, is an
+  // operator whatever this says). Operator unless a test says otherwise:
+  // the tests submit, pause and remove members from any node.
+  std::string role = "operator";
   std::vector<std::string> extra_args;  // this daemon's own, after the fixture's node_extra_args_
   std::string Address() const { return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port); }
 };
@@ -210,24 +215,30 @@ class MeshProcess : public ::testing::Test {
     if (insecure_) {
       args.push_back("--insecure");
     } else if (!n.seeds.empty()) {
-      for (const std::string& a : {std::string("--token"), token_, std::string("--ca-hash"), ca_hash_}) args.push_back(a);
+      const std::string& token = n.role == "scanner" ? scanner_token_ : token_;
+      for (const std::string& a : {std::string("--token"), token, std::string("--ca-hash"), ca_hash_}) args.push_back(a);
     }
     return args;
   }
 
-  // `ndo init` in the first node's data dir and a token for everyone else,
-  // both offline, before any node starts (joiners start first and retry).
+  // `ndo init` in the first node's data dir (bound to its vantage) and two
+  // tokens for everyone else, an operator's and a scanner's, all offline,
+  // before any node starts (joiners start first and retry).
   void InitCluster(const Node& first) {
-    auto init = RunArgv({NdoBinary(), "init", "--data-dir", first.data}, tmp_, "init", 30s);
+    auto init = RunArgv({NdoBinary(), "init", "--data-dir", first.data, "--vantage", first.vantage}, tmp_, "init", 30s);
     ASSERT_EQ(init.exit_code, 0) << init.err;
-    auto token = RunArgv({NdoBinary(), "token", "create", "--data-dir", first.data, "--uses", "0", "--ttl", "1h",
-                          "--format", "json"},
-                         tmp_, "token", 30s);
-    ASSERT_EQ(token.exit_code, 0) << token.err;
-    token_ = JsonField(token.out, "token");
-    ca_hash_ = JsonField(token.out, "ca_hash");
-    ASSERT_FALSE(token_.empty()) << token.out;
-    ASSERT_FALSE(ca_hash_.empty()) << token.out;
+    for (std::string role : {"operator", "scanner"}) {
+      auto token = RunArgv({NdoBinary(), "token", "create", "--data-dir", first.data, "--uses", "0", "--ttl", "1h",
+                            "--role", role, "--format", "json"},
+                           tmp_, "token", 30s);
+      ASSERT_EQ(token.exit_code, 0) << token.err;
+      ASSERT_EQ(JsonField(token.out, "role"), role) << token.out;
+      (role == "operator" ? token_ : scanner_token_) = JsonField(token.out, "token");
+      ca_hash_ = JsonField(token.out, "ca_hash");
+    }
+    ASSERT_FALSE(token_.empty());
+    ASSERT_FALSE(scanner_token_.empty());
+    ASSERT_FALSE(ca_hash_.empty());
   }
 
   // The first start of a cluster's first node initialises the cluster; a
@@ -375,6 +386,7 @@ class MeshProcess : public ::testing::Test {
       }
       nodes_.clear();
       token_.clear();
+      scanner_token_.clear();
     }
     auto t0 = SteadyClock::now();
     ASSERT_TRUE(WaitAgreed(All(), Names(All()), timeout, coordinator));
@@ -384,7 +396,8 @@ class MeshProcess : public ::testing::Test {
   }
 
   std::string tmp_;
-  std::string token_, ca_hash_;  // the cluster's join token and CA hash (InitCluster)
+  std::string token_, ca_hash_;  // the cluster's operator join token and CA hash (InitCluster)
+  std::string scanner_token_;    // its scanner join token (Node::role "scanner")
   bool insecure_ = false;        // run the nodes with --insecure (plaintext, no certificates)
   std::vector<std::string> prefix_;  // e.g. nsenter --net=... --
   std::vector<std::string> node_extra_args_;  // given to every daemon

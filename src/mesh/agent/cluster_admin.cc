@@ -44,7 +44,8 @@ Result<KeyAndCsr> MakeKeyAndCsr(const NodeId& node, const std::string& name) {
 
 // The certificate's CN is only for people reading it; the mesh knows the
 // node by the id in its SAN and by the name its agent is given.
-Result<ClusterMaterial> NewClusterMaterial(Store& store, int64_t now) {
+// The first node is an operator, bound to the vantage `ndo init` was given.
+Result<ClusterMaterial> NewClusterMaterial(Store& store, const std::string& vantage, int64_t now) {
   auto node = NodeIdFor(store);
   if (!node.ok()) return node.status();
   auto cluster = RandomNodeId();
@@ -53,7 +54,7 @@ Result<ClusterMaterial> NewClusterMaterial(Store& store, int64_t now) {
   if (!ca.ok()) return ca.status();
   auto kc = MakeKeyAndCsr(*node, DefaultNodeName());
   if (!kc.ok()) return kc.status();
-  auto cert = SignNodeCert(*ca, *cluster, kc->csr_pem, kNodeCertValidity, now);
+  auto cert = SignNodeCert(*ca, *cluster, kc->csr_pem, NodeRole::kOperator, vantage, kNodeCertValidity, now);
   if (!cert.ok()) return cert.status();
   auto ring = NewKeyring(now);
   if (!ring.ok()) return ring.status();
@@ -66,6 +67,8 @@ Result<ClusterMaterial> NewClusterMaterial(Store& store, int64_t now) {
   m.cert_pem = cert->cert_pem;
   m.key_pem = kc->key_pem;
   m.serial_hex = cert->serial_hex;
+  m.role = NodeRole::kOperator;
+  m.vantage = vantage;
   m.keyring = std::move(*ring);
   return m;
 }
@@ -126,24 +129,28 @@ Status EnrolNode(const MeshNodeOptions& options, const HostPort& seed, const std
   auto info = VerifyNodeCert(m.cert_pem, m.ca_pem, now);
   if (!info.ok()) return info.status().WithContext("the certificate the cluster issued");
   if (info->node != node) return Status::InvalidArgument("the cluster issued a certificate for another node id");
+  if (info->vantage != vantage)
+    return Status::InvalidArgument("the cluster issued a certificate for vantage '" + info->vantage +
+                                   "', not the one asked for ('" + vantage + "')");
   if (Status s = CheckKeyMatchesCert(m.key_pem, m.cert_pem); !s.ok()) return s;
   if (Status s = SaveClusterMaterial(dir, m); !s.ok()) return s;
   Log(LogLevel::kInfo, "enrolled",
       {{"id", node.Hex()}, {"cluster", info->cluster.Hex()}, {"through", seed.ToString()},
-       {"serial", info->serial_hex}});
+       {"serial", info->serial_hex}, {"role", NodeRoleName(info->role)}, {"vantage", info->vantage}});
   return Status::Ok();
 }
 
 }  // namespace
 
-Result<NewCluster> InitCluster(const std::string& dir, int64_t now_unix) {
+Result<NewCluster> InitCluster(const std::string& dir, const std::string& vantage, int64_t now_unix) {
+  if (Status s = CheckVantageName(vantage); !s.ok()) return s.WithContext("--vantage");
   if (Status s = MakeDataDir(dir); !s.ok()) return s;
   if (HasClusterMaterial(dir))
     return Status::InvalidArgument("data dir " + dir + " already belongs to a cluster (" + ClusterDir(dir) +
                                    "); ndo init makes a new one and would not overwrite it");
   auto store = OpenDataDirStore(dir);
   if (!store.ok()) return store.status();
-  auto material = NewClusterMaterial(**store, now_unix);
+  auto material = NewClusterMaterial(**store, vantage, now_unix);
   if (!material.ok()) return material.status();
   // The hash before the files: a cluster written but not reported would
   // refuse the retry ("already belongs to a cluster").

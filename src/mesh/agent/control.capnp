@@ -10,6 +10,7 @@ struct TokenRequest {
   ttlSeconds @0 :Int64;
   maxUses @1 :UInt32;    # 0: unlimited until it expires
   vantage @2 :Text;      # empty: any
+  operatorRole @3 :Bool;    # the nodes it enrols are operators (false: scanners)
 }
 
 struct ControlRequest {

@@ -86,6 +86,7 @@ Result<std::string> EncodeControlRequest(const ControlRequest& request) {
         t.setTtlSeconds(request.token.ttl_seconds);
         t.setMaxUses(request.token.max_uses);
         t.setVantage(request.token.vantage);
+        t.setOperatorRole(request.token.role == NodeRole::kOperator);
         break;
       }
       case ControlCommand::kRemoveMember: root.setRemoveMember(request.member); break;
@@ -122,6 +123,7 @@ Result<ControlRequest> DecodeControlRequest(std::string_view body) {
         request.token.ttl_seconds = t.getTtlSeconds();
         request.token.max_uses = t.getMaxUses();
         request.token.vantage = t.getVantage().cStr();
+        request.token.role = t.getOperatorRole() ? NodeRole::kOperator : NodeRole::kScanner;
         if (request.token.vantage.size() > kMaxVantageBytes) return Status::InvalidArgument("vantage too long");
         return Status::Ok();
       }

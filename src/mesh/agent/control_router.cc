@@ -1,10 +1,45 @@
 #include "mesh/agent/control_router.h"
 
+#include "mesh/work/pool_state.h"
+
 namespace ndo::mesh {
+namespace {
+
+// What an operator-only command does, for the refusal on a scanner node;
+// empty for what any node may do.
+std::string OperatorOnly(const ControlRequest& request) {
+  switch (request.command) {
+    case ControlCommand::kSubmitScan: return "submit scans";
+    case ControlCommand::kScanControl:
+      switch (static_cast<ScanControl>(request.scan_action)) {
+        case ScanControl::kPaused: return "pause scans";
+        case ScanControl::kRunning: return "resume scans";
+        case ScanControl::kStopped: return "stop scans";
+      }
+      return "pause, resume or stop scans";
+    case ControlCommand::kCreateToken: return "create tokens";
+    case ControlCommand::kRemoveMember: return "remove members";
+    case ControlCommand::kRotateKeys: return "rotate keys";
+    case ControlCommand::kMembers:
+    case ControlCommand::kStatus:
+    case ControlCommand::kLeave:
+      return {};
+  }
+  return {};  // a command this node does not know is described (below)
+}
+
+}  // namespace
 
 ControlRoute RouteControl(const Result<ControlRequest>& request, const ControlFacts& facts) {
   auto refuse = [](std::string why) { return ControlRoute{ControlCall::kRefuse, std::move(why), false}; };
   if (!request.ok()) return refuse(request.status().message());
+  // An unsecured mesh has no certificates and so no roles: everyone may do
+  // everything there.
+  bool may_operate = !facts.secured || facts.holds_ca_key || facts.role == NodeRole::kOperator;
+  if (std::string what = OperatorOnly(*request); !what.empty() && !may_operate)
+    return refuse("this node's certificate gives it the role " + std::string(NodeRoleName(facts.role)) +
+                  "; only an operator may " + what + " (run it on an operator node; enrol one with a token from " +
+                  "`ndo token create --role operator`)");
   switch (request->command) {
     case ControlCommand::kCreateToken:
       if (!facts.secured) return refuse("this agent runs an unsecured mesh (--insecure): there are no tokens");

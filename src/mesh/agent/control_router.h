@@ -1,7 +1,8 @@
 // Control routing, pure: which of the node's services a control-socket
 // request goes to, or why it is refused before any service is called (an
 // unsecured mesh has no tokens, keys or certificates; only the CA holder
-// issues tokens). The driver (mesh_node.cc) calls what this names and writes
+// issues tokens; on a scanner node nothing but describing and leaving, as
+// mesh/security/roles.h says). The driver (mesh_node.cc) calls what this names and writes
 // the answer; what a service does with the request is the service's.
 #pragma once
 
@@ -12,6 +13,7 @@
 
 #include "mesh/api/control.h"
 #include "mesh/membership/messages.h"
+#include "mesh/security/roles.h"
 #include "base/status.h"
 
 namespace ndo::mesh {
@@ -35,6 +37,11 @@ struct ControlRoute {
 struct ControlFacts {
   bool secured = false;       // a secured cluster (not --insecure)
   bool holds_ca_key = false;  // this node is an enrolment authority
+  // The role this node's certificate binds (secured only). A node that
+  // holds the CA key acts as an operator whatever its certificate says: it
+  // could sign itself an operator's certificate, and the first node of a
+  // cluster made before roles existed reads as a scanner.
+  NodeRole role = NodeRole::kScanner;
 };
 
 // `request` as decoded from the control socket (a decoding error is refused

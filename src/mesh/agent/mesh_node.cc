@@ -221,7 +221,10 @@ Status Node::OpenState() {
     return loaded.status().WithContext("data dir " + opts_.data_dir);
   }
   IdentityRequest request = opts_.identity;
-  if (opts_.cluster) request.id = opts_.cluster->node;
+  if (opts_.cluster) {
+    request.id = opts_.cluster->node;
+    if (!opts_.cluster->vantage.empty()) request.certified_vantage = opts_.cluster->vantage;
+  }
   auto resolved = ResolveIdentity(saved, request);
   if (!resolved.ok()) return resolved.status();
   state_ = std::move(*resolved);
@@ -585,11 +588,15 @@ void Node::OnControlStream(const std::shared_ptr<LocalStream>& stream) {
   stream->ReadFrame(kMaxControlRequestBytes, [this, stream](Result<std::string> frame) {
     if (!frame.ok()) return DropStream(stream, "control: " + frame.status().message());
     auto request = DecodeControlRequest(*frame);
-    ControlFacts facts{static_cast<bool>(opts_.cluster), opts_.cluster && opts_.cluster->holds_ca_key()};
+    ControlFacts facts{static_cast<bool>(opts_.cluster), opts_.cluster && opts_.cluster->holds_ca_key(),
+                       opts_.cluster ? opts_.cluster->role : NodeRole::kScanner};
     ControlRoute route = RouteControl(request, facts);
     ControlResponse response;
     switch (route.call) {
-      case ControlCall::kRefuse: response.error = route.error; break;
+      case ControlCall::kRefuse:
+        Log(LogLevel::kWarn, "control request refused", {{"reason", route.error}});
+        response.error = route.error;
+        break;
       case ControlCall::kCreateToken: response = CreateTokenFor(request->token); break;
       case ControlCall::kRotateKeys: response = RotateKeys(); break;
       case ControlCall::kRemoveMember: response = RemoveMember(request->member); break;
@@ -937,10 +944,14 @@ void Node::OnWorkStream(const FrameStreamPtr& stream, std::string_view body) {
     if (message->sender != stream->authenticated_peer())
       return DropStream(stream, "work message in the name of " + message->sender.Hex() + " from node " +
                                     stream->authenticated_peer().Hex());
+    // The vantage a member may ask work for is the one its certificate
+    // binds, never what it says of itself.
+    vantage = stream->peer_identity().vantage;
   }
-  // The vantage a member asks work for is the one its membership record
-  // names (authenticated in a secured cluster).
-  if (const Member* m = core_->Find(message->sender); m && m->info) vantage = m->info->vantage;
+  // Without one (an unsecured mesh, or a certificate made before vantages
+  // were bound): the one its membership record names.
+  if (vantage.empty())
+    if (const Member* m = core_->Find(message->sender); m && m->info) vantage = m->info->vantage;
   work_->Tick(Now(), WorkView());
   work_->OnMessage(*message, vantage, [this, stream](WorkMessage reply) {
     auto bytes = EncodeWorkMessage(reply);

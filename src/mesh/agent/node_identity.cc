@@ -203,7 +203,15 @@ Result<NodeState> ResolveIdentity(const std::optional<NodeState>& saved, const I
     st.incarnation = 0;
   }
   if (!req.name.empty()) st.self.name = req.name;
-  if (!req.vantage.empty()) st.self.vantage = req.vantage;
+  if (req.certified_vantage) {
+    if (!req.vantage.empty() && req.vantage != *req.certified_vantage)
+      return Status::InvalidArgument("this node's certificate binds vantage '" + *req.certified_vantage +
+                                     "'; it cannot run as --vantage '" + req.vantage +
+                                     "' (leave --vantage out, or enrol a new node with a token for that vantage)");
+    st.self.vantage = *req.certified_vantage;
+  } else if (!req.vantage.empty()) {
+    st.self.vantage = req.vantage;
+  }
   if (req.priority) st.self.priority = *req.priority;
   if (req.listen) st.listen = req.listen->ToString();
   if (st.listen.empty()) return Status::InvalidArgument("give --listen ADDR:PORT (this data directory has no node yet)");

@@ -46,6 +46,9 @@ struct IdentityRequest {
   // The node id the node's certificate names (a secured cluster): a new
   // identity takes it, a saved one must have it.
   std::optional<NodeId> id;
+  // The vantage the node's certificate binds (a secured cluster): the node
+  // takes it, and `vantage` must be empty or the same.
+  std::optional<std::string> certified_vantage;
 };
 
 inline constexpr uint32_t kDefaultPriority = 100;

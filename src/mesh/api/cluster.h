@@ -23,10 +23,11 @@ struct NewCluster {
 };
 
 // Creates `data_dir` (mode 0700; its parent must exist) and in it a new
-// cluster: a CA, this node's key and certificate, a gossip keyring.
-// InvalidArgument when the data dir already belongs to a cluster (never
+// cluster: a CA, this node's key and certificate (role operator, bound to
+// `vantage`), a gossip keyring. InvalidArgument when the vantage is not a
+// valid name or the data dir already belongs to a cluster (never
 // overwritten); Unavailable when an agent holds the data dir.
-Result<NewCluster> InitCluster(const std::string& data_dir, int64_t now_unix);
+Result<NewCluster> InitCluster(const std::string& data_dir, const std::string& vantage, int64_t now_unix);
 
 struct IssuedToken {
   std::string token;    // what `ndo join --token` takes

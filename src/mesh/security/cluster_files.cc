@@ -74,6 +74,8 @@ Result<ClusterMaterial> LoadClusterMaterial(const std::string& data_dir, int64_t
   m.node = info->node;
   m.cluster = info->cluster;
   m.serial_hex = info->serial_hex;
+  m.role = info->role;
+  m.vantage = info->vantage;
   auto ring = ReadSmallFile(FilePath(data_dir, "keyring"), kMaxKeyringFileBytes);
   if (!ring.ok()) return ring.status().WithContext("cluster file " + FilePath(data_dir, "keyring"));
   auto decoded = DecodeKeyring(*ring);

@@ -27,6 +27,10 @@ struct ClusterMaterial {
   std::string ca_key_pem;  // empty unless this node holds the CA key
   std::string cert_pem, key_pem;
   std::string serial_hex;  // of cert_pem
+  // What cert_pem binds (mesh/security/roles.h); kScanner and "" for a
+  // certificate made before roles and vantages were bound.
+  NodeRole role = NodeRole::kScanner;
+  std::string vantage;
   Keyring keyring;
 
   bool holds_ca_key() const { return !ca_key_pem.empty(); }

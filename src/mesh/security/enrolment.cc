@@ -159,6 +159,7 @@ Result<TokenRecord> CreateToken(Store& store, const TokenParams& params, int64_t
   rec.expires_unix = now_unix + params.ttl_seconds;
   rec.max_uses = params.max_uses;
   rec.vantage = params.vantage;
+  rec.role = params.role;
   if (Status s = SaveToken(store, rec); !s.ok()) return s;
   return rec;
 }
@@ -183,6 +184,13 @@ EnrolmentAuthority::Outcome EnrolmentAuthority::Handle(const EnrolRequest& reque
   }
   if (Status s = CheckTokenUsable(*record, request.vantage, now_unix); !s.ok())
     return refuse(s.message(), s.message() + " (token " + request.token_id + ")");
+  // The vantage the certificate binds: the token's if it names one (then
+  // the request named the same, CheckTokenUsable saw to it), else the one
+  // the joiner asked for. Every new certificate binds one.
+  const std::string& vantage = record->vantage.empty() ? request.vantage : record->vantage;
+  if (Status s = CheckVantageName(vantage); !s.ok())
+    return refuse("no valid vantage: " + s.message(), "no valid vantage (" + s.message() + ", token " +
+                                                          request.token_id + ")");
   auto csr = CheckCsr(request.csr_pem);
   if (!csr.ok()) return refuse("bad certificate request", "bad CSR: " + csr.status().message());
   if (!VerifyEnrolmentProof(record->secret, exporter, csr->der_sha256, request.vantage, request.name, request.proof))
@@ -202,7 +210,7 @@ EnrolmentAuthority::Outcome EnrolmentAuthority::Handle(const EnrolRequest& reque
     return refuse("enrolment unavailable", "cannot record the token's use: " + s.message());
   constexpr std::chrono::seconds kNodeCertValidity{365LL * 24 * 3600};
   CaMaterial ca{material_.ca_pem, material_.ca_key_pem};
-  auto cert = SignNodeCert(ca, material_.cluster, request.csr_pem, kNodeCertValidity, now_unix);
+  auto cert = SignNodeCert(ca, material_.cluster, request.csr_pem, record->role, vantage, kNodeCertValidity, now_unix);
   if (!cert.ok()) return refuse("enrolment unavailable", "cannot sign: " + cert.status().message());
   if (Status s = RecordIssued(store_, csr->node, cert->serial_hex); !s.ok())
     return refuse("enrolment unavailable", "cannot record the certificate: " + s.message());
@@ -211,6 +219,8 @@ EnrolmentAuthority::Outcome EnrolmentAuthority::Handle(const EnrolRequest& reque
   out.reply.keyring = material_.keyring;
   out.reply.members = std::move(members);
   out.enrolled = csr->node;
+  out.role = record->role;
+  out.vantage = vantage;
   return out;
 }
 

@@ -11,7 +11,9 @@
 // 3. The member checks the token (exists, not expired, not used up, allowed
 //    vantage, not revoked), the proof, and the CSR, counts the use on disk
 //    (synced) and only then signs the certificate and answers with it, the
-//    CA, the gossip keyring and the members' addresses.
+//    CA, the gossip keyring and the members' addresses. The certificate
+//    binds the token's role and vantage (the joiner's vantage when the
+//    token names none): mesh/security/roles.h.
 //
 // Any member serves step 3: one without the CA key relays the request, with
 // the exporter of its session with the joiner, over mutual TLS to a member
@@ -97,6 +99,8 @@ class EnrolmentAuthority {
     EnrolReply reply;          // to send (error set when refused)
     std::string log_reason;    // for the log: the reason, more precise than the reply's
     NodeId enrolled;           // the new node's id, when enrolled
+    NodeRole role = NodeRole::kScanner;  // when enrolled: what its certificate binds (the token's role)
+    std::string vantage;                 // ... and the vantage it binds
   };
   // `exporter`: the TLS session's keying material (kEnrolExporterLabel).
   // `members`: the addresses to hand out. `known_member`: whether a node id

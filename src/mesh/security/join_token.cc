@@ -69,6 +69,7 @@ std::string RecordProblem(const TokenRecord& r) {
     return "token secret is not " + Num(kTokenSecretHexDigits) + " lowercase hex digits";
   if (r.vantage.size() > kMaxVantageBytes) return "vantage longer than " + Num(kMaxVantageBytes) + " bytes";
   if (r.vantage.find('\0') != std::string::npos) return "vantage contains a NUL byte";
+  if (r.role != NodeRole::kScanner && r.role != NodeRole::kOperator) return "unknown role";
   if (r.used_by.size() > kMaxUsedBy) return "used by more than " + Num(kMaxUsedBy) + " nodes";
   for (const std::string& node : r.used_by)
     if (!IsLowerHex(node, 32)) return "used_by holds something other than a node id";
@@ -188,6 +189,7 @@ Result<std::string> EncodeTokenRecord(const TokenRecord& record) {
         list.set(static_cast<unsigned>(i), capnp::Text::Reader(record.used_by[i].c_str(), record.used_by[i].size()));
     }
     root.setRevoked(record.revoked);
+    root.setRole(record.role == NodeRole::kOperator ? schema::NodeRole::OPERATOR : schema::NodeRole::SCANNER);
     auto flat = capnp::messageToFlatArray(builder);
     auto bytes = flat.asBytes();
     if (bytes.size() > kMaxTokenRecordBytes) return Status::InvalidArgument("token record too large");
@@ -233,6 +235,11 @@ Result<TokenRecord> DecodeTokenRecord(std::string_view bytes) {
       record.used_by.push_back(std::move(node));
     }
     record.revoked = r.getRevoked();
+    switch (r.getRole()) {
+      case schema::NodeRole::SCANNER: record.role = NodeRole::kScanner; break;
+      case schema::NodeRole::OPERATOR: record.role = NodeRole::kOperator; break;
+      default: return Status::Corruption("token record has an unknown role");
+    }
     if (std::string p = RecordProblem(record); !p.empty()) return Status::Corruption(p);
     return Status::Ok();
   });

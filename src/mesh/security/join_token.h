@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "mesh/security/roles.h"
 
 namespace ndo::mesh {
 
@@ -60,6 +61,7 @@ struct TokenRecord {
   std::string vantage;       // empty: any vantage
   std::vector<std::string> used_by;  // node ids (hex) it enrolled, oldest first
   bool revoked = false;
+  NodeRole role = NodeRole::kScanner;  // bound in the certificates it yields
 };
 
 // Why a token cannot be used now, as a short reason for logs and the joiner
@@ -80,6 +82,7 @@ struct TokenParams {
   int64_t ttl_seconds = 24 * 3600;
   uint32_t max_uses = 1;  // 0: unlimited until it expires
   std::string vantage;    // empty: any
+  NodeRole role = NodeRole::kScanner;  // `--role`: scanner unless asked
 };
 
 }  // namespace ndo::mesh

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -97,6 +98,8 @@ std::string Num(int64_t n) { return std::to_string(n); }
 
 constexpr std::string_view kNodeUriPrefix = "urn:ndo:node:";
 constexpr std::string_view kClusterUriPrefix = "urn:ndo:cluster:";
+constexpr std::string_view kRoleUriPrefix = "urn:ndo:role:";
+constexpr std::string_view kVantageUriPrefix = "urn:ndo:vantage:";
 constexpr int64_t kClockSkewSeconds = 3600;
 // Long enough for any CA, short enough that no time computation overflows.
 constexpr int64_t kMaxValiditySeconds = int64_t{100} * 366 * 86400;
@@ -104,6 +107,56 @@ constexpr size_t kMaxSubjectBytes = 512;
 
 std::string NodeUri(const NodeId& node) { return std::string(kNodeUriPrefix) + node.Hex(); }
 std::string ClusterUri(const ClusterId& cluster) { return std::string(kClusterUriPrefix) + cluster.Hex(); }
+std::string RoleUri(NodeRole role) { return std::string(kRoleUriPrefix) + std::string(NodeRoleName(role)); }
+
+bool IsUnreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~';
+}
+
+// RFC 3986 percent-encoding of every byte but the unreserved ones: the
+// result is ASCII without ',' or ' ', safe in an IA5String and in
+// OpenSSL's "URI:a,URI:b" syntax.
+std::string PercentEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (IsUnreserved(c)) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The inverse, strict: a '%' not followed by two hex digits fails.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (s.size() - i < 3) return std::nullopt;
+    int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+std::string VantageUri(std::string_view vantage) { return std::string(kVantageUriPrefix) + PercentEncode(vantage); }
 
 // ---------------------------------------------------------------------------
 // PEM in and out.
@@ -263,7 +316,11 @@ Status SetCommonName(X509_NAME* name, std::string_view cn) {
 struct NdoNames {
   std::vector<NodeId> nodes;
   std::vector<ClusterId> clusters;
-  size_t malformed = 0;  // ndo URIs whose id is not 32 hex digits (or is zero)
+  std::vector<NodeRole> roles;
+  std::vector<std::string> vantages;
+  // ndo URIs whose id is not 32 hex digits (or is zero), whose role is
+  // neither operator nor scanner, or whose vantage is not a valid name
+  size_t malformed = 0;
 };
 
 NdoNames CollectNames(const GENERAL_NAMES* names) {
@@ -284,7 +341,19 @@ NdoNames CollectNames(const GENERAL_NAMES* names) {
         into.push_back(id);
       return true;
     };
-    if (!parse(kNodeUriPrefix, out.nodes)) parse(kClusterUriPrefix, out.clusters);
+    if (parse(kNodeUriPrefix, out.nodes) || parse(kClusterUriPrefix, out.clusters)) continue;
+    if (uri.substr(0, kRoleUriPrefix.size()) == kRoleUriPrefix) {
+      if (auto role = ParseNodeRole(uri.substr(kRoleUriPrefix.size())))
+        out.roles.push_back(*role);
+      else
+        ++out.malformed;
+    } else if (uri.substr(0, kVantageUriPrefix.size()) == kVantageUriPrefix) {
+      auto vantage = PercentDecode(uri.substr(kVantageUriPrefix.size()));
+      if (vantage && CheckVantageName(*vantage).ok())
+        out.vantages.push_back(std::move(*vantage));
+      else
+        ++out.malformed;
+    }
   }
   return out;
 }
@@ -498,9 +567,12 @@ Result<CsrInfo> CheckCsr(std::string_view csr_pem) {
 }
 
 Result<IssuedCert> SignNodeCert(const CaMaterial& ca, const ClusterId& cluster, std::string_view csr_pem,
-                                std::chrono::seconds validity, int64_t now_unix) {
+                                NodeRole role, std::string_view vantage, std::chrono::seconds validity,
+                                int64_t now_unix) {
   ErrorQueueGuard guard;
   if (cluster.empty()) return Status::InvalidArgument("cluster id is empty");
+  if (role != NodeRole::kScanner && role != NodeRole::kOperator) return Status::InvalidArgument("unknown role");
+  if (Status s = CheckVantageName(vantage); !s.ok()) return s;
   if (Status s = CheckValidity(validity, now_unix); !s.ok()) return s;
   auto csr = ParseCsr(csr_pem);
   if (!csr.ok()) return csr.status();
@@ -536,7 +608,8 @@ Result<IssuedCert> SignNodeCert(const CaMaterial& ca, const ClusterId& cluster, 
       {NID_basic_constraints, "critical,CA:FALSE"},
       {NID_key_usage, "critical,digitalSignature"},
       {NID_ext_key_usage, "serverAuth,clientAuth"},
-      {NID_subject_alt_name, "URI:" + NodeUri(info.node) + ",URI:" + ClusterUri(cluster)},
+      {NID_subject_alt_name, "URI:" + NodeUri(info.node) + ",URI:" + ClusterUri(cluster) + ",URI:" + RoleUri(role) +
+                                 ",URI:" + VantageUri(vantage)},
       {NID_subject_key_identifier, "hash"},
       {NID_authority_key_identifier, "keyid:always"},
   };
@@ -561,9 +634,13 @@ Result<CertInfo> Inspect(X509* x) {
   if (!names.ok()) return names.status();
   if (names->nodes.size() > 1) return Status::InvalidArgument("certificate names more than one node id");
   if (names->clusters.size() > 1) return Status::InvalidArgument("certificate names more than one cluster id");
+  if (names->roles.size() > 1) return Status::InvalidArgument("certificate names more than one role");
+  if (names->vantages.size() > 1) return Status::InvalidArgument("certificate names more than one vantage");
   if (names->malformed != 0) return Status::InvalidArgument("certificate has a malformed ndo URI");
   if (!names->nodes.empty()) info.node = names->nodes.front();
   if (!names->clusters.empty()) info.cluster = names->clusters.front();
+  if (!names->roles.empty()) info.role = names->roles.front();
+  if (!names->vantages.empty()) info.vantage = std::move(names->vantages.front());
   auto serial = SerialHex(x);
   if (!serial.ok()) return serial.status();
   info.serial_hex = std::move(*serial);

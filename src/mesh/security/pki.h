@@ -13,6 +13,14 @@
 //   CA:FALSE, digitalSignature, extended key usage serverAuth and
 //   clientAuth, a random 128-bit positive serial. The node id a certificate
 //   names is the only identity a peer has: TLS peers are checked against it.
+// * It also carries the node's role, "urn:ndo:role:operator" or
+//   "urn:ndo:role:scanner", and the vantage it may claim,
+//   "urn:ndo:vantage:<name>" with the name percent-encoded (RFC 3986: every
+//   byte but A-Z a-z 0-9 - . _ ~), so that any vantage the CLI accepts fits
+//   an IA5String URI and no comma or space reaches OpenSSL's SAN syntax
+//   (mesh/security/roles.h says what each role may do). A certificate made
+//   before roles existed has neither: it reads as a scanner with no vantage
+//   bound.
 // * The CA is pinned by the SHA-256 of its SubjectPublicKeyInfo (DER), as
 //   kubeadm's --discovery-token-ca-cert-hash: "sha256:<64 hex>".
 #pragma once
@@ -23,6 +31,7 @@
 #include <string_view>
 
 #include "mesh/membership/messages.h"
+#include "mesh/security/roles.h"
 #include "base/status.h"
 
 namespace ndo::mesh {
@@ -70,10 +79,12 @@ struct IssuedCert {
   int64_t not_after_unix = 0;
 };
 // Signs the CSR's key into a node certificate for csr's node id (CheckCsr
-// first) and `cluster`, valid from now - 1 h for `validity`. The CA must
-// hold its key.
+// first) and `cluster`, with `role` and `vantage` (CheckVantageName: every
+// new certificate binds one), valid from now - 1 h for `validity`. The CA
+// must hold its key.
 Result<IssuedCert> SignNodeCert(const CaMaterial& ca, const ClusterId& cluster, std::string_view csr_pem,
-                                std::chrono::seconds validity, int64_t now_unix);
+                                NodeRole role, std::string_view vantage, std::chrono::seconds validity,
+                                int64_t now_unix);
 
 struct CertInfo {
   NodeId node;          // empty for the CA
@@ -82,8 +93,14 @@ struct CertInfo {
   std::string subject;  // one line, for logs
   int64_t not_before_unix = 0, not_after_unix = 0;
   bool is_ca = false;
+  // From the role and vantage SANs: kScanner and "" when the certificate
+  // has none (one made before roles existed, or the CA's).
+  NodeRole role = NodeRole::kScanner;
+  std::string vantage;
 };
-// Reads the fields ndo needs; does not verify anything.
+// Reads the fields ndo needs; does not verify anything. A certificate with
+// more than one role or vantage, an unknown role, or a vantage that is not
+// a valid name (CheckVantageName) is refused.
 Result<CertInfo> InspectCert(std::string_view cert_pem);
 
 // Verifies that cert_pem is a node certificate issued by ca_pem, valid at

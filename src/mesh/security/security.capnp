@@ -15,6 +15,13 @@ struct TokenRecord {
   vantage @6 :Text;
   usedBy @7 :List(Text);
   revoked @8 :Bool;
+  role @9 :NodeRole;     # what the nodes it enrols may do; a record older than roles reads as scanner
+}
+
+# mesh/security/roles.h; scanner first, so that an absent field reads as it.
+enum NodeRole {
+  scanner @0;
+  operator @1;
 }
 
 struct GossipKey {

@@ -99,7 +99,7 @@ Status ConfigureEnrolClientContext(SSL_CTX* ctx) {
 
 bool PeerPresentedCertificate(SSL* ssl) { return SSL_get0_peer_certificate(ssl) != nullptr; }
 
-Result<NodeId> AuthenticatePeer(SSL* ssl, const ClusterMaterial& m, const RevocationSet& revoked, int64_t now_unix) {
+Result<PeerIdentity> AuthenticatePeer(SSL* ssl, const ClusterMaterial& m, const RevocationSet& revoked, int64_t now_unix) {
   X509* peer = SSL_get0_peer_certificate(ssl);
   if (!peer) return Status::InvalidArgument("no client certificate");
   if (long v = SSL_get_verify_result(ssl); v != X509_V_OK)
@@ -112,7 +112,7 @@ Result<NodeId> AuthenticatePeer(SSL* ssl, const ClusterMaterial& m, const Revoca
   if (revoked.IsRevoked(info->serial_hex, info->node))
     return Status::InvalidArgument("node " + info->node.Hex() + " is revoked (certificate serial " + info->serial_hex +
                                    ")");
-  return info->node;
+  return PeerIdentity{info->node, info->role, std::move(info->vantage)};
 }
 
 Result<std::string> AuthenticateEnrolServer(SSL* ssl, std::string_view ca_hash, int64_t now_unix) {

@@ -7,7 +7,8 @@
 //   such a stream may carry an enrolment request and nothing else.
 // * After every handshake AuthenticatePeer checks the certificate again
 //   as ndo reads it: a node certificate of this cluster, valid now, naming
-//   a node id, and neither its serial nor its node id revoked.
+//   a node id, and neither its serial nor its node id revoked; the role and
+//   vantage it binds go with the stream (mesh/security/roles.h).
 // * An enrolling node has no certificate and no CA yet: it accepts the
 //   server only if the chain holds a CA certificate whose SPKI hash is the
 //   pinned one and the server's certificate verifies under it
@@ -22,6 +23,7 @@
 
 #include "mesh/security/cluster_files.h"
 #include "mesh/membership/messages.h"
+#include "mesh/security/roles.h"
 #include "base/status.h"
 
 struct ssl_ctx_st;
@@ -55,8 +57,9 @@ Status ConfigureEnrolClientContext(ssl_ctx_st* ctx);
 // Whether the peer presented a certificate (server side: none means a
 // node that comes to enrol).
 bool PeerPresentedCertificate(ssl_st* ssl);
-// The peer's node id once the handshake is done, or why it is refused.
-Result<NodeId> AuthenticatePeer(ssl_st* ssl, const ClusterMaterial& material, const RevocationSet& revoked,
+// What the peer's certificate names (node id, role, vantage) once the
+// handshake is done, or why it is refused.
+Result<PeerIdentity> AuthenticatePeer(ssl_st* ssl, const ClusterMaterial& material, const RevocationSet& revoked,
                                 int64_t now_unix);
 // The enrolling client's check of the server (see above); returns the CA
 // certificate it pinned, PEM.

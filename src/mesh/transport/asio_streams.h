@@ -136,7 +136,7 @@ class AsioFrameStream final : public FrameStream, public std::enable_shared_from
   }
 
   const std::string& peer() const override { return peer_; }
-  NodeId authenticated_peer() const override { return authenticated_peer_; }
+  const PeerIdentity& peer_identity() const override { return peer_identity_; }
   Result<std::string> ExportKeyingMaterial(std::string_view label, size_t bytes) const override {
     if (!exporter_) return Status::Unavailable("not a TLS stream");
     return exporter_(label, bytes);
@@ -144,8 +144,8 @@ class AsioFrameStream final : public FrameStream, public std::enable_shared_from
 
   // Set by a TLS transport once the handshake has checked the peer.
   using Exporter = std::function<Result<std::string>(std::string_view label, size_t bytes)>;
-  void set_tls(NodeId authenticated_peer, Exporter exporter) {
-    authenticated_peer_ = authenticated_peer;
+  void set_tls(PeerIdentity peer, Exporter exporter) {
+    peer_identity_ = std::move(peer);
     exporter_ = std::move(exporter);
   }
   SteadyDuration deadline() const { return deadline_; }
@@ -195,7 +195,7 @@ class AsioFrameStream final : public FrameStream, public std::enable_shared_from
   std::array<char, 65536> chunk_{};
   std::string body_, out_;
   bool closed_ = false, timed_out_ = false;
-  NodeId authenticated_peer_;
+  PeerIdentity peer_identity_;
   Exporter exporter_;
   std::optional<StreamMemoryBudget> budget_;
   StreamMemoryBudget::Reservation read_reservation_, write_reservation_;

@@ -92,7 +92,7 @@ class MutualTlsSecurity {
   void Accepted(std::shared_ptr<AsioFrameStream<Socket>> stream, Deliver deliver) {
     stream->socket().async_handshake(ssl::stream_base::server, [this, stream, deliver](const error_code& ec) {
       if (ec) return Refuse(*stream, "TLS handshake: " + ec.message());
-      NodeId peer;
+      PeerIdentity peer;
       if (PeerPresentedCertificate(stream->socket().native_handle())) {
         auto checked = AuthenticatePeer(stream->socket().native_handle(), *material_, *revoked_, NowUnix());
         if (!checked.ok()) return Refuse(*stream, checked.status().message());
@@ -104,10 +104,10 @@ class MutualTlsSecurity {
   }
 
  private:
-  static void Secure(AsioFrameStream<Socket>& stream, NodeId peer) {
+  static void Secure(AsioFrameStream<Socket>& stream, PeerIdentity peer) {
     SSL* ssl = stream.socket().native_handle();
     std::weak_ptr<AsioFrameStream<Socket>> weak = stream.shared_from_this();
-    stream.set_tls(peer, [weak, ssl](std::string_view label, size_t n) -> Result<std::string> {
+    stream.set_tls(std::move(peer), [weak, ssl](std::string_view label, size_t n) -> Result<std::string> {
       if (weak.expired()) return Status::Unavailable("stream closed");
       return ExportKeyingMaterial(ssl, label, n);
     });

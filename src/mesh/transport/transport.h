@@ -30,6 +30,7 @@
 #include "mesh/membership/address.h"
 #include "mesh/membership/messages.h"
 #include "mesh/security/datagram_seal.h"
+#include "mesh/security/roles.h"
 #include "base/status.h"
 
 namespace boost::asio {
@@ -57,11 +58,15 @@ class FrameStream {
   virtual void Close() = 0;
   // The other end, "ip:port" (or a path for local streams), for logs.
   virtual const std::string& peer() const = 0;
-  // The node id the peer's certificate names, checked against the cluster
-  // CA and the revocation set during the TLS handshake; empty when the peer
-  // is not authenticated (plain TCP, or a TLS client without a certificate:
-  // a node that comes to enrol).
-  virtual NodeId authenticated_peer() const { return {}; }
+  // What the peer's certificate names (node id, role, vantage), checked
+  // against the cluster CA and the revocation set during the TLS handshake;
+  // an empty node id when the peer is not authenticated (plain TCP, or a
+  // TLS client without a certificate: a node that comes to enrol).
+  virtual const PeerIdentity& peer_identity() const {
+    static const PeerIdentity kNobody;
+    return kNobody;
+  }
+  NodeId authenticated_peer() const { return peer_identity().node; }
   // Keying material exported from the stream's TLS session (RFC 8446 7.5),
   // which binds a proof to this session; Unavailable on plain streams.
   virtual Result<std::string> ExportKeyingMaterial(std::string_view label, size_t bytes) const {
@@ -166,8 +171,8 @@ Result<std::unique_ptr<StreamTransport>> MakeTcpTransport(boost::asio::io_contex
 struct ClusterMaterial;
 class RevocationSet;
 // Mutual TLS 1.3 against the cluster CA (mesh/security/tls_context.h): a stream is
-// handed out only after the peer's certificate checked out, with its node
-// id as authenticated_peer(); inbound clients without a certificate are
+// handed out only after the peer's certificate checked out, with what it
+// names as peer_identity(); inbound clients without a certificate are
 // handed out unauthenticated (enrolment only). `revoked` is consulted at
 // every handshake, so a revocation takes effect for the next stream.
 StreamTransportFactory MutualTlsTransportFactory(std::shared_ptr<const ClusterMaterial> material,

@@ -300,7 +300,7 @@ WorkMessage WorkCore::OnMessage(const WorkMessage& m, const std::string& peer_va
       return Base(WorkKind::kAck);
     }
     case WorkKind::kLeaseRequest: return Grant(m, peer_vantage);
-    case WorkKind::kRenewRequest: return Renew(m);
+    case WorkKind::kRenewRequest: return Renew(m, peer_vantage);
     case WorkKind::kBundlePut: return PutBundle(m);
     case WorkKind::kBundleFetch: return FetchBundle(m);
     default: return Refusal("unexpected " + std::string(WorkKindName(m.kind)));
@@ -335,10 +335,7 @@ void WorkCore::SyncWithRandomPeer() {
 
 WorkMessage WorkCore::Grant(const WorkMessage& request, const std::string& peer_vantage) {
   if (!is_coordinator_) return Refusal("not the coordinator");
-  // A member asks for its own vantage only (its membership record says
-  // which); an unknown peer's claim is taken only when it names no other.
-  if (!peer_vantage.empty() && peer_vantage != request.vantage)
-    return Refusal("member of vantage " + peer_vantage + " asked for vantage " + request.vantage);
+  if (auto refused = OtherVantage(request, peer_vantage)) return *refused;
   AdoptHeld(request);
   if (now_ms_ < adopt_until_ms_ && !VantageReported(request.vantage)) return Refusal("coordinator taking office");
   auto grant = GrantLease(scans_, request.sender, request.vantage, view_->epoch, now_ms_,
@@ -391,8 +388,21 @@ bool WorkCore::VantageReported(const std::string& vantage) const {
   return true;
 }
 
-WorkMessage WorkCore::Renew(const WorkMessage& request) {
+// A member asks for (and renews, and reports holding) work of its own
+// vantage only: the one its certificate binds in a secured mesh, else its
+// membership record's. An unknown peer's claim is taken only when it names
+// no other. Refused before anything is adopted: nothing changes.
+std::optional<WorkMessage> WorkCore::OtherVantage(const WorkMessage& request, const std::string& peer_vantage) {
+  if (peer_vantage.empty() || peer_vantage == request.vantage) return std::nullopt;
+  std::string why = "member of vantage " + peer_vantage + " asked for vantage " + request.vantage;
+  Log(LogLevel::kWarn, "work request refused",
+      {{"kind", WorkKindName(request.kind)}, {"from", request.sender.Hex()}, {"reason", why}});
+  return Refusal(why);
+}
+
+WorkMessage WorkCore::Renew(const WorkMessage& request, const std::string& peer_vantage) {
   if (!is_coordinator_) return Refusal("not the coordinator");
+  if (auto refused = OtherVantage(request, peer_vantage)) return *refused;
   AdoptHeld(request);
   auto lease =
       RenewLease(scans_, request.sender, request.scan, request.vantage, request.shard, view_->epoch, now_ms_, cfg_);
@@ -610,7 +620,7 @@ void WorkCore::RenewShard(const ShardRef& ref) {
   req.held = HeldByWorker();
   Pending p(Purpose::kRenew);
   p.ref = ref;
-  if (is_coordinator_) return AnswerLocally(p, Renew(req));
+  if (is_coordinator_) return AnswerLocally(p, Renew(req, vantage_));
   const MeshPeer* coordinator = view_->coordinator ? PeerOf(*view_->coordinator) : nullptr;
   if (!coordinator) return AnswerLocally(p, Status::Unavailable("no coordinator"));
   Send(*coordinator, std::move(req), p);

@@ -169,8 +169,10 @@ class WorkCore {
   int64_t NextWakeup() const;
 
   // An inbound work message (its sender authenticated in a secured mesh),
-  // of a member whose vantage is `peer_vantage` ("" if unknown); returns
-  // the reply.
+  // of a member whose vantage is `peer_vantage` (the one its certificate
+  // binds in a secured mesh; "" if unknown, and then the request's claim is
+  // taken); returns the reply. A lease request or renewal for a pool of
+  // another vantage is refused, logged, and changes nothing.
   WorkMessage OnMessage(const WorkMessage& message, const std::string& peer_vantage, int64_t now_ms);
   void OnReply(uint64_t request, Result<WorkMessage> reply, int64_t now_ms);
   // A payload that rode the gossip (any kind; those not ours are ignored).
@@ -221,7 +223,8 @@ class WorkCore {
   void SyncWithRandomPeer();
   WorkMessage SyncReply(const WorkMessage& sync);
   WorkMessage Grant(const WorkMessage& request, const std::string& peer_vantage);
-  WorkMessage Renew(const WorkMessage& request);
+  WorkMessage Renew(const WorkMessage& request, const std::string& peer_vantage);
+  std::optional<WorkMessage> OtherVantage(const WorkMessage& request, const std::string& peer_vantage);
   // The leases a worker reports with its request (WorkMessage::held), taken
   // into our copy; the sender counts as having reported.
   void AdoptHeld(const WorkMessage& request);
