@@ -86,7 +86,7 @@ token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' <<<"$token_json")
 ca_hash=$(sed -n 's/.*"ca_hash":"\([^"]*\)".*/\1/p' <<<"$token_json")
 as_user=()
 start() {  # name address vantage [seed]
-  local args=(--listen "$2:17$((RANDOM % 900 + 100))" --data-dir "$work/$1" --vantage "$3" --name "$1")
+  local args=(--listen "$2:17$((RANDOM % 900 + 100))" --data-dir "$work/$1" --vantage "$3" --name "$1" --allow 127.0.0.0/8)
   if [[ $# -ge 4 ]]; then
     "${ns_run[@]}" "${as_user[@]}" "$ndo" join "$4" "${args[@]}" --token "$token" --ca-hash "$ca_hash" >"$work/$1.log" 2>&1 &
   else

@@ -6,12 +6,15 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/output/json.h"
 #include "cli/store_access.h"
 #include "mesh/api/cluster.h"
+#include "mesh/api/policy.h"
 #include "store/store.h"  // DefaultDataDir
 
 namespace ndo {
@@ -41,15 +44,24 @@ void PrintToken(const mesh::IssuedToken& r, const TokenCommand& cmd) {
 
 }  // namespace
 
-int RunInitCommand(const std::string& data_dir_arg) {
+int RunInitCommand(const std::string& data_dir_arg, const std::vector<std::string>& allow) {
   std::string dir = DataDirOrDefault(data_dir_arg);
+  // Checked before the cluster is made: a typo must not leave one behind.
+  std::optional<IntervalSet> policy;
+  if (!allow.empty()) {
+    auto parsed = mesh::ParseScanPolicy(allow);
+    if (!parsed.ok()) return Fail(parsed.status());
+    policy = std::move(*parsed);
+  }
   auto cluster = mesh::InitCluster(dir, NowUnix());
   if (!cluster.ok()) return Fail(cluster.status());
+  if (policy)
+    if (Status s = mesh::SaveInitPolicy(dir, *policy); !s.ok()) return Fail(s.WithContext("saving --allow"));
   std::printf("cluster: %s\nnode:    %s\nca hash: %s\n", cluster->cluster_hex.c_str(), cluster->node_hex.c_str(),
               cluster->ca_hash.c_str());
   std::fprintf(stderr,
                "ndo: a new cluster in %s (CA key in %s/ca.key: keep it safe). Next:\n"
-               "  ndo agent --data-dir %s --listen IP:PORT --vantage NAME\n"
+               "  ndo agent --data-dir %s --listen IP:PORT --vantage NAME [--allow CIDR,...]\n"
                "  ndo token create --data-dir %s [--ttl 24h] [--uses 1] [--vantage NAME]\n",
                dir.c_str(), cluster->cluster_dir.c_str(), dir.c_str(), dir.c_str());
   return kExitOk;
@@ -72,8 +84,14 @@ namespace {
 
 CommandRun SetupInit(CLI::App& cmd) {
   auto data_dir = std::make_shared<std::string>();
+  auto allow = std::make_shared<std::vector<std::string>>();
   AddDataDirOption(cmd, *data_dir, "The node's data dir");
-  return [data_dir](const std::vector<std::string>&) { return RunInitCommand(*data_dir); };
+  cmd.add_option("--allow", *allow,
+                 "The first node's scan policy: the only addresses it will ever probe (as for ndo agent --allow); "
+                 "taken up by its first start")
+      ->expected(1)
+      ->take_all();
+  return [data_dir, allow](const std::vector<std::string>&) { return RunInitCommand(*data_dir, *allow); };
 }
 
 CommandRun SetupToken(CLI::App& cmd) {

@@ -10,7 +10,8 @@
 
 namespace ndo {
 
-int RunInitCommand(const std::string& data_dir);
+// `allow`: the values of --allow, the first node's scan policy.
+int RunInitCommand(const std::string& data_dir, const std::vector<std::string>& allow = {});
 
 struct TokenCommand {
   std::string data_dir;
