@@ -91,27 +91,31 @@ operator_token=$(token_field token "$operator_json")
 scanner_token=$(token_field token "$scanner_json")
 ca_hash=$(token_field ca_hash "$operator_json")
 as_user=()
-start() {  # name address vantage [seed token]
-  local args=(--listen "$2:17$((RANDOM % 900 + 100))" --data-dir "$work/$1" --vantage "$3" --name "$1")
-  if [[ $# -ge 4 ]]; then
-    "${ns_run[@]}" "${as_user[@]}" "$ndo" join "$4" "${args[@]}" --token "$5" --ca-hash "$ca_hash" >"$work/$1.log" 2>&1 &
+start() {  # name address vantage allow [seed token]
+  local name=$1 seed=${5:-} token=${6:-}
+  local args=(--listen "$2:17$((RANDOM % 900 + 100))" --data-dir "$work/$name" --vantage "$3" --name "$name" --allow "$4")
+  if [[ -n "$seed" ]]; then
+    "${ns_run[@]}" "${as_user[@]}" "$ndo" join "$seed" "${args[@]}" --token "$token" --ca-hash "$ca_hash" >"$work/$name.log" 2>&1 &
   else
-    "${ns_run[@]}" "$ndo" agent "${args[@]}" >"$work/$1.log" 2>&1 &
+    "${ns_run[@]}" "$ndo" agent "${args[@]}" >"$work/$name.log" 2>&1 &
   fi
   pids+=($!)
-  eval "pid_$1=$!"
+  eval "pid_$name=$!"
 }
-start a 127.0.0.1 dmz
+# Scan policies (--allow): the dmz nodes may scan all of loopback; the
+# Internet's node only the lab's public /28, so the part of the scan
+# beyond it is refused by policy for the internet pool.
+start a 127.0.0.1 dmz 127.0.0.0/8
 for _ in $(seq 100); do grep -q 'node started' "$work/a.log" 2>/dev/null && break; sleep 0.05; done
 seed=$(sed -n 's/.* listen=\([0-9.:]*\) .*/\1/p' "$work/a.log" | head -1)
-start b 127.0.0.2 dmz "$seed" "$operator_token"
+start b 127.0.0.2 dmz 127.0.0.0/8 "$seed" "$operator_token"
 if [[ -n "$ns" ]]; then
   # The Internet's node runs as `nobody`, the owner the firewall matches.
   chmod 755 "$work"
   mkdir -m 700 "$work/c" && chown nobody "$work/c"
   as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
 fi
-start c 127.0.0.3 internet "$seed" "$scanner_token"
+start c 127.0.0.3 internet 127.42.0.0/28 "$seed" "$scanner_token"
 as_user=()
 # Every node must know all three before the scan: b submits it, and the
 # scan's vantages are those of the members b knows. A deadline, not a race.
@@ -139,8 +143,9 @@ cat "$work/refused.err"
 grep -q 'only an operator may submit scans' "$work/refused.err" ||
   { echo "demo: c's submission was not refused for its role" >&2; exit 1; }
 echo
-echo "== ndo scan 127.42.0.0/28 -p $ports --scope 127.0.0.0/8 --rate 2000 --banners --tls (on b; 2,000 probes/s a node)"
-id=$("$ndo" scan 127.42.0.0/28 -p "$ports" --scope 127.0.0.0/8 --rate 2000 --shards 16 --banners --tls \
+echo "== ndo scan 127.42.0.0/27 -p $ports --scope 127.0.0.0/8 --rate 2000 --banners --tls (on b; 2,000 probes/s a node)"
+echo "   (node c may scan 127.42.0.0/28 only: the internet pool refuses 127.42.0.16/28 by policy)"
+id=$("$ndo" scan 127.42.0.0/27 -p "$ports" --scope 127.0.0.0/8 --rate 2000 --shards 16 --banners --tls \
   --tls-ca-file "$work/demo-ca.pem" --seed 2019 --data-dir "$work/b" 2>"$work/submit.err")
 cat "$work/submit.err"
 grep -q 'vantages dmz,internet' "$work/submit.err" ||
@@ -160,7 +165,11 @@ if kill -0 "$pid_b" 2>/dev/null || pgrep -f -- "--data-dir $work/b " >/dev/null;
 fi
 echo
 echo "== the scan goes on without b; every pool completes (ndo scan status --watch on a)"
-"$ndo" scan status "$id" --data-dir "$work/a" --watch --interval 2 | tail -8
+"$ndo" scan status "$id" --data-dir "$work/a" --watch --interval 2 | tail -7
+# Node c's policy holds only the lab's /28: the rest is the internet pool's
+# refused part, said so rather than left pending or shown as closed.
+grep -q 'refused by policy: [0-9]* probes, 127.42.0.16/28' <<<"$("$ndo" scan status "$id" --data-dir "$work/a")" ||
+  { echo "demo: the internet pool does not report 127.42.0.16/28 refused by policy" >&2; exit 1; }
 echo
 echo "== ndo view compare $id (on c, the Internet side: every node holds every result)"
 # The last bundles reach every node within a sync round or two: wait until

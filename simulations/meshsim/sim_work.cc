@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "mesh/work/scan_regions.h"
 #include "scan/ip_address.h"
 #include "scan/permutation.h"
 #include "store/result_bundle.h"
@@ -104,6 +105,13 @@ SimWork::SimWork(SimMesh& mesh, SimWorkConfig cfg)
     n.rate = cfg_.rate * (1 + cfg_.rate_spread * (2 * Unit(rng) - 1));
     n.shelf = std::make_unique<Shelf>(*this);
     n.core = std::make_unique<WorkCore>(mesh_.node(i).self().id, n.vantage, cfg_.work, SplitMix64(rng), *n.shelf);
+    if (cfg_.policies.empty()) {
+      n.policy.Add({IpAddress::FromV4(0x0a000000).value(), IpAddress::FromV4(0x0affffff).value()});
+    } else {
+      n.policy = cfg_.policies[static_cast<size_t>(i) % cfg_.policies.size()];
+    }
+    n.core->SetPolicy(n.policy);
+    index_[mesh_.node(i).self().id] = static_cast<size_t>(i);
     // Nodes started at different times: their first ticks (and so their
     // syncs, one a second from the first) do not line up.
     n.scheduled = mesh_.now() + FromSeconds(Unit(rng));
@@ -133,7 +141,12 @@ void SimWork::Fail(const std::string& what) {
 void SimWork::Feed(int i) {
   Node& n = nodes_[i];
   if (!n.view_dirty && n.view) return;
-  n.view = std::make_shared<const MeshView>(MeshViewOf(mesh_.node(i)));
+  // The simulated member records carry no policy (their datagrams stay as
+  // they were measured): each peer's comes from its node here.
+  auto view = std::make_shared<MeshView>(MeshViewOf(mesh_.node(i)));
+  for (MeshPeer& p : view->alive)
+    if (auto it = index_.find(p.id); it != index_.end()) p.allow = nodes_[it->second].policy;
+  n.view = std::move(view);
   n.view_dirty = false;
   n.core->UpdateView(n.view, WallMs(i));
 }
@@ -573,6 +586,15 @@ Result<ScanId> SimWork::Submit(int i, uint32_t shards) {
   def.spec.ports = {80};
   def.spec.seed = cfg_.seed;
   def.spec.shard_count = shards;
+  std::vector<IntervalSet> policies;
+  for (const Node& node : nodes_) policies.push_back(node.policy);
+  auto regions = PlanRegions(def.spec.targets.addresses, def.spec.ports.size(), policies, shards);
+  if (!regions.ok()) return regions.status();
+  if (!regions->empty()) {
+    def.regions = std::move(*regions);
+    def.spec.shard_count = 0;
+    for (const auto& r : def.regions) def.spec.shard_count += r.shards;
+  }
   for (int v = 0; v < std::max(1, cfg_.vantages); ++v) def.vantages.push_back(VantageName(v));
   std::sort(def.vantages.begin(), def.vantages.end());
   Feed(i);

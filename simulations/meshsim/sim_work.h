@@ -59,6 +59,11 @@ struct SimWorkConfig {
   double rate_spread = 0.2;         // each node's rate is nominal x (1 +- this), fixed per node
   double hit_rate = 0.001;          // share of a shard's probes that yield a result
   bool count_bytes = true;          // encode message skeletons to count bytes
+  // Scan policies (mesh/membership/scan_policy.h): node i's is
+  // policies[i % size]; none given: every node may scan the simulated
+  // targets (10.0.0.0/8), as before policies existed. A scan submitted is
+  // cut into regions by them, as `ndo scan` does.
+  std::vector<IntervalSet> policies;
   uint64_t seed = 1;
 };
 
@@ -171,10 +176,12 @@ class SimWork {
     std::map<std::pair<ScanId, uint32_t>, std::shared_ptr<const std::string>> held_;
   };
 
+  std::map<NodeId, size_t> index_;  // node ids to their index, for the policies in views
   struct Node {
     bool up = true;
     bool started = false;  // had its first Tick
     std::string vantage;
+    IntervalSet policy;
     int64_t skew_ms = 0;
     double rate = 0;
     std::unique_ptr<Shelf> shelf;

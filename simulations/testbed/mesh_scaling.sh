@@ -84,7 +84,7 @@ for n in $node_counts; do
   ca=$(sed -n 's/.*"ca_hash":"\([^"]*\)".*/\1/p' <<<"$tok")
   t_start=$(ms)
   for i in $(seq 1 "$n"); do
-    args=(--listen "127.0.0.$i:17000" --data-dir "$work/node$i" --vantage bench --name "node$i")
+    args=(--listen "127.0.0.$i:17000" --data-dir "$work/node$i" --vantage bench --name "node$i" --allow 127.0.0.0/8)
     if [[ $i == 1 ]]; then
       nsenter --net="/var/run/netns/$ns" -- "$ndo" agent "${args[@]}" --priority 1 >"$work/node$i.log" 2>&1 &
     else

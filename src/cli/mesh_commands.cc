@@ -17,6 +17,7 @@
 #include "mesh/api/cluster.h"
 #include "mesh/api/control.h"
 #include "mesh/api/node.h"
+#include "mesh/api/policy.h"
 #include "store/store.h"
 
 namespace ndo {
@@ -96,6 +97,11 @@ Result<mesh::MeshNodeOptions> BuildNodeOptions(const AgentCommand& cmd) {
   o.identity.name = cmd.name;
   o.identity.vantage = cmd.vantage;
   o.identity.priority = cmd.priority;
+  if (!cmd.allow.empty()) {
+    auto allow = mesh::ParseScanPolicy(cmd.allow);
+    if (!allow.ok()) return allow.status();
+    o.identity.allow = std::move(*allow);
+  }
   o.work.dead_man_after = std::chrono::seconds(cmd.dead_man_after_s);
   return o;
 }
@@ -107,27 +113,38 @@ std::string Role(const ControlResponse& r, const ControlMember& m, bool self) {
   return role;
 }
 
+}  // namespace
+
+std::string PolicyText(const IntervalSet& allow, size_t max_ranges) {
+  return allow.empty() ? "none: takes no distributed work" : mesh::FormatAddressSet(allow, max_ranges);
+}
+
+namespace {
+
 void PrintTable(const ControlResponse& r) {
   struct Row {
-    std::string id, name, vantage, address, state, incarnation, role;
+    std::string id, name, vantage, address, state, incarnation, role, allow;
   };
-  std::vector<Row> rows = {{"ID", "NAME", "VANTAGE", "ADDRESS", "STATE", "INCARNATION", "ROLE"}};
+  std::vector<Row> rows = {{"ID", "NAME", "VANTAGE", "ADDRESS", "STATE", "INCARNATION", "ROLE", "ALLOW"}};
   auto add = [&](const ControlMember& m, bool self) {
     rows.push_back({m.id.Hex().substr(0, 8), Printable(m.name), Printable(m.vantage), Printable(m.address),
-                    std::string(mesh::MemberStateName(m.state)), std::to_string(m.incarnation), Role(r, m, self)});
+                    std::string(mesh::MemberStateName(m.state)), std::to_string(m.incarnation), Role(r, m, self),
+                    PolicyText(m.allow, 4)});
   };
   add(r.self, true);
   for (const auto& m : r.members) add(m, false);
-  size_t w[6] = {};
+  size_t w[7] = {};
   for (const auto& row : rows) {
-    const std::string* cols[6] = {&row.id, &row.name, &row.vantage, &row.address, &row.state, &row.incarnation};
-    for (int i = 0; i < 6; ++i) w[i] = std::max(w[i], cols[i]->size());
+    const std::string* cols[7] = {&row.id,    &row.name,        &row.vantage, &row.address,
+                                  &row.state, &row.incarnation, &row.role};
+    for (int i = 0; i < 7; ++i) w[i] = std::max(w[i], cols[i]->size());
   }
   for (const auto& row : rows) {
-    std::printf("%-*s  %-*s  %-*s  %-*s  %-*s  %*s  %s\n", static_cast<int>(w[0]), row.id.c_str(),
+    std::printf("%-*s  %-*s  %-*s  %-*s  %-*s  %*s  %-*s  %s\n", static_cast<int>(w[0]), row.id.c_str(),
                 static_cast<int>(w[1]), row.name.c_str(), static_cast<int>(w[2]), row.vantage.c_str(),
                 static_cast<int>(w[3]), row.address.c_str(), static_cast<int>(w[4]), row.state.c_str(),
-                static_cast<int>(w[5]), row.incarnation.c_str(), row.role.c_str());
+                static_cast<int>(w[5]), row.incarnation.c_str(), static_cast<int>(w[6]), row.role.c_str(),
+                row.allow.c_str());
   }
   if (r.coordinator.empty()) {
     std::printf("coordinator: none yet (epoch %llu)\n", static_cast<unsigned long long>(r.epoch));
@@ -143,6 +160,16 @@ void PrintTable(const ControlResponse& r) {
 
 }  // namespace
 
+std::vector<std::string> AllowList(const IntervalSet& allow) {
+  std::vector<std::string> out;
+  for (const auto& r : allow.ranges()) {
+    IntervalSet one;
+    one.Add(r);
+    out.push_back(mesh::FormatAddressSet(one));
+  }
+  return out;
+}
+
 std::string MembersJson(const ControlResponse& r) {
   auto member = [&](const ControlMember& m, bool self) {
     return JsonObject()
@@ -156,6 +183,8 @@ std::string MembersJson(const ControlResponse& r) {
                .UInt("priority", m.priority)
                .Bool("self", self)
                .Bool("coordinator", !r.coordinator.empty() && m.id == r.coordinator)
+               .Raw("allow", JsonStringArray(AllowList(m.allow)))
+               .Bool("takes_work", !m.allow.empty())
                .str() +
            "\n";
   };
@@ -196,6 +225,12 @@ void AddNodeOptions(CLI::App& c, NodeCommandState& st) {
   c.add_option("--vantage", a.vantage,
                "Where this node sees the network from: dmz, wifi, internet, ... (required on first start)");
   c.add_option("--name", a.name, "A name for people (default: the host name)");
+  c.add_option("--allow", a.allow,
+               "Scan policy: the only addresses this node will ever probe, whoever asks (CIDRs, a-b ranges, "
+               "addresses; comma separated or repeated). Saved in the data dir: a restart keeps it, a new --allow "
+               "replaces it. Without one the node takes no distributed work")
+      ->expected(1)
+      ->take_all();
   st.priority_opt = c.add_option("--priority", st.priority,
                                  "Coordinator preference: the alive member with the lowest (priority, id) "
                                  "coordinates (default 100)");

@@ -18,6 +18,7 @@
 #include "cli/pool_source.h"
 #include "cli/store_access.h"
 #include "mesh/api/control.h"
+#include "mesh/api/policy.h"
 #include "mesh/api/scans.h"
 #include "store/store.h"
 
@@ -36,11 +37,19 @@ int64_t WallMs() {
 }
 
 // A scan's state as this data dir holds it, read beside the running agent
-// (by id or unique hex prefix).
-Result<mesh::ScanState> ReadState(const std::string& data_dir, const std::string& scan) {
+// (by id or unique hex prefix), and what the members' scan policies refuse
+// of each pool.
+struct Snapshot {
+  mesh::ScanState state;
+  std::vector<mesh::PoolPolicy> policies;  // one per pool
+};
+Result<Snapshot> ReadState(const std::string& data_dir, const std::string& scan) {
   auto store = OpenStoreToRead(data_dir);
   if (!store.ok()) return store.status();
-  return mesh::FindScanState(**store, scan);
+  auto state = mesh::FindScanState(**store, scan);
+  if (!state.ok()) return state.status();
+  auto policies = ScanPolicies(**store, *state);
+  return Snapshot{std::move(*state), std::move(policies)};
 }
 
 std::string FormatRate(double per_s) {
@@ -82,13 +91,14 @@ struct PoolLine {
   double probes_done = 0;
 };
 
-std::vector<PoolLine> Lines(const mesh::ScanState& s, int64_t now_ms) {
+std::vector<PoolLine> Lines(const Snapshot& snap, int64_t now_ms) {
+  const mesh::ScanState& s = snap.state;
   std::vector<PoolLine> out;
   double per_shard = static_cast<double>(s.definition.spec.ProbeCount()) / s.definition.spec.shard_count;
   for (size_t v = 0; v < s.pools.size(); ++v) {
     PoolLine line;
     line.vantage = s.definition.vantages[v];
-    line.counts = mesh::CountPool(s.pools[v], now_ms);
+    line.counts = mesh::CountPool(s.pools[v], now_ms, snap.policies[v].refused.shards);
     for (const auto& shard : s.pools[v])
       if (!shard.done.done && !shard.lease.holder.empty() && shard.lease.expires_ms > now_ms)
         line.working.insert(shard.lease.holder);
@@ -98,12 +108,8 @@ std::vector<PoolLine> Lines(const mesh::ScanState& s, int64_t now_ms) {
   return out;
 }
 
-bool AllDone(const mesh::ScanState& s) {
-  for (const auto& pool : s.pools)
-    for (const auto& shard : pool)
-      if (!shard.done.done) return false;
-  return true;
-}
+// Every shard done, or refused by policy.
+bool AllDone(const Snapshot& s) { return ScanComplete(s.state, s.policies); }
 
 // A pool's probes/s and ETA (-1: unknown). `previous` (the same scan a
 // moment ago, --watch) gives the current probes/s; otherwise the average
@@ -111,14 +117,16 @@ bool AllDone(const mesh::ScanState& s) {
 struct PoolPace {
   double rate = 0, eta = -1;
 };
-PoolPace Pace(const mesh::ScanState& s, const std::vector<PoolLine>& lines, size_t i,
+PoolPace Pace(const Snapshot& snap, const std::vector<PoolLine>& lines, size_t i,
               const std::vector<PoolLine>* previous, double seconds_between, double elapsed) {
   const PoolLine& l = lines[i];
   PoolPace p;
   p.rate = l.probes_done / elapsed;
   if (previous && i < previous->size() && seconds_between > 0)
     p.rate = std::max(0.0, (l.probes_done - (*previous)[i].probes_done) / seconds_between);
-  double remaining = static_cast<double>(s.definition.spec.ProbeCount()) - l.probes_done;
+  const mesh::ScanState& s = snap.state;
+  double remaining = static_cast<double>(s.definition.spec.ProbeCount()) - l.probes_done -
+                     static_cast<double>(snap.policies[i].refused.probes);
   p.eta = l.counts.pending + l.counts.leased == 0 ? 0 : p.rate > 0 ? remaining / p.rate : -1;
   return p;
 }
@@ -133,25 +141,33 @@ std::vector<std::string> WorkingNames(const PoolLine& l, const std::map<mesh::No
 }
 
 // One status block.
-void PrintStatus(const mesh::ScanState& s, const std::map<mesh::NodeId, std::string>& names,
+void PrintStatus(const Snapshot& snap, const std::map<mesh::NodeId, std::string>& names,
                  const std::vector<PoolLine>* previous, double seconds_between, bool bars) {
+  const mesh::ScanState& s = snap.state;
   int64_t now = WallMs();
   double elapsed = std::max(0.001, (now - s.definition.created_ms) / 1000.0);
   std::printf("scan %s  %s  %s  (%s probes per pool, %u shards each, %s elapsed)\n", ScanIdToHex(s.id).c_str(),
-              std::string(mesh::ScanControlName(s.control.value)).c_str(), AllDone(s) ? "complete" : "in progress",
+              std::string(mesh::ScanControlName(s.control.value)).c_str(), AllDone(snap) ? "complete" : "in progress",
               U128ToString(s.definition.spec.ProbeCount()).c_str(), s.definition.spec.shard_count,
               FormatDuration(elapsed).c_str());
-  auto lines = Lines(s, now);
-  std::printf("  %-12s %6s %6s %7s %7s %9s %7s  %s\n", "vantage", "done", "leased", "pending", "found", "probes/s",
-              "eta", "nodes working");
+  auto lines = Lines(snap, now);
+  std::printf("  %-12s %6s %6s %7s %7s %7s %9s %7s  %s\n", "vantage", "done", "leased", "pending", "refused", "found",
+              "probes/s", "eta", "nodes working");
   for (size_t i = 0; i < lines.size(); ++i) {
     const PoolLine& l = lines[i];
-    PoolPace pace = Pace(s, lines, i, previous, seconds_between, elapsed);
+    PoolPace pace = Pace(snap, lines, i, previous, seconds_between, elapsed);
     std::string nodes;
     for (const auto& name : WorkingNames(l, names)) nodes += (nodes.empty() ? "" : ",") + name;
-    std::printf("  %-12s %6u %6u %7u %7llu %9s %7s  %s\n", l.vantage.c_str(), l.counts.done, l.counts.leased,
-                l.counts.pending, static_cast<unsigned long long>(l.counts.results), FormatRate(pace.rate).c_str(),
-                FormatDuration(pace.eta).c_str(), nodes.empty() ? "-" : nodes.c_str());
+    std::printf("  %-12s %6u %6u %7u %7u %7llu %9s %7s  %s\n", l.vantage.c_str(), l.counts.done, l.counts.leased,
+                l.counts.pending, l.counts.refused, static_cast<unsigned long long>(l.counts.results),
+                FormatRate(pace.rate).c_str(), FormatDuration(pace.eta).c_str(), nodes.empty() ? "-" : nodes.c_str());
+    const mesh::PoolPolicy& policy = snap.policies[i];
+    if (policy.refused.probes > 0)
+      std::printf("  %-12s refused by policy: %s probes, %s (no node of %s may scan them)\n", "",
+                  U128ToString(policy.refused.probes).c_str(), mesh::FormatAddressSet(policy.refused.targets, 8).c_str(),
+                  l.vantage.c_str());
+    for (const auto& who : policy.without_policy)
+      std::printf("  %-12s %s: no scan policy, takes no distributed work\n", "", who.c_str());
     if (bars) {
       uint32_t total = l.counts.done + l.counts.leased + l.counts.pending;
       std::printf("  %-12s %s %3.0f%%\n", "", Bar(total ? double(l.counts.done) / total : 1, 50).c_str(),
@@ -163,21 +179,23 @@ void PrintStatus(const mesh::ScanState& s, const std::map<mesh::NodeId, std::str
 // --format json: the status as one line (pool_source.h's scan record, with
 // elapsed_s, and per pool probes_per_s, eta_s (null: unknown) and the nodes
 // working on it).
-void PrintStatusJson(const mesh::ScanState& s, const std::map<mesh::NodeId, std::string>& names,
+void PrintStatusJson(const Snapshot& snap, const std::map<mesh::NodeId, std::string>& names,
                      const std::vector<PoolLine>* previous, double seconds_between) {
+  const mesh::ScanState& s = snap.state;
   int64_t now = WallMs();
   double elapsed = std::max(0.001, (now - s.definition.created_ms) / 1000.0);
-  auto lines = Lines(s, now);
+  auto lines = Lines(snap, now);
   std::vector<std::string> pools;
   for (size_t i = 0; i < lines.size(); ++i) {
-    PoolPace pace = Pace(s, lines, i, previous, seconds_between, elapsed);
+    PoolPace pace = Pace(snap, lines, i, previous, seconds_between, elapsed);
     JsonObject pool = PoolCountsJson(lines[i].vantage, lines[i].counts);
     pool.Num("probes_per_s", pace.rate, 1);
     if (pace.eta < 0) pool.Null("eta_s");
     else pool.Num("eta_s", pace.eta, 1);
-    pools.push_back(pool.Raw("nodes_working", JsonStringArray(WorkingNames(lines[i], names))).str());
+    pool.Raw("nodes_working", JsonStringArray(WorkingNames(lines[i], names)));
+    pools.push_back(AddPolicyJson(pool, snap.policies[i]).str());
   }
-  std::string line = MeshScanJson(s).Num("elapsed_s", elapsed).Raw("pools", JsonArray(pools)).str();
+  std::string line = MeshScanJson(s, snap.policies).Num("elapsed_s", elapsed).Raw("pools", JsonArray(pools)).str();
   std::printf("%s\n", line.c_str());
 }
 
@@ -201,7 +219,7 @@ int Status_(const std::string& data_dir, const std::string& scan, bool watch, do
       PrintStatus(*s, names, first ? nullptr : &previous, between, watch);
     }
     if (std::fflush(stdout) != 0) return Fail(Status::IoError("error writing the status"));
-    if (!watch || AllDone(*s) || s->control.value == mesh::ScanControl::kStopped) return kExitOk;
+    if (!watch || AllDone(*s) || s->state.control.value == mesh::ScanControl::kStopped) return kExitOk;
     previous = Lines(*s, WallMs());
     previous_at = now;
     first = false;
@@ -243,13 +261,12 @@ int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec) {
   mesh::ScanDefinition def;
   def.spec = std::move(spec);
   def.vantages = SplitCommas(submit.vantages);
-  if (def.vantages.empty()) {
-    // Every vantage of every member this node knows (cli/scan_vantages.h).
-    auto members = mesh::CallControl(DataDirOrDefault(submit.data_dir), ControlCommand::kMembers, kControlTimeout);
-    if (!members.ok()) return Fail(members.status());
-    if (!members->error.empty()) return Fail(Status::Unavailable(members->error));
-    def.vantages = DefaultScanVantages(members->self, members->members);
-  }
+  // The members this node knows: their vantages (when none is given) and
+  // their scan policies, which cut the targets into regions.
+  auto members = mesh::CallControl(DataDirOrDefault(submit.data_dir), ControlCommand::kMembers, kControlTimeout);
+  if (!members.ok()) return Fail(members.status());
+  if (!members->error.empty()) return Fail(Status::Unavailable(members->error));
+  if (def.vantages.empty()) def.vantages = DefaultScanVantages(members->self, members->members);
   if (def.vantages.empty())
     return Fail(Status::InvalidArgument("no vantage: this node and its members name none; give --vantage NAME"));
   // Shards of 10 to 30 s at a node's rate, within what one scan state holds
@@ -257,6 +274,21 @@ int SubmitMeshScan(const MeshScanSubmit& submit, ScanSpec spec) {
   if (!submit.shards_given)
     def.spec.shard_count = std::min<uint32_t>(mesh::MeshShardCount(def.spec.ProbeCount(), def.spec.probe.rate),
                                               mesh::kMaxScanShards / std::max<size_t>(1, def.vantages.size()));
+  // Regions (mesh/work/scan_regions.h): a shard then lies inside or outside
+  // each member's policy as a whole. Their shares may add a few shards
+  // (at least one each), so the budget leaves room for them.
+  std::vector<IntervalSet> policies{members->self.allow};
+  for (const auto& m : members->members) policies.push_back(m.allow);
+  uint32_t budget = std::min<uint32_t>(
+      def.spec.shard_count, mesh::kMaxScanShards / std::max<size_t>(1, def.vantages.size()) - mesh::kMaxScanRegions);
+  auto regions = mesh::PlanRegions(def.spec.targets.addresses, def.spec.ports.size(), policies,
+                                   std::max<uint32_t>(1, budget));
+  if (!regions.ok()) return Fail(regions.status());
+  if (!regions->empty()) {
+    def.regions = std::move(*regions);
+    def.spec.shard_count = 0;
+    for (const auto& r : def.regions) def.spec.shard_count += r.shards;
+  }
   auto bytes = mesh::EncodeScanDefinition(def);
   if (!bytes.ok()) return Fail(bytes.status());
   ControlRequest req(ControlCommand::kSubmitScan);

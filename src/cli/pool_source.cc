@@ -3,6 +3,7 @@
 #include "cli/output/result_writer.h"
 #include "mesh/api/scans.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace ndo {
@@ -68,10 +69,43 @@ Result<std::vector<PoolResult>> LoadPool(Store& store, const ScanId& pool,
   return out;
 }
 
-JsonObject MeshScanJson(const mesh::ScanState& scan) {
-  bool complete = true;
-  for (const auto& pool : scan.pools)
-    for (const auto& shard : pool) complete = complete && shard.done.done;
+std::vector<mesh::PoolPolicy> ScanPolicies(Store& store, const mesh::ScanState& scan) {
+  auto policies = mesh::PoolPolicies(store, scan);
+  if (!policies.ok()) return std::vector<mesh::PoolPolicy>(scan.pools.size());
+  return std::move(*policies);
+}
+
+bool ScanComplete(const mesh::ScanState& scan, const std::vector<mesh::PoolPolicy>& policies) {
+  for (size_t v = 0; v < scan.pools.size(); ++v) {
+    const std::vector<uint32_t>* refused = v < policies.size() ? &policies[v].refused.shards : nullptr;
+    for (uint32_t k = 0; k < scan.pools[v].size(); ++k)
+      if (!scan.pools[v][k].done.done && !(refused && std::binary_search(refused->begin(), refused->end(), k)))
+        return false;
+  }
+  return true;
+}
+
+JsonObject& AddPolicyJson(JsonObject& pool, const mesh::PoolPolicy& policy) {
+  std::vector<std::string> ranges;
+  for (const auto& r : policy.refused.targets.ranges()) {
+    IntervalSet one;
+    one.Add(r);
+    ranges.push_back(mesh::FormatAddressSet(one));
+  }
+  return pool.Raw("refused_probes", U128ToString(policy.refused.probes))
+      .Raw("refused_ranges", JsonStringArray(ranges))
+      .Raw("nodes_without_policy", JsonStringArray(policy.without_policy));
+}
+
+std::string RefusalNote(const std::string& vantage, const mesh::PoolPolicy& policy) {
+  if (policy.refused.probes == 0) return "";
+  return "pool " + vantage + ": " + U128ToString(policy.refused.probes) + " probes refused by policy (" +
+         mesh::FormatAddressSet(policy.refused.targets, 8) +
+         "): no node of the vantage may scan them, so they were not probed (not closed, not filtered)";
+}
+
+JsonObject MeshScanJson(const mesh::ScanState& scan, const std::vector<mesh::PoolPolicy>& policies) {
+  bool complete = ScanComplete(scan, policies);
   JsonObject o;
   o.Str("record", "scan")
       .Str("id", ScanIdToHex(scan.id))
@@ -89,6 +123,7 @@ JsonObject PoolCountsJson(const std::string& vantage, const mesh::PoolCounts& co
       .UInt("done", counts.done)
       .UInt("leased", counts.leased)
       .UInt("pending", counts.pending)
+      .UInt("refused", counts.refused)
       .UInt("results", counts.results);
   return o;
 }

@@ -11,6 +11,7 @@
 
 #include "cli/output/json.h"
 #include "cli/pool_views.h"
+#include "mesh/api/policy.h"
 #include "mesh/api/scans.h"
 #include "store/store.h"
 
@@ -36,7 +37,23 @@ Result<std::vector<PoolResult>> LoadPool(Store& store, const ScanId& pool,
 // probes_per_pool, shards_per_pool), to which the caller adds "pools", each
 // pool's record starting with PoolCountsJson (vantage, done, leased,
 // pending, results).
-JsonObject MeshScanJson(const mesh::ScanState& scan);
+// "complete": every shard done or refused by policy (`policies`: per pool,
+// as PoolPolicies; empty: none refused).
+JsonObject MeshScanJson(const mesh::ScanState& scan, const std::vector<mesh::PoolPolicy>& policies = {});
 JsonObject PoolCountsJson(const std::string& vantage, const mesh::PoolCounts& counts);
+
+// What the members' scan policies refuse of each pool of `scan`, from the
+// store's saved node state (mesh/api/policy.h); nothing refused when the
+// data dir holds no node state (a store copied away from its node).
+std::vector<mesh::PoolPolicy> ScanPolicies(Store& store, const mesh::ScanState& scan);
+// Every shard of every pool done or refused.
+bool ScanComplete(const mesh::ScanState& scan, const std::vector<mesh::PoolPolicy>& policies);
+// Adds to a pool's record: "refused_probes", "refused_ranges" and
+// "nodes_without_policy" (names of the vantage's members that take no work).
+JsonObject& AddPolicyJson(JsonObject& pool, const mesh::PoolPolicy& policy);
+// The line the views print (on standard error) for a pool with probes
+// refused by policy, so that nobody reads the ports never probed there as
+// closed or filtered; "" when nothing is refused.
+std::string RefusalNote(const std::string& vantage, const mesh::PoolPolicy& policy);
 
 }  // namespace ndo

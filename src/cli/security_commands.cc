@@ -6,12 +6,15 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "cli/command_table.h"
 #include "cli/exit_codes.h"
 #include "cli/output/json.h"
 #include "cli/store_access.h"
 #include "mesh/api/cluster.h"
+#include "mesh/api/policy.h"
 #include "store/store.h"  // DefaultDataDir
 
 namespace ndo {
@@ -42,18 +45,28 @@ void PrintToken(const mesh::IssuedToken& r, const TokenCommand& cmd) {
 
 }  // namespace
 
-int RunInitCommand(const std::string& data_dir_arg, const std::string& vantage) {
+int RunInitCommand(const std::string& data_dir_arg, const std::string& vantage, const std::vector<std::string>& allow) {
   std::string dir = DataDirOrDefault(data_dir_arg);
+  // Checked before the cluster is made: a typo must not leave one behind.
+  std::optional<IntervalSet> policy;
+  if (!allow.empty()) {
+    auto parsed = mesh::ParseScanPolicy(allow);
+    if (!parsed.ok()) return Fail(parsed.status());
+    policy = std::move(*parsed);
+  }
   auto cluster = mesh::InitCluster(dir, vantage, NowUnix());
   if (!cluster.ok()) return Fail(cluster.status());
+  if (policy)
+    if (Status s = mesh::SaveInitPolicy(dir, *policy); !s.ok()) return Fail(s.WithContext("saving --allow"));
   std::printf("cluster: %s\nnode:    %s\nca hash: %s\nrole:    operator\nvantage: %s\n", cluster->cluster_hex.c_str(),
               cluster->node_hex.c_str(), cluster->ca_hash.c_str(), vantage.c_str());
   std::fprintf(stderr,
                "ndo: a new cluster in %s (CA key in %s/ca.key: keep it safe); this node is an operator of vantage "
                "%s. Next:\n"
-               "  ndo agent --data-dir %s --listen IP:PORT\n"
+               "  ndo agent --data-dir %s --listen IP:PORT%s\n"
                "  ndo token create --data-dir %s [--role scanner|operator] [--ttl 24h] [--uses 1] [--vantage NAME]\n",
-               dir.c_str(), cluster->cluster_dir.c_str(), vantage.c_str(), dir.c_str(), dir.c_str());
+               dir.c_str(), cluster->cluster_dir.c_str(), vantage.c_str(), dir.c_str(),
+               policy ? "" : " --allow CIDR,... (without a policy it takes no distributed work)", dir.c_str());
   return kExitOk;
 }
 
@@ -77,6 +90,7 @@ namespace {
 CommandRun SetupInit(CLI::App& cmd) {
   struct State {
     std::string data_dir, vantage;
+    std::vector<std::string> allow;
   };
   auto st = std::make_shared<State>();
   AddDataDirOption(cmd, st->data_dir, "The node's data dir");
@@ -85,7 +99,12 @@ CommandRun SetupInit(CLI::App& cmd) {
   cmd.add_option("--vantage", st->vantage,
                  "Where this first node sees the network from (dmz, wifi, ...): bound in its certificate")
       ->required();
-  return [st](const std::vector<std::string>&) { return RunInitCommand(st->data_dir, st->vantage); };
+  cmd.add_option("--allow", st->allow,
+                 "The first node's scan policy: the only addresses it will ever probe (as for ndo agent --allow); "
+                 "taken up by its first start")
+      ->expected(1)
+      ->take_all();
+  return [st](const std::vector<std::string>&) { return RunInitCommand(st->data_dir, st->vantage, st->allow); };
 }
 
 CommandRun SetupToken(CLI::App& cmd) {

@@ -10,8 +10,9 @@
 
 namespace ndo {
 
-// `vantage`: the one the first node's certificate binds (required).
-int RunInitCommand(const std::string& data_dir, const std::string& vantage);
+// `vantage`: the one the first node's certificate binds (required);
+// `allow`: the values of --allow, the first node's scan policy.
+int RunInitCommand(const std::string& data_dir, const std::string& vantage, const std::vector<std::string>& allow = {});
 
 struct TokenCommand {
   std::string data_dir;

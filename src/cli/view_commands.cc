@@ -40,6 +40,19 @@ Result<Opened> OpenScan(const ViewCommand& cmd) {
   return Opened{std::move(*store), std::move(*scan)};
 }
 
+// Pools with probes refused by policy say so on standard error (the
+// outputs themselves stay what their formats define): a port never probed
+// must not be read as closed. All pools when `vantages` is empty.
+void NoteRefusals(const Opened& opened, const std::vector<std::string>& vantages = {}) {
+  auto policies = ScanPolicies(*opened.store, opened.scan);
+  const auto& all = opened.scan.definition.vantages;
+  for (size_t i = 0; i < all.size() && i < policies.size(); ++i) {
+    if (!vantages.empty() && std::find(vantages.begin(), vantages.end(), all[i]) == vantages.end()) continue;
+    std::string note = RefusalNote(all[i], policies[i]);
+    if (!note.empty()) std::fprintf(stderr, "ndo: %s\n", TerminalText(note, 4096).c_str());
+  }
+}
+
 // --output FILE, else `out`.
 class Output {
  public:
@@ -81,6 +94,7 @@ Status RunViewResults(const ViewCommand& cmd, std::ostream& out) {
   if (!vantage.ok()) return vantage.status();
   auto rec = PoolRecord(*opened->store, opened->scan, *vantage);
   if (!rec.ok()) return rec.status();
+  NoteRefusals(*opened, {cmd.vantage});
 
   // The writers summarise what they were not shown from the spec (Nmap's
   // "Not shown", extraports): with a port filter the spec's ports are those
@@ -121,6 +135,7 @@ Status RunViewCompare(const ViewCommand& cmd, std::ostream& out) {
     if (!results.ok()) return results.status();
     pools.push_back({v, std::move(*results)});
   }
+  NoteRefusals(*opened);
   Output output(cmd.output_path, out);
   if (Status s = output.Check(); !s.ok()) return s;
   if (Status s = PrintReport(CompareTable(pools), cmd.format, output.stream()); !s.ok()) return s;
@@ -147,6 +162,7 @@ Status RunViewDiff(const ViewCommand& cmd, std::ostream& out) {
   auto other = LoadPool(store, mesh::PoolId(opened->scan.id, cmd.not_by),
                         [&](const ProbeResult& r) { return wanted.count({r.address, r.port}) > 0; });
   if (!other.ok()) return other.status();
+  NoteRefusals(*opened, {cmd.seen_by, cmd.not_by});
   Output output(cmd.output_path, out);
   if (Status s = output.Check(); !s.ok()) return s;
   if (Status s = PrintDiff(DiffPools(*seen, *other), cmd.seen_by, cmd.not_by, cmd.format, output.stream()); !s.ok())
@@ -168,27 +184,31 @@ Status RunViewList(const ViewCommand& cmd, int64_t now_ms, std::ostream& stdout_
     for (const auto& scan : *scans) {
       std::vector<std::string> pools;
       const auto& vantages = scan.definition.vantages;
-      for (size_t i = 0; i < vantages.size() && i < scan.pools.size(); ++i)
-        pools.push_back(PoolCountsJson(vantages[i], mesh::CountPool(scan.pools[i], now_ms)).str());
-      out << MeshScanJson(scan).Raw("pools", JsonArray(pools)).str() << '\n';
+      auto policies = ScanPolicies(**store, scan);
+      for (size_t i = 0; i < vantages.size() && i < scan.pools.size(); ++i) {
+        JsonObject pool = PoolCountsJson(vantages[i], mesh::CountPool(scan.pools[i], now_ms, policies[i].refused.shards));
+        pools.push_back(AddPolicyJson(pool, policies[i]).str());
+      }
+      out << MeshScanJson(scan, policies).Raw("pools", JsonArray(pools)).str() << '\n';
     }
     return output.Done();
   }
   std::vector<std::vector<std::string>> rows = {
-      {"SCAN", "CREATED (UTC)", "CONTROL", "VANTAGE", "DONE", "LEASED", "PENDING", "RESULTS"}};
+      {"SCAN", "CREATED (UTC)", "CONTROL", "VANTAGE", "DONE", "LEASED", "PENDING", "REFUSED", "RESULTS"}};
   for (const auto& scan : *scans) {
     const auto& vantages = scan.definition.vantages;
+    auto policies = ScanPolicies(**store, scan);
     for (size_t i = 0; i < vantages.size() && i < scan.pools.size(); ++i) {
-      mesh::PoolCounts c = mesh::CountPool(scan.pools[i], now_ms);
+      mesh::PoolCounts c = mesh::CountPool(scan.pools[i], now_ms, policies[i].refused.shards);
       bool first = i == 0;
       rows.push_back({first ? ScanIdToHex(scan.id) : "",
                       first ? FormatTimestamp(scan.definition.created_ms * 1000).substr(0, 19) : "",
                       first ? std::string(mesh::ScanControlName(scan.control.value)) : "",
                       TerminalText(vantages[i], 32), std::to_string(c.done), std::to_string(c.leased),
-                      std::to_string(c.pending), std::to_string(c.results)});
+                      std::to_string(c.pending), std::to_string(c.refused), std::to_string(c.results)});
     }
   }
-  out << AlignColumns(rows, {false, false, false, false, true, true, true, true});
+  out << AlignColumns(rows, {false, false, false, false, true, true, true, true, true});
   return output.Done();
 }
 
@@ -202,6 +222,7 @@ Status RunViewReport(const ViewCommand& cmd, std::ostream& out) {
   }
   auto opened = OpenScan(cmd);
   if (!opened.ok()) return opened.status();
+  NoteRefusals(*opened);
   Output output(cmd.output_path, out);
   if (Status s = output.Check(); !s.ok()) return s;
   const mesh::ScanState& scan = opened->scan;

@@ -10,6 +10,7 @@
 #include "cli/mesh_commands.h"
 #include "cli/output/json.h"
 #include "cli/test_json.h"
+#include "scan/target_parser.h"
 
 namespace ndo {
 namespace {
@@ -162,6 +163,7 @@ mesh::ControlMember Member(uint8_t id, std::string name, std::string vantage, me
 TEST(MembersJson, OneRecordPerMemberThenTheCoordinator) {
   mesh::ControlResponse r;
   r.self = Member(1, "a", "dmz", mesh::MemberState::kAlive);
+  r.self.allow = *ParseAddressList("127.70.0.0/24,127.71.0.1-127.71.0.9");
   r.members = {Member(2, "b\n\"x\"", "wifi", mesh::MemberState::kSuspect),
                Member(3, "c", "internet", mesh::MemberState::kDead)};
   r.coordinator = r.members[0].id;
@@ -181,7 +183,13 @@ TEST(MembersJson, OneRecordPerMemberThenTheCoordinator) {
   EXPECT_EQ(self["priority"].UInt(), 100u);
   EXPECT_TRUE(self["self"].boolean);
   EXPECT_FALSE(self["coordinator"].boolean);
+  ASSERT_EQ(self["allow"].items.size(), 2u);
+  EXPECT_EQ(self["allow"].items[0].text, "127.70.0.0/24");
+  EXPECT_EQ(self["allow"].items[1].text, "127.71.0.1-127.71.0.9");
+  EXPECT_TRUE(self["takes_work"].boolean);
   const Json& b = (*lines)[1];
+  EXPECT_TRUE(b["allow"].items.empty());
+  EXPECT_FALSE(b["takes_work"].boolean) << "a member without a policy says it takes no work";
   EXPECT_EQ(b["name"].text, "b\n\"x\"");  // escaped, and back
   EXPECT_EQ(b["state"].text, "suspect");
   EXPECT_FALSE(b["self"].boolean);
@@ -194,7 +202,7 @@ TEST(MembersJson, OneRecordPerMemberThenTheCoordinator) {
   EXPECT_EQ(coordinator["epoch"].UInt(), 7u);
   // The field order scripts (and tests/support/mesh_cluster.h) rely on.
   EXPECT_EQ(self.order, (std::vector<std::string>{"record", "id", "name", "vantage", "address", "state", "incarnation",
-                                                  "priority", "self", "coordinator"}));
+                                                  "priority", "self", "coordinator", "allow", "takes_work"}));
 
   r.coordinator = {};
   lines = ParseJsonLines(MembersJson(r));

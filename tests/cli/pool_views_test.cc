@@ -352,9 +352,9 @@ TEST_F(PoolViewsStoreTest, ListShowsEveryPoolsProgress) {
   ASSERT_TRUE(RunViewList(Command(), kNowMs, out).ok());
   std::string id = ScanIdToHex(scan_.id);
   EXPECT_EQ(out.str(),
-            "SCAN              CREATED (UTC)        CONTROL  VANTAGE  DONE  LEASED  PENDING  RESULTS\n" + id +
-                "  2026-11-25T10:08:36  running  dmz         1       1        0        6\n"
-                "                                                wifi        0       0        2        0\n");
+            "SCAN              CREATED (UTC)        CONTROL  VANTAGE  DONE  LEASED  PENDING  REFUSED  RESULTS\n" + id +
+                "  2026-11-25T10:08:36  running  dmz         1       1        0        0        6\n"
+                "                                                wifi        0       0        2        0        0\n");
 }
 
 TEST_F(PoolViewsStoreTest, ListAsJsonLinesOneObjectPerScan) {
@@ -630,7 +630,7 @@ TEST_F(PoolViewsStoreTest, ClearErrors) {
   ASSERT_TRUE(Store::Open(data_ + "/plain/db").ok());
   cmd.data_dir = data_ + "/plain";
   ASSERT_TRUE(RunViewList(cmd, kNowMs, out).ok());
-  EXPECT_EQ(out.str(), "SCAN  CREATED (UTC)  CONTROL  VANTAGE  DONE  LEASED  PENDING  RESULTS\n");
+  EXPECT_EQ(out.str(), "SCAN  CREATED (UTC)  CONTROL  VANTAGE  DONE  LEASED  PENDING  REFUSED  RESULTS\n");
 }
 
 }  // namespace

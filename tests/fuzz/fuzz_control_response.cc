@@ -15,7 +15,7 @@ namespace {
 
 bool SameMember(const ControlMember& a, const ControlMember& b) {
   return a.id == b.id && a.name == b.name && a.vantage == b.vantage && a.address == b.address && a.state == b.state &&
-         a.incarnation == b.incarnation && a.priority == b.priority;
+         a.incarnation == b.incarnation && a.priority == b.priority && a.allow.ranges() == b.allow.ranges();
 }
 
 bool ValidState(MemberState s) { return static_cast<unsigned>(s) <= static_cast<unsigned>(MemberState::kLeft); }

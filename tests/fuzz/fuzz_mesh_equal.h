@@ -10,7 +10,7 @@ namespace ndo::mesh::fuzz {
 
 inline bool SameInfo(const MemberInfo& a, const MemberInfo& b) {
   return a.id == b.id && a.name == b.name && a.vantage == b.vantage && a.address == b.address &&
-         a.priority == b.priority && a.epoch == b.epoch;
+         a.priority == b.priority && a.epoch == b.epoch && a.allow.ranges() == b.allow.ranges();
 }
 
 inline bool SameUpdate(const Update& a, const Update& b) {

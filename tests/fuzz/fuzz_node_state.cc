@@ -20,7 +20,7 @@ namespace {
 
 bool SameInfo(const MemberInfo& a, const MemberInfo& b) {
   return a.id == b.id && a.name == b.name && a.vantage == b.vantage && a.address == b.address &&
-         a.priority == b.priority && a.epoch == b.epoch;
+         a.priority == b.priority && a.epoch == b.epoch && a.allow.ranges() == b.allow.ranges();
 }
 
 bool SameState(const NodeState& a, const NodeState& b) {

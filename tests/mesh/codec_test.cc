@@ -920,7 +920,7 @@ TEST(CodecTest, PushPullRejectsTooManyMembers) {
   auto r = DecodePushPull(Flat(b));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
-  EXPECT_TRUE(Contains(r.status(), "200001 members, above the limit of 200000")) << r.status().ToString();
+  EXPECT_TRUE(Contains(r.status(), "100001 members, above the limit of 100000")) << r.status().ToString();
 }
 
 TEST(CodecTest, PushPullSurvivesTruncationFlipsAndNoise) {

@@ -21,6 +21,8 @@ ControlResponse Sample() {
   r.self = {NodeId{1, 2}, "node-a", "dmz", "127.0.0.1:7946", MemberState::kAlive, 3, 100};
   r.members.push_back({NodeId{3, 4}, "node-b", "wifi", "[::1]:7000", MemberState::kDead, 5, 1});
   r.members.push_back({NodeId{5, 6}, "nöde-c", "internet", "127.0.0.3:7946", MemberState::kLeft, 0, 100});
+  r.self.allow.Add({IpAddress::FromV4(0x7f460000).value(), IpAddress::FromV4(0x7f4600ff).value()});
+  r.members[0].allow.Add({IpAddress::Parse("::1")->value(), IpAddress::Parse("::1")->value()});
   r.coordinator = NodeId{3, 4};
   r.epoch = 4;
   r.joined = true;
@@ -37,6 +39,7 @@ void ExpectSame(const ControlMember& a, const ControlMember& b) {
   EXPECT_EQ(a.state, b.state);
   EXPECT_EQ(a.incarnation, b.incarnation);
   EXPECT_EQ(a.priority, b.priority);
+  EXPECT_EQ(a.allow.ranges(), b.allow.ranges());  // the scan policy, for `ndo members` and submissions
 }
 
 TEST(ControlMessages, RequestsRoundTrip) {

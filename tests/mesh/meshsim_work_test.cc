@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "base/log.h"
+#include "mesh/work/scan_regions.h"
 #include "store/result_bundle.h"
 #include "sim_mesh.h"
 #include "sim_work.h"
@@ -204,6 +205,58 @@ TEST(MeshSimWork, CoordinatorCrashMidScanWithChecksAtEveryInstant) {
   // The views the cores were handed, rebuilt only on the membership's
   // events, are the membership's.
   EXPECT_TRUE(work.ViewsConsistent());
+}
+
+}  // namespace
+}  // namespace ndo::mesh::sim
+
+namespace ndo::mesh::sim {
+namespace {
+
+// Mixed scan policies: node i may scan the low half of the simulated
+// targets, the high half, or nothing (i % 3), so each vantage has nodes of
+// every kind. The scan is cut into the two halves' regions, completes in
+// both pools, and every shard's lease went to a node whose policy holds
+// its region; the nodes without a policy scanned nothing.
+TEST(MeshSimWork, MixedPoliciesScanEveryRegionOnlyByNodesAllowedIt) {
+  SimConfig c;
+  c.nodes = 12;
+  c.seed = 5;
+  c.count_bytes = false;
+  SimMesh mesh(c);
+  mesh.Bootstrap();
+  SimWorkConfig wc;
+  wc.count_bytes = false;
+  wc.seed = 5;
+  IntervalSet low, high;
+  low.Add({IpAddress::FromV4(0x0a000000).value(), IpAddress::FromV4(0x0a7fffff).value()});
+  high.Add({IpAddress::FromV4(0x0a800000).value(), IpAddress::FromV4(0x0affffff).value()});
+  wc.policies = {low, high, IntervalSet()};
+  SimWork work(mesh, wc);
+  work.RunUntil(mesh.now() + 10s);
+  auto id = work.Submit(0, 8);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  SimWork::Progress p;
+  for (Time t = mesh.now(); t < mesh.now() + 600s && p.complete < 12; t += 1s) {
+    work.RunUntil(t);
+    p = work.Check(*id);
+  }
+  ASSERT_EQ(p.complete, 12);
+  const ScanState* s = work.core(0)->Find(*id);
+  ASSERT_NE(s, nullptr);
+  ASSERT_EQ(s->definition.regions.size(), 2u);
+  std::map<NodeId, int> index;
+  for (int i = 0; i < 12; ++i) index[mesh.node(i).self().id] = i;
+  for (size_t v = 0; v < s->pools.size(); ++v)
+    for (uint32_t k = 0; k < s->pools[v].size(); ++k) {
+      const ShardState& sh = s->pools[v][k];
+      ASSERT_TRUE(sh.done.done);
+      int scanner = index.at(sh.lease.holder);
+      const IntervalSet& region = s->definition.regions[RegionOfShard(s->definition, k).region].targets;
+      EXPECT_TRUE(region.IsSubsetOf(wc.policies[scanner % 3])) << "shard " << k << " scanned by node " << scanner;
+      EXPECT_NE(scanner % 3, 2) << "a node without a policy scanned shard " << k;
+    }
+  EXPECT_EQ(work.MissingResults(*id), 0u);
 }
 
 }  // namespace

@@ -40,6 +40,8 @@ NodeState SampleState() {
   st.members.push_back({{NodeId{3, 4}, "node-b", "wifi", "[::1]:7000", 100, 0}, 5, MemberState::kDead});
   st.members.push_back({{NodeId{5, 6}, "node-c", "internet", "127.0.0.3:7946", 1, 2}, 1, MemberState::kLeft});
   st.members.push_back({{NodeId{7, 8}, "node-d", "dmz", "127.0.0.4:7946", 100, 0}, 0, MemberState::kAlive});
+  st.self.allow.Add({IpAddress::FromV4(0x7f460000).value(), IpAddress::FromV4(0x7f4600ff).value()});
+  st.members[0].info.allow.Add({IpAddress::Parse("::1")->value(), IpAddress::Parse("::1")->value()});
   return st;
 }
 
@@ -50,6 +52,38 @@ void ExpectSameMember(const MemberInfo& a, const MemberInfo& b) {
   EXPECT_EQ(a.address, b.address);
   EXPECT_EQ(a.priority, b.priority);
   EXPECT_EQ(a.epoch, b.epoch);
+  EXPECT_EQ(a.allow.ranges(), b.allow.ranges());
+}
+
+// The scan policy is part of the saved identity: a restart without
+// --allow keeps it, one with --allow replaces it (an empty one too).
+TEST_F(NodeIdentity, ARestartKeepsTheScanPolicyUnlessGivenANewOne) {
+  IdentityRequest first = Request();
+  IntervalSet left;
+  left.Add({IpAddress::FromV4(0x7f460000).value(), IpAddress::FromV4(0x7f4600ff).value()});
+  first.allow = left;
+  auto st = ResolveIdentity(std::nullopt, first);
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  EXPECT_EQ(st->self.allow.ranges(), left.ranges());
+  auto kept = ResolveIdentity(*st, IdentityRequest());
+  ASSERT_TRUE(kept.ok()) << kept.status().message();
+  EXPECT_EQ(kept->self.allow.ranges(), left.ranges());
+  IdentityRequest wider;
+  IntervalSet all;
+  all.Add({IpAddress::FromV4(0x7f000000).value(), IpAddress::FromV4(0x7fffffff).value()});
+  wider.allow = all;
+  auto replaced = ResolveIdentity(*kept, wider);
+  ASSERT_TRUE(replaced.ok());
+  EXPECT_EQ(replaced->self.allow.ranges(), all.ranges());
+  IdentityRequest none;
+  none.allow = IntervalSet();
+  auto emptied = ResolveIdentity(*replaced, none);
+  ASSERT_TRUE(emptied.ok());
+  EXPECT_TRUE(emptied->self.allow.empty());
+  // No policy at all on a first start: allowed, and the node takes no work.
+  auto bare = ResolveIdentity(std::nullopt, Request());
+  ASSERT_TRUE(bare.ok());
+  EXPECT_TRUE(bare->self.allow.empty());
 }
 
 TEST_F(NodeIdentity, StateRoundTripsThroughTheStore) {

@@ -26,6 +26,7 @@
 #include "store/evidence_codec.h"
 #include "store/result_codec.h"
 #include "store/result_bundle.h"
+#include "support/loopback_listeners.h"
 #include "support/service_servers.h"
 #include "support/test_certs.h"
 
@@ -386,6 +387,48 @@ TEST_F(PoolStore, ScanHostStopAbandonsFollowUpsAndSealsNothing) {
   EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, std::chrono::seconds(10));
   EXPECT_TRUE(outcome->stopped);
   EXPECT_FALSE(HasBundle(*store_, pool, 0));
+}
+
+}  // namespace
+}  // namespace ndo::mesh
+
+namespace ndo::mesh {
+namespace {
+
+// Defence in depth: whatever a coordinator granted, a shard that reaches
+// outside the node's scan policy is refused before anything is sent; one
+// inside it runs with the engine's scope cut to the policy.
+TEST_F(PoolStore, ScanHostRefusesAShardOutsideItsPolicyAndSendsNothing) {
+  uint16_t port = UnusedPort("127.121.0.7");
+  ndo::testing::AcceptingListeners listener;
+  ASSERT_TRUE(listener.Add("127.121.0.7", port));
+  ScanSpec spec = LoopbackSpec(port, port, std::chrono::milliseconds(1000));
+  spec.targets.addresses = IntervalSet();
+  spec.targets.addresses.Add({IpAddress::Parse("127.121.0.6")->value(), IpAddress::Parse("127.121.0.7")->value()});
+  spec.ports = {port};
+  spec.service.banners = spec.service.tls = false;
+  ScanState state = NewState(spec, {"lab"});
+  PostQueue loop;
+  ScanHost host(*store_, loop.Poster());
+  IntervalSet policy;
+  policy.Add({IpAddress::Parse("127.121.0.0")->value(), IpAddress::Parse("127.121.0.6")->value()});
+  host.SetPolicy(policy);
+  ShardRef ref{state.id, "lab", 0};
+  Status refused = host.Start(state, ref, [](ShardOutcome) {});
+  EXPECT_EQ(refused.code(), Status::Code::kOutOfScope) << refused.ToString();
+  EXPECT_NE(refused.message().find("127.121.0.7"), std::string::npos) << refused.message();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(listener.accepted(), 0u);
+
+  // Allowed both: scanned, the port found.
+  policy.Add({IpAddress::Parse("127.121.0.7")->value(), IpAddress::Parse("127.121.0.7")->value()});
+  host.SetPolicy(policy);
+  std::optional<ShardOutcome> outcome;
+  ASSERT_TRUE(host.Start(state, ref, [&](ShardOutcome o) { outcome = o; }).ok());
+  ASSERT_TRUE(loop.RunUntil([&] { return outcome.has_value(); }, std::chrono::seconds(60)));
+  EXPECT_TRUE(outcome->status.ok()) << outcome->status.ToString();
+  EXPECT_EQ(outcome->results, 1u);
+  EXPECT_GE(listener.accepted(), 1u);
 }
 
 }  // namespace

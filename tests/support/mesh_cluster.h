@@ -110,6 +110,9 @@ struct Node {
   // operator whatever this says). Operator unless a test says otherwise:
   // the tests submit, pause and remove members from any node.
   std::string role = "operator";
+  // --allow, the node's scan policy: the loopback targets tests may scan
+  // (the network safety rule); "" passes none (the saved policy stays).
+  std::string allow = "127.0.0.0/8,::1";
   std::vector<std::string> extra_args;  // this daemon's own, after the fixture's node_extra_args_
   std::string Address() const { return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port); }
 };
@@ -208,6 +211,10 @@ class MeshProcess : public ::testing::Test {
     for (const std::string& a : {std::string("--listen"), n.Address(), std::string("--data-dir"), n.data,
                                  std::string("--vantage"), n.vantage, std::string("--name"), n.name})
       args.push_back(a);
+    if (!n.allow.empty()) {
+      args.push_back("--allow");
+      args.push_back(n.allow);
+    }
     for (const auto& a : node_extra_args_) args.push_back(a);
     for (const auto& a : n.extra_args) args.push_back(a);
     // A secured cluster, as in production: joiners enrol with the token on

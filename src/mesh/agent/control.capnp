@@ -44,6 +44,7 @@ struct ControlMember {
   state @5 :UInt8;       # MemberState: 0 alive, 1 suspect, 2 dead, 3 left
   incarnation @6 :UInt64;
   priority @7 :UInt32;
+  allow @8 :Data;        # its scan policy (mesh/membership/scan_policy.h); absent: none
 }
 
 struct ControlResponse {

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "mesh/agent/control.capnp.h"
+#include "mesh/membership/scan_policy.h"
 
 namespace ndo::mesh {
 namespace {
@@ -22,6 +23,10 @@ void BuildMember(schema::ControlMember::Builder b, const ControlMember& m) {
   b.setState(static_cast<uint8_t>(m.state));
   b.setIncarnation(m.incarnation);
   b.setPriority(m.priority);
+  if (!m.allow.empty()) {
+    std::string allow = EncodeScanPolicy(m.allow);
+    b.setAllow(kj::ArrayPtr<const kj::byte>(reinterpret_cast<const kj::byte*>(allow.data()), allow.size()));
+  }
 }
 
 Status ReadMember(schema::ControlMember::Reader r, ControlMember& m) {
@@ -33,6 +38,10 @@ Status ReadMember(schema::ControlMember::Reader r, ControlMember& m) {
   m.state = static_cast<MemberState>(r.getState());
   m.incarnation = r.getIncarnation();
   m.priority = r.getPriority();
+  auto allow = r.getAllow();
+  auto policy = DecodeScanPolicy(std::string_view(reinterpret_cast<const char*>(allow.begin()), allow.size()));
+  if (!policy.ok()) return policy.status();
+  m.allow = std::move(*policy);
   return Status::Ok();
 }
 

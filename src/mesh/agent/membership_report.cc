@@ -7,7 +7,7 @@ namespace ndo::mesh {
 namespace {
 
 ControlMember FromMember(const MemberInfo& info, uint64_t incarnation, MemberState state) {
-  return {info.id, info.name, info.vantage, info.address, state, incarnation, info.priority};
+  return {info.id, info.name, info.vantage, info.address, state, incarnation, info.priority, info.allow};
 }
 
 }  // namespace

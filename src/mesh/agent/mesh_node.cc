@@ -47,6 +47,7 @@
 #include "mesh/security/tls_context.h"
 #include "mesh/work/work_messages.h"
 #include "mesh/agent/work_service.h"
+#include "mesh/membership/scan_policy.h"
 #include "base/log.h"
 #include "store/store.h"
 
@@ -225,9 +226,24 @@ Status Node::OpenState() {
     request.id = opts_.cluster->node;
     if (!opts_.cluster->vantage.empty()) request.certified_vantage = opts_.cluster->vantage;
   }
+  if (!saved && !request.allow) {
+    // The first start of the node `ndo init --allow` made.
+    if (auto init = store_->GetMeta(kInitPolicyKey); init.ok()) {
+      auto policy = DecodeScanPolicy(*init);
+      if (!policy.ok()) return policy.status().WithContext("the scan policy ndo init saved");
+      request.allow = std::move(*policy);
+    }
+  }
+  if (saved && request.allow && EncodeScanPolicy(*request.allow) != EncodeScanPolicy(saved->self.allow))
+    Log(LogLevel::kInfo, "scan policy replaced",
+        {{"was", FormatAddressSet(saved->self.allow)}, {"now", FormatAddressSet(*request.allow)}});
   auto resolved = ResolveIdentity(saved, request);
   if (!resolved.ok()) return resolved.status();
   state_ = std::move(*resolved);
+  if (state_.self.allow.empty())
+    Log(LogLevel::kWarn, "no scan policy: this node takes no distributed work (give --allow LIST)");
+  else
+    Log(LogLevel::kInfo, "scan policy", {{"allow", FormatAddressSet(state_.self.allow)}});
   auto listen = ParseHostPort(state_.listen);
   if (!listen.ok()) return listen.status();
   listen_ = *listen;
@@ -905,6 +921,7 @@ Status Node::SetUpWork() {
   env.broadcast = [this](std::string key, std::string payload) { core_->Broadcast(std::move(key), std::move(payload)); };
   work_ = std::make_unique<WorkService>(*store_, state_.self.id, state_.self.vantage, opts_.work, std::move(env),
                                         rng_());
+  work_->SetPolicy(state_.self.allow);
   return work_->Load();
 }
 

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "mesh/membership/codec.h"
+#include "mesh/membership/scan_policy.h"
 #include "mesh/agent/node_state.capnp.h"
 
 namespace ndo::mesh {
@@ -26,6 +27,10 @@ void BuildMember(schema::KnownMember::Builder b, const MemberInfo& info, uint64_
   b.setEpoch(info.epoch);
   b.setIncarnation(incarnation);
   b.setState(static_cast<uint8_t>(state));
+  if (!info.allow.empty()) {
+    std::string allow = EncodeScanPolicy(info.allow);
+    b.setAllow(kj::ArrayPtr<const kj::byte>(reinterpret_cast<const kj::byte*>(allow.data()), allow.size()));
+  }
 }
 
 Status ReadMember(schema::KnownMember::Reader r, KnownMember& out) {
@@ -35,6 +40,10 @@ Status ReadMember(schema::KnownMember::Reader r, KnownMember& out) {
   out.info.address = r.getAddress().cStr();
   out.info.priority = r.getPriority();
   out.info.epoch = r.getEpoch();
+  auto allow = r.getAllow();
+  auto policy = DecodeScanPolicy(std::string_view(reinterpret_cast<const char*>(allow.begin()), allow.size()));
+  if (!policy.ok()) return policy.status();
+  out.info.allow = std::move(*policy);
   out.incarnation = r.getIncarnation();
   if (r.getState() > static_cast<uint8_t>(MemberState::kLeft)) return Status::Corruption("unknown member state");
   out.state = static_cast<MemberState>(r.getState());
@@ -213,6 +222,7 @@ Result<NodeState> ResolveIdentity(const std::optional<NodeState>& saved, const I
     st.self.vantage = req.vantage;
   }
   if (req.priority) st.self.priority = *req.priority;
+  if (req.allow) st.self.allow = *req.allow;
   if (req.listen) st.listen = req.listen->ToString();
   if (st.listen.empty()) return Status::InvalidArgument("give --listen ADDR:PORT (this data directory has no node yet)");
   if (st.self.vantage.empty())

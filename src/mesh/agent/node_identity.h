@@ -26,6 +26,10 @@ namespace ndo::mesh {
 
 inline constexpr std::string_view kNodeStateKey = "mesh.node";
 inline constexpr std::string_view kNodeCountersKey = "mesh.counters";
+// The scan policy `ndo init --allow` gives the cluster's first node before
+// it ever ran (EncodeScanPolicy bytes): its first start takes it up unless
+// it is given --allow itself. Later the policy lives in the node state.
+inline constexpr std::string_view kInitPolicyKey = "mesh.init_policy";
 
 struct NodeState {
   MemberInfo self;
@@ -43,6 +47,9 @@ struct IdentityRequest {
   std::optional<HostPort> listen;     // required on first start
   std::optional<HostPort> advertise;  // default: listen
   std::optional<uint32_t> priority;   // default on first start: 100
+  // --allow: replaces the saved scan policy (default on first start: none,
+  // or what `ndo init --allow` saved: see kNodePolicyKey).
+  std::optional<IntervalSet> allow;
   // The node id the node's certificate names (a secured cluster): a new
   // identity takes it, a saved one must have it.
   std::optional<NodeId> id;

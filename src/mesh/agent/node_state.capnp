@@ -15,6 +15,7 @@ struct KnownMember {
   epoch @6 :UInt64;
   incarnation @7 :UInt64;
   state @8 :UInt8;       # MemberState: 0 alive, 1 suspect, 2 dead, 3 left
+  allow @9 :Data;        # its scan policy (mesh/membership/scan_policy.h); absent: none
 }
 
 struct NodeState {

@@ -4,6 +4,8 @@
 #include <chrono>
 
 #include "mesh/agent/pool_store.h"
+#include "mesh/membership/scan_policy.h"
+#include "mesh/work/scan_regions.h"
 #include "scan/engine.h"
 #include "scan/service/service_prober.h"
 #include "scan/scan_job.h"
@@ -13,7 +15,8 @@ namespace ndo::mesh {
 
 struct ScanHost::Job {
   ShardRef ref;
-  ScanSpec spec;
+  ScanSpec spec;         // the shard's region's (ShardSpec), scope cut to the policy
+  uint32_t local_shard = 0;  // the shard's index in that spec
   ScanState state;  // for the pool record and the bundle
   std::function<void(ShardOutcome)> done;
   std::mutex mu;
@@ -113,10 +116,25 @@ Status ScanHost::Start(const ScanState& state, const ShardRef& ref, std::functio
   auto vi = VantageIndex(state, ref.vantage);
   if (!vi) return Status::InvalidArgument("scan " + ScanIdToHex(state.id) + " has no pool for vantage " + ref.vantage);
   if (ref.shard >= state.definition.spec.shard_count) return Status::InvalidArgument("no such shard");
+  uint32_t local = 0;
+  ScanSpec spec = ShardSpec(state.definition, ref.shard, &local);
+  if (policy_) {
+    // Whoever granted it, nothing outside the policy leaves this node.
+    IntervalSet outside = spec.targets.addresses.Minus(*policy_);
+    if (!outside.empty())
+      return Status::OutOfScope("shard " + std::to_string(ref.shard) + " of scan " + ScanIdToHex(state.id) +
+                                " reaches outside this node's scan policy (" + FormatAddressSet(outside, 4) +
+                                "); nothing was sent");
+    IntervalSet scope = *policy_;
+    if (spec.has_scope) scope = scope.Minus(scope.Minus(spec.scope));
+    spec.has_scope = true;
+    spec.scope = std::move(scope);
+  }
   if (Status s = EnsurePoolRecord(store_, state, ref.vantage); !s.ok()) return s;
   auto job = std::make_shared<Job>();
   job->ref = ref;
-  job->spec = state.definition.spec;
+  job->spec = std::move(spec);
+  job->local_shard = local;
   job->state = state;
   job->done = std::move(done);
   {
@@ -132,7 +150,7 @@ Status ScanHost::Start(const ScanState& state, const ShardRef& ref, std::functio
     if (!plan.ok()) {
       out.status = plan.status();
     } else {
-      PositionRange r = plan->Shard(job->ref.shard);
+      PositionRange r = plan->Shard(job->local_shard);
       EngineOptions eo = EngineOptionsForSpec(job->spec, r.end - r.begin, 0);
       // The engine hands whole work items to its threads and gives each
       // thread its share of the rate: one item would leave all but one
@@ -141,7 +159,7 @@ Status ScanHost::Start(const ScanState& state, const ShardRef& ref, std::functio
       std::vector<ShardWork> work;
       uint64_t len = r.end - r.begin, parts = std::max<uint64_t>(1, std::min<uint64_t>(eo.threads, len));
       for (uint64_t i = 0; i < parts; ++i)
-        work.push_back({job->ref.shard, r.begin + len * i / parts, r.begin + len * (i + 1) / parts});
+        work.push_back({job->local_shard, r.begin + len * i / parts, r.begin + len * (i + 1) / parts});
       ScanId pool = PoolId(job->state.id, job->ref.vantage);
       // Banners and TLS handshakes on the open ports run beside the engine,
       // as in a local scan (cli/scan_runner.cc).

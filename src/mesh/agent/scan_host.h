@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -34,7 +35,17 @@ class ScanHost {
   ScanHost(const ScanHost&) = delete;
   ScanHost& operator=(const ScanHost&) = delete;
 
-  // Starts scanning `ref` of `state` (copied: the thread owns its spec).
+  // This node's scan policy (mesh/membership/scan_policy.h), enforced here
+  // whatever the coordinator granted: a shard whose targets are not all
+  // inside it is refused before anything is sent, and every engine runs
+  // with the spec's scope cut down to the policy, the last gate before
+  // connect(). nullopt (the default): no restriction, for tests; the agent
+  // always sets one.
+  void SetPolicy(std::optional<IntervalSet> policy) { policy_ = std::move(policy); }
+
+  // Starts scanning `ref` of `state` (copied: the thread owns its spec):
+  // the shard's own region of the targets (mesh/work/scan_regions.h).
+  // OutOfScope when it reaches outside the policy.
   // `done` runs through post once the shard is finished or stopped.
   Status Start(const ScanState& state, const ShardRef& ref, std::function<void(ShardOutcome)> done);
   // Asks the shard's engine (and follow-ups) to stop; its outcome (stopped)
@@ -50,6 +61,7 @@ class ScanHost {
   void Reap();  // joins finished threads
   Store& store_;
   Post post_;
+  std::optional<IntervalSet> policy_;
   mutable std::mutex mu_;
   std::map<ShardRef, std::shared_ptr<Job>> jobs_;
   std::atomic<uint64_t> probes_finished_{0};

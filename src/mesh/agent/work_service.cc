@@ -24,6 +24,11 @@ WorkService::WorkService(Store& store, NodeId self, std::string vantage, WorkCon
   host_ = std::make_unique<ScanHost>(store_, [post](std::function<void()> fn) { post(std::move(fn)); });
 }
 
+void WorkService::SetPolicy(const IntervalSet& policy) {
+  core_.SetPolicy(policy);
+  host_->SetPolicy(policy);
+}
+
 WorkService::~WorkService() {
   *alive_ = false;
   Save(true);

@@ -54,6 +54,10 @@ class WorkService {
   WorkService(Store& store, NodeId self, std::string vantage, WorkConfig config, WorkEnv env, uint64_t seed);
   ~WorkService();  // saves what is unsaved, stops and joins the engines
 
+  // This node's scan policy, for its worker, its coordinator's grants to
+  // itself, and its engines (ScanHost::SetPolicy). Set before Load.
+  void SetPolicy(const IntervalSet& policy);
+
   // Loads the scan states and bundles kept in the store.
   Status Load();
 

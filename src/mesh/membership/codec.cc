@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "mesh/membership/capnp_io.h"
+#include "mesh/membership/scan_policy.h"
 #include "mesh/membership/wire.capnp.h"
 
 // Encoding choice: datagrams are PACKED, push-pull bodies are not.
@@ -38,9 +39,9 @@ constexpr size_t kWord = sizeof(capnp::word);
 constexpr size_t TextWords(size_t n) { return n == 0 ? 0 : (n + 1 + kWord - 1) / kWord; }
 
 // The largest valid update: a list element (4 data words, 1 pointer), its
-// member info (4 data words, 3 pointers) and three texts.
-constexpr size_t kMaxUpdateWords =
-    5 + 7 + TextWords(kMaxNameBytes) + TextWords(kMaxVantageBytes) + TextWords(kMaxAddressBytes);
+// member info (4 data words, 4 pointers), three texts and the policy.
+constexpr size_t kMaxUpdateWords = 5 + 8 + TextWords(kMaxNameBytes) + TextWords(kMaxVantageBytes) +
+                                   TextWords(kMaxAddressBytes) + (kMaxPolicyBytes + kWord - 1) / kWord;
 
 // The largest valid payload: its pointer in the list (a list of pointers has
 // no tag word) and its bytes, padded to a word (no NUL: it is Data).
@@ -49,12 +50,12 @@ constexpr size_t kMaxPayloadWords = 1 + (kMaxPayloadBytes + kWord - 1) / kWord;
 // What a datagram may unpack to. The largest valid one is below: root
 // pointer, 5 data and 3 pointer words, the target address, the update list's
 // tag, kMaxUpdatesPerDatagram maximal updates, kMaxPayloadsPerDatagram
-// maximal payloads (1892 words with today's limits). Such a message packs to
+// maximal payloads (2803 words with today's limits). Such a message packs to
 // far more than kMaxDatagramBytes unless it is mostly zeros, but zeros are
 // what payloads may well be: every valid message must still fit. The encoder
 // builds in a single segment of this size, which the size bounds rely on (one
 // segment-table word, no far pointers, offsets below 2^14 words).
-constexpr size_t kMaxDatagramWords = 2048;
+constexpr size_t kMaxDatagramWords = 3072;
 static_assert(1 + 8 + TextWords(kMaxAddressBytes) + 1 + kMaxUpdatesPerDatagram * kMaxUpdateWords +
                   kMaxPayloadsPerDatagram * kMaxPayloadWords <=
               kMaxDatagramWords);
@@ -157,6 +158,11 @@ void WriteUpdate(wire::Update::Builder b, const Update& u) {
   SetText(info.address, [&](capnp::Text::Reader t) { ib.setAddress(t); });
   ib.setPriority(info.priority);
   ib.setEpoch(info.epoch);
+  // After the texts (see UpdateSizeBound); none stays a null pointer.
+  if (!info.allow.empty()) {
+    std::string allow = EncodeScanPolicy(info.allow);
+    ib.setAllow(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(allow.data()), allow.size()));
+  }
 }
 
 void WriteUpdates(capnp::List<wire::Update>::Builder list, const std::vector<Update>& updates) {
@@ -197,6 +203,10 @@ Status ReadUpdate(wire::Update::Reader r, Update& out) {
   if (Status s = ReadText(ir.getAddress(), kMaxAddressBytes, "address", info->address); !s.ok()) return s;
   info->priority = ir.getPriority();
   info->epoch = ir.getEpoch();
+  auto allow = ir.getAllow();
+  auto policy = DecodeScanPolicy(std::string_view(reinterpret_cast<const char*>(allow.begin()), allow.size()));
+  if (!policy.ok()) return policy.status();
+  info->allow = std::move(*policy);
   out.kind = static_cast<Update::Kind>(kind);
   out.info = std::move(info);
   out.incarnation = r.getIncarnation();
@@ -401,7 +411,7 @@ Status ValidateMemberInfo(const MemberInfo& info) {
   if (auto p = TextProblem(info.name, kMaxNameBytes, "name"); !p.empty()) return Status::InvalidArgument(p);
   if (auto p = TextProblem(info.vantage, kMaxVantageBytes, "vantage"); !p.empty()) return Status::InvalidArgument(p);
   if (auto p = TextProblem(info.address, kMaxAddressBytes, "address"); !p.empty()) return Status::InvalidArgument(p);
-  return Status::Ok();
+  return CheckScanPolicy(info.allow);
 }
 
 Result<std::string> EncodeMessage(const Message& msg) {
@@ -491,9 +501,14 @@ size_t UpdateSizeBound(const Update& u) {
   b.TextPointer(info.name.size());
   b.TextPointer(info.vantage.size());
   b.TextPointer(info.address.size());
+  std::string allow = EncodeScanPolicy(info.allow);
+  // Set after the texts: an offset below 64 words fits one byte, and a
+  // byte count of at most kMaxPolicyBytes (shifted by 3) two.
+  b.AtLeastZeros(allow.empty() ? 8 : 4);
   b.Text(info.name);
   b.Text(info.vantage);
   b.Text(info.address);
+  b.Data(allow);
   return b.bytes();
 }
 
@@ -514,8 +529,8 @@ Result<std::string> EncodePushPull(const PushPull& pp) {
     // One segment sized for the whole state: no reallocation, no far pointers.
     size_t words = 8;
     for (const Update& u : pp.state)
-      words += 12 + TextWords(u.info->name.size()) + TextWords(u.info->vantage.size()) +
-               TextWords(u.info->address.size());
+      words += 13 + TextWords(u.info->name.size()) + TextWords(u.info->vantage.size()) +
+               TextWords(u.info->address.size()) + (ScanPolicyBytes(u.info->allow) + kWord - 1) / kWord;
     capnp::MallocMessageBuilder builder(static_cast<unsigned>(std::min(words, kMaxStreamWords)));
     auto root = builder.initRoot<wire::PushPull>();
     root.setSenderHi(pp.sender.hi);

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "scan/interval_set.h"
+
 namespace ndo::mesh {
 
 // Sizes the codec enforces on decode and the CLI on input, so that a member
@@ -30,7 +32,9 @@ inline constexpr size_t kMaxPayloadBytes = 1024;
 inline constexpr size_t kMaxPayloadsPerDatagram = 8;
 // A push-pull state over a stream: bounded too.
 inline constexpr size_t kMaxStreamBytes = 64u << 20;
-inline constexpr size_t kMaxStateMembers = 200000;
+// 100,000: a push-pull of that many records at their largest (a full scan
+// policy each) still fits kMaxStreamBytes.
+inline constexpr size_t kMaxStateMembers = 100000;
 
 // A random 128-bit node identity.
 struct NodeId {
@@ -57,6 +61,10 @@ struct MemberInfo {
   // The coordinator epoch this member announced the last time it took the
   // coordinator role (0 if never). See Membership::epoch().
   uint64_t epoch = 0;
+  // Its scan policy (mesh/membership/scan_policy.h): the addresses it will
+  // ever probe; empty, it takes no distributed work. Encoded at most
+  // kMaxPolicyBytes.
+  IntervalSet allow;
 };
 using MemberInfoPtr = std::shared_ptr<const MemberInfo>;
 

@@ -15,6 +15,9 @@ struct MemberInfo {
   address @4 :Text;
   priority @5 :UInt32;
   epoch @6 :UInt64;
+  # The scan policy, encoded compactly (mesh/membership/scan_policy.h), at
+  # most kMaxPolicyBytes; absent: none (no distributed work).
+  allow @7 :Data;
 }
 
 struct Update {

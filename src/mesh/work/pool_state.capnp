@@ -13,6 +13,21 @@ struct ScanDefinition {
   createdMs @2 :Int64;
   submitterHi @3 :UInt64;
   submitterLo @4 :UInt64;
+  # The targets cut by the members' scan policies (mesh/work/scan_regions.h);
+  # absent: one region of all targets.
+  regions @5 :List(ScanRegion);
+}
+
+struct AddressRange {
+  firstHi @0 :UInt64;
+  firstLo @1 :UInt64;
+  lastHi @2 :UInt64;
+  lastLo @3 :UInt64;
+}
+
+struct ScanRegion {
+  ranges @0 :List(AddressRange);  # ascending, disjoint, non-adjacent
+  shards @1 :UInt32;
 }
 
 struct HlcStamp {

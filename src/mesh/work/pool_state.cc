@@ -43,6 +43,34 @@ ScanId Truncate(const Digest& d) {
   return id;
 }
 
+// What is wrong with a definition's regions, or "".
+std::string RegionsProblem(const ScanDefinition& def) {
+  if (def.regions.empty()) return "";
+  if (def.regions.size() > kMaxScanRegions)
+    return std::to_string(def.regions.size()) + " regions (at most " + std::to_string(kMaxScanRegions) + ")";
+  IntervalSet all;
+  size_t ranges = 0;
+  uint64_t shards = 0;
+  const IntervalSet& targets = def.spec.targets.addresses;
+  for (size_t i = 0; i < def.regions.size(); ++i) {
+    const ScanRegion& r = def.regions[i];
+    if (r.targets.empty()) return "an empty region";
+    ranges += r.targets.ranges().size();
+    if (ranges > kMaxRegionRanges) return "regions of more than " + std::to_string(kMaxRegionRanges) + " ranges";
+    if (i > 0 && !(def.regions[i - 1].targets.ranges().front().first < r.targets.ranges().front().first))
+      return "regions not in ascending order";
+    if (r.shards == 0) return "a region of no shards";
+    if (u128{r.shards} > r.targets.size() * def.spec.ports.size()) return "a region of more shards than probes";
+    shards += r.shards;
+    u128 size_before = all.size();
+    all.Add(r.targets);
+    if (all.size() != size_before + r.targets.size()) return "regions overlap";
+  }
+  if (shards != def.spec.shard_count) return "the regions' shards do not add up to the shard count";
+  if (all.size() != targets.size() || !all.IsSubsetOf(targets)) return "the regions are not the targets";
+  return "";
+}
+
 // What is wrong with a definition, or "" (the caller picks InvalidArgument
 // for a local one, Corruption for one that arrived).
 std::string DefinitionProblem(const ScanDefinition& def) {
@@ -54,6 +82,7 @@ std::string DefinitionProblem(const ScanDefinition& def) {
   if (def.vantages.size() * def.spec.shard_count > kMaxScanShards)
     return std::to_string(def.vantages.size()) + " vantages x " + std::to_string(def.spec.shard_count) +
            " shards is more than " + std::to_string(kMaxScanShards) + " shards in all";
+  if (std::string problem = RegionsProblem(def); !problem.empty()) return problem;
   for (size_t i = 0; i < def.vantages.size(); ++i) {
     const std::string& v = def.vantages[i];
     if (v.empty() || v.size() > kMaxDefinitionVantageBytes || v.find('\0') != std::string::npos)
@@ -210,6 +239,22 @@ Result<std::string> EncodeScanDefinition(const ScanDefinition& def) {
     b.setCreatedMs(def.created_ms);
     b.setSubmitterHi(def.submitter.hi);
     b.setSubmitterLo(def.submitter.lo);
+    // Absent when there are none: a scan without regions keeps its bytes,
+    // and so its id.
+    if (!def.regions.empty()) {
+      auto regions = b.initRegions(static_cast<unsigned>(def.regions.size()));
+      for (unsigned i = 0; i < def.regions.size(); ++i) {
+        const auto& rs = def.regions[i].targets.ranges();
+        auto ranges = regions[i].initRanges(static_cast<unsigned>(rs.size()));
+        for (unsigned k = 0; k < rs.size(); ++k) {
+          ranges[k].setFirstHi(static_cast<uint64_t>(rs[k].first >> 64));
+          ranges[k].setFirstLo(static_cast<uint64_t>(rs[k].first));
+          ranges[k].setLastHi(static_cast<uint64_t>(rs[k].last >> 64));
+          ranges[k].setLastLo(static_cast<uint64_t>(rs[k].last));
+        }
+        regions[i].setShards(def.regions[i].shards);
+      }
+    }
     return Status::Ok();
   });
 }
@@ -225,6 +270,27 @@ Result<ScanDefinition> DecodeScanDefinition(std::string_view bytes) {
     for (auto v : vantages) def.vantages.push_back(CapnpText(v));
     def.created_ms = r.getCreatedMs();
     def.submitter = NodeId{r.getSubmitterHi(), r.getSubmitterLo()};
+    auto regions = r.getRegions();
+    if (regions.size() > kMaxScanRegions) return Status::Corruption("too many regions in a scan definition");
+    size_t total = 0;
+    for (auto region : regions) {
+      auto ranges = region.getRanges();
+      total += ranges.size();
+      if (total > kMaxRegionRanges) return Status::Corruption("too many region ranges in a scan definition");
+      ScanRegion out;
+      u128 last_end = 0;
+      for (unsigned k = 0; k < ranges.size(); ++k) {
+        AddressRange a{(u128{ranges[k].getFirstHi()} << 64) | ranges[k].getFirstLo(),
+                       (u128{ranges[k].getLastHi()} << 64) | ranges[k].getLastLo()};
+        // Canonical only (one definition, one encoding, one id).
+        if (a.last < a.first || (k > 0 && (last_end == ~u128{0} || a.first <= last_end + 1)))
+          return Status::Corruption("scan definition: region ranges not sorted, disjoint and apart");
+        last_end = a.last;
+        out.targets.Add(a);
+      }
+      out.shards = region.getShards();
+      def.regions.push_back(std::move(out));
+    }
     return Status::Ok();
   });
   if (!st.ok()) return st;
@@ -501,12 +567,15 @@ Result<ScanDelta> DecodeScanDelta(std::string_view bytes) {
   return d;
 }
 
-PoolCounts CountPool(const std::vector<ShardState>& pool, int64_t now_ms) {
+PoolCounts CountPool(const std::vector<ShardState>& pool, int64_t now_ms, const std::vector<uint32_t>& refused) {
   PoolCounts c;
-  for (const ShardState& s : pool) {
+  for (uint32_t k = 0; k < pool.size(); ++k) {
+    const ShardState& s = pool[k];
     if (s.done.done) {
       ++c.done;
       c.results += s.done.results;
+    } else if (std::binary_search(refused.begin(), refused.end(), k)) {
+      ++c.refused;
     } else if (!s.lease.holder.empty() && now_ms < s.lease.expires_ms) {
       ++c.leased;
     } else {

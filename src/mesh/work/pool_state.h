@@ -107,12 +107,27 @@ struct ShardState {
   friend bool operator==(const ShardState&, const ShardState&) = default;
 };
 
+// A part of a scan's targets whose every address the same members' scan
+// policies cover (mesh/work/scan_regions.h): a shard lies in exactly one
+// region, so a node either may scan all of a shard or none of it.
+struct ScanRegion {
+  IntervalSet targets;
+  uint32_t shards = 0;  // its share of each pool's shards, at least 1
+};
+inline constexpr size_t kMaxScanRegions = 64;
+inline constexpr size_t kMaxRegionRanges = 4096;  // of all regions together
+
 // The immutable part of a scan. The spec's shard_count is the number of
 // shards of every pool; `vantages` is sorted and unique, each name 1..64
-// bytes without NUL.
+// bytes without NUL. `regions`, when not empty, partition the spec's
+// targets (disjoint, in ascending order of their first address, their
+// union the targets), and their shares add up to the shard count: shard k
+// belongs to the region whose shares, in order, reach past k. Empty: one
+// region of all targets (scans submitted before regions existed too).
 struct ScanDefinition {
   ScanSpec spec;
   std::vector<std::string> vantages;
+  std::vector<ScanRegion> regions;
   int64_t created_ms = 0;
   NodeId submitter;
 };
@@ -218,10 +233,13 @@ Result<ScanDelta> DecodeScanDelta(std::string_view bytes);
 // Counts for status displays.
 struct PoolCounts {
   uint32_t done = 0, leased = 0, pending = 0;
+  uint32_t refused = 0;  // not done, and no member of the vantage may scan them (scan_regions.h)
   uint64_t results = 0;
 };
-// A shard is leased when not done and its lease has not expired at now_ms.
-PoolCounts CountPool(const std::vector<ShardState>& pool, int64_t now_ms);
+// A shard is leased when not done and its lease has not expired at now_ms;
+// one not done whose index is in `refused` (sorted) is refused, not pending.
+PoolCounts CountPool(const std::vector<ShardState>& pool, int64_t now_ms,
+                     const std::vector<uint32_t>& refused = {});
 
 // Shards for a mesh scan, sized so that one takes about 20 s at a node's
 // rate (between 10 and 20 s unless clamped): long enough that the

@@ -44,7 +44,7 @@ MeshView MeshViewOf(const Membership& core, const std::function<bool(const NodeI
     ++v.known;
     if (m.state != MemberState::kAlive && m.state != MemberState::kSuspect) continue;
     if (excluded && excluded(id)) continue;
-    v.alive.push_back({id, m.info->address, m.info->vantage});
+    v.alive.push_back({id, m.info->address, m.info->vantage, m.info->allow});
     bool unsuspected = m.state == MemberState::kAlive;
     v.unsuspected += unsuspected;
     if (v.coordinator && *v.coordinator == id) {
@@ -64,6 +64,11 @@ WorkCore::WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t
       hlc_(self),
       worker_(self, vantage_, config, seed) {
   alive_ids_.push_back(self_);
+}
+
+void WorkCore::SetPolicy(std::optional<IntervalSet> policy) {
+  policy_ = policy;
+  worker_.SetPolicy(std::move(policy));
 }
 
 void WorkCore::Load(WorkStates states, std::map<std::pair<ScanId, uint32_t>, Digest> held, int64_t now_ms) {
@@ -337,9 +342,19 @@ WorkMessage WorkCore::Grant(const WorkMessage& request, const std::string& peer_
   if (!is_coordinator_) return Refusal("not the coordinator");
   if (auto refused = OtherVantage(request, peer_vantage)) return *refused;
   AdoptHeld(request);
+  // Only shards the member's scan policy holds: the one its record
+  // publishes (it enforces the policy itself too, at the probe). A member
+  // not in the view has no record to tell.
+  const std::optional<IntervalSet>* policy = &policy_;
+  if (request.sender != self_) {
+    const MeshPeer* peer = PeerOf(request.sender);
+    if (!peer) return Refusal("not a member known alive: its scan policy is unknown");
+    policy = &peer->allow;
+  }
+  if (*policy && (*policy)->empty()) return Refusal("no scan policy: this member takes no distributed work");
   if (now_ms_ < adopt_until_ms_ && !VantageReported(request.vantage)) return Refusal("coordinator taking office");
   auto grant = GrantLease(scans_, request.sender, request.vantage, view_->epoch, now_ms_,
-                          [&](const NodeId& id) { return AliveOrSelf(id); }, cfg_, adopt_until_ms_);
+                          [&](const NodeId& id) { return AliveOrSelf(id); }, cfg_, adopt_until_ms_, *policy);
   if (!grant) return Refusal("no work");
   Log(LogLevel::kInfo, "lease granted",
       {{"scan", ScanIdToHex(grant->ref.scan)}, {"vantage", grant->ref.vantage}, {"shard", uint64_t(grant->ref.shard)},
@@ -382,9 +397,12 @@ void WorkCore::AdoptHeld(const WorkMessage& request) {
 }
 
 bool WorkCore::VantageReported(const std::string& vantage) const {
-  if (vantage == vantage_ && !reported_.count(self_)) return false;
+  // A member without a scan policy holds no lease and never asks: not
+  // waited for.
+  bool self_scans = !policy_ || !policy_->empty();
+  if (vantage == vantage_ && self_scans && !reported_.count(self_)) return false;
   for (const auto& p : view_->alive)
-    if (p.vantage == vantage && !reported_.count(p.id)) return false;
+    if (p.vantage == vantage && (!p.allow || !p.allow->empty()) && !reported_.count(p.id)) return false;
   return true;
 }
 

@@ -85,6 +85,10 @@ std::string ScanDeltaKey(const ScanId& scan, uint32_t pool, uint32_t shard);
 struct MeshPeer {
   NodeId id;
   std::string address, vantage;
+  // Its scan policy, from its member record (MeshViewOf always sets it;
+  // empty: it takes no work). nullopt: no restriction, for tests and
+  // simulations that model no policies.
+  std::optional<IntervalSet> allow;
 };
 
 // What the membership says now.
@@ -156,6 +160,12 @@ struct GossipPayload {
 class WorkCore {
  public:
   WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t seed, BundleShelf& shelf);
+
+  // This node's scan policy (mesh/membership/scan_policy.h): its worker asks
+  // only for shards inside it, and as coordinator it grants itself no
+  // others (other members: their policies from the view). nullopt, the
+  // default: no restriction (tests and simulations).
+  void SetPolicy(std::optional<IntervalSet> policy);
 
   // The states and bundle digests this node kept before a restart; leases
   // it held then and that are still unexpired are taken up again.
@@ -260,6 +270,7 @@ class WorkCore {
 
   NodeId self_;
   std::string vantage_;
+  std::optional<IntervalSet> policy_;
   WorkConfig cfg_;
   BundleShelf& shelf_;
   std::mt19937_64 rng_;

@@ -4,6 +4,7 @@
 #include <tuple>
 #include <utility>
 
+#include "mesh/work/scan_regions.h"
 #include "scan/permutation.h"
 #include "store/scan_record.h"
 
@@ -37,6 +38,17 @@ std::vector<ScanState*> InCreationOrder(WorkStates& states) {
   return order;
 }
 
+// Whether each shard of a scan lies in a region `policy` holds.
+std::vector<bool> ShardsCovered(const ScanState& s, const std::optional<IntervalSet>& policy) {
+  std::vector<bool> regions = CoveredRegions(s.definition, policy);
+  std::vector<uint32_t> starts = RegionStarts(s.definition);
+  std::vector<bool> out(s.definition.spec.shard_count, false);
+  for (size_t i = 0; i < regions.size(); ++i)
+    if (regions[i])
+      for (uint32_t k = starts[i]; k < starts[i + 1] && k < out.size(); ++k) out[k] = true;
+  return out;
+}
+
 uint64_t RefHash(const ShardRef& ref) {
   uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
   auto mix = [&h](uint8_t b) { h = (h ^ b) * 0x100000001b3ULL; };
@@ -54,7 +66,8 @@ bool LeaseFree(const ShardLease& lease, int64_t now_ms, const IsAlive& is_alive)
 
 std::optional<LeaseGrant> GrantLease(WorkStates& states, const NodeId& worker, const std::string& vantage,
                                      uint64_t epoch, int64_t now_ms, const IsAlive& is_alive,
-                                     const WorkConfig& cfg, int64_t adopt_until_ms) {
+                                     const WorkConfig& cfg, int64_t adopt_until_ms,
+                                     const std::optional<IntervalSet>& policy) {
   // The cap counts what the worker is still entitled to: unexpired leases
   // of shards not done, whatever the pool.
   uint32_t held = 0;
@@ -75,8 +88,10 @@ std::optional<LeaseGrant> GrantLease(WorkStates& states, const NodeId& worker, c
     if (s->control.value != ScanControl::kRunning) continue;
     auto* pool = PoolOf(*s, vantage);
     if (!pool) continue;
+    std::vector<bool> covered = ShardsCovered(*s, policy);
     for (uint32_t k = 0; k < pool->size(); ++k) {
       const ShardState& sh = (*pool)[k];
+      if (k >= covered.size() || !covered[k]) continue;  // outside the worker's policy
       if (sh.done.done || sh.lease.epoch > epoch || !LeaseFree(sh.lease, now_ms, is_alive)) continue;
       if (now_ms < adopt_until_ms && sh.lease.epoch < epoch && !sh.lease.holder.empty() &&
           is_alive(sh.lease.holder))
@@ -342,9 +357,11 @@ bool Worker::WorkAvailable(int64_t now_ms, const WorkerView& view, const std::ve
     if (s.control.value != ScanControl::kRunning) continue;
     const auto* pool = PoolOf(s, vantage_);
     if (!pool) continue;
+    std::vector<bool> covered = ShardsCovered(s, policy_);
     ShardRef ref{id, vantage_, 0};
     for (uint32_t k = 0; k < pool->size(); ++k) {
       const ShardState& sh = (*pool)[k];
+      if (k >= covered.size() || !covered[k]) continue;  // not ours to scan: never asked for
       if (sh.done.done || !LeaseFree(sh.lease, now_ms, is_alive)) continue;
       ref.shard = k;
       if (!held_.count(ref)) return true;

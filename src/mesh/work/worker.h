@@ -30,6 +30,7 @@
 
 #include "mesh/membership/messages.h"
 #include "mesh/work/pool_state.h"
+#include "scan/interval_set.h"
 #include "scan/ip_address.h"
 #include "base/status.h"
 
@@ -97,9 +98,13 @@ bool LeaseFree(const ShardLease& lease, int64_t now_ms, const IsAlive& is_alive)
 // earlier epoch whose holder is alive is not free even when expired: its
 // holder renewed it with the predecessor, whose renewals this copy may not
 // have heard of, and renews it with us soon.
+// Only shards whose whole region (scan_regions.h) the worker's `policy`
+// holds are granted; nullopt: no restriction (tests and simulations that
+// model no policies; the daemon always knows one, maybe empty).
 std::optional<LeaseGrant> GrantLease(WorkStates& states, const NodeId& worker, const std::string& vantage,
                                      uint64_t epoch, int64_t now_ms, const IsAlive& is_alive,
-                                     const WorkConfig& cfg, int64_t adopt_until_ms = 0);
+                                     const WorkConfig& cfg, int64_t adopt_until_ms = 0,
+                                     const std::optional<IntervalSet>& policy = std::nullopt);
 
 // Extends the holder's lease: counter up (restarting at 1 under a new
 // epoch), expiry now + lease_duration, stamped with our epoch (how a new
@@ -204,6 +209,11 @@ class Worker {
  public:
   Worker(NodeId self, std::string vantage, WorkConfig cfg, uint64_t seed = 0);
 
+  // This node's scan policy: it asks for work only when a free shard lies
+  // in a region the policy holds (so an empty policy never asks). nullopt
+  // (the default): no restriction, for tests and simulations.
+  void SetPolicy(std::optional<IntervalSet> policy) { policy_ = std::move(policy); }
+
   void Tick(int64_t now_ms, const WorkerView& view);
   void OnGrant(const LeaseGrant& grant, int64_t now_ms);
   // No work, or the request failed: ask again after idle_poll.
@@ -263,6 +273,7 @@ class Worker {
   std::string vantage_;
   WorkConfig cfg_;
   uint64_t seed_;
+  std::optional<IntervalSet> policy_;
   std::map<ShardRef, Held> held_;
   std::optional<int64_t> request_sent_ms_;
   std::optional<NodeId> renewed_with_;  // the coordinator the last renewals went to
