@@ -43,7 +43,7 @@ struct ControlMember {
   MemberState state = MemberState::kAlive;
   uint64_t incarnation = 0;
   uint32_t priority = 0;
-  IntervalSet allow;  // its scan policy; empty: it takes no distributed work
+  IntervalSet allow{};  // its scan policy; empty: it takes no distributed work
 };
 
 struct ControlResponse {

@@ -64,7 +64,7 @@ struct MemberInfo {
   // Its scan policy (mesh/membership/scan_policy.h): the addresses it will
   // ever probe; empty, it takes no distributed work. Encoded at most
   // kMaxPolicyBytes.
-  IntervalSet allow;
+  IntervalSet allow{};
 };
 using MemberInfoPtr = std::shared_ptr<const MemberInfo>;
 

@@ -88,7 +88,7 @@ struct MeshPeer {
   // Its scan policy, from its member record (MeshViewOf always sets it;
   // empty: it takes no work). nullopt: no restriction, for tests and
   // simulations that model no policies.
-  std::optional<IntervalSet> allow;
+  std::optional<IntervalSet> allow{};
 };
 
 // What the membership says now.
