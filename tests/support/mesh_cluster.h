@@ -381,7 +381,9 @@ class MeshProcess : public ::testing::Test {
       for (int i = 0; i < count; ++i)
         AddNode("node-" + std::string(1, static_cast<char>('a' + i)), "127.0.0." + std::to_string(i + 1));
       for (int i = 1; i < count; ++i) nodes_[i].seeds = {nodes_[0].Address()};
-      if (!insecure_) ASSERT_NO_FATAL_FAILURE(InitCluster(nodes_[0]));
+      if (!insecure_) {
+        ASSERT_NO_FATAL_FAILURE(InitCluster(nodes_[0]));
+      }
       // Joiners first: they retry (enrolling, then joining) until the seed is up.
       for (int i = count - 1; i >= 0; --i) Start(nodes_[i]);
       if (attempt == 3 || !PortTakenMeanwhile(20s)) break;
