@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -521,6 +522,48 @@ TEST(WorkCoreSigned, WithoutKeysNothingIsSignedOrChecked) {
   b.OnMessage(p, SignerInfo{}, kT0 + 6);
   ASSERT_NE(b.Find(*id), nullptr);
   EXPECT_EQ(b.Find(*id)->control.value, ScanControl::kPaused);
+}
+
+
+// The signed bytes are fixed (record_signatures.h): a node of another
+// build, or a test that crafts records, must build the very same.
+TEST(RecordSignatures, TheSignedBytesAreTheDocumentedLayout) {
+  ScanId id{1, 2, 3, 4, 5, 6, 7, 8};
+  std::string def = DefinitionSigningBytes("DEF");
+  EXPECT_EQ(def, std::string("ndo-scan-definition-v1\0DEF", 26));
+  ControlRegister c{ScanControl::kStopped, HlcStamp{0x0102030405060708, 0x0a0b0c0d, NodeId{0x11, 0x22}}};
+  std::string control = ControlSigningBytes(id, c);
+  std::string want("ndo-scan-control-v1\0", 20);
+  want += std::string("\1\2\3\4\5\6\7\x08", 8) + '\2' + std::string("\1\2\3\4\5\6\7\x08", 8) + "\x0a\x0b\x0c\x0d";
+  want += std::string(7, '\0') + '\x11' + std::string(7, '\0') + '\x22';
+  EXPECT_EQ(control, want);
+  ShardDone d;
+  d.done = true;
+  d.results = 3;
+  d.digest.fill(0xee);
+  d.lease_epoch = 4;
+  d.lease_counter = 5;
+  d.signer = NodeId{0, 9};
+  d.holders = {NodeId{7, 7}};
+  std::string done = DoneSigningBytes(id, "dmz", 6, d);
+  want = std::string("ndo-shard-done-v1\0", 18) + std::string("\1\2\3\4\5\6\7\x08", 8) + std::string("\0\3dmz", 5) +
+         std::string("\0\0\0\6", 4) + std::string(7, '\0') + '\3' + std::string(32, '\xee') + std::string(7, '\0') +
+         '\4' + std::string(7, '\0') + '\5' + std::string(15, '\0') + '\x09';
+  EXPECT_EQ(done, want);
+  // Holders are not signed; every other field is.
+  ShardDone other = d;
+  other.holders.clear();
+  EXPECT_EQ(DoneSigningBytes(id, "dmz", 6, other), done);
+  for (auto edit : std::vector<std::function<void(ShardDone&)>>{
+           [](ShardDone& x) { x.results++; }, [](ShardDone& x) { x.digest[0] ^= 1; },
+           [](ShardDone& x) { x.lease_epoch++; }, [](ShardDone& x) { x.lease_counter++; },
+           [](ShardDone& x) { x.signer.lo++; }}) {
+    ShardDone x = d;
+    edit(x);
+    EXPECT_NE(DoneSigningBytes(id, "dmz", 6, x), done);
+  }
+  EXPECT_NE(DoneSigningBytes(id, "dmz", 7, d), done);
+  EXPECT_NE(DoneSigningBytes(id, "dm", 6, d), done);
 }
 
 }  // namespace
