@@ -322,7 +322,9 @@ TEST(WorkCoreSigned, AScanSubmittedByAScannerOrWithABadSignatureIsRefusedWhole) 
   ASSERT_TRUE(state.ok());
   SignDefinition(h_keys, *state);
   SignControl(h_keys, state->id, state->control);
-  EXPECT_EQ(t.m[kB].OnMessage(t.Push(kH, *state), t.m.ca.certs[kH], t.now).kind, WorkKind::kAck);
+  WorkMessage reply = t.m[kB].OnMessage(t.Push(kH, *state), t.m.ca.certs[kH], t.now);
+  EXPECT_EQ(reply.kind, WorkKind::kRefused);
+  EXPECT_NE(reply.error.find("not an operator"), std::string::npos) << reply.error;
   EXPECT_EQ(t.m[kB].Find(state->id), nullptr) << "a scanner may not submit";
   EXPECT_TRUE(t.m[kB].TakeDirty().size() <= 1);  // at most the known scan, from the setup
   // In an operator's name, signed by h: the signature does not verify.
@@ -359,7 +361,9 @@ TEST(WorkCoreSigned, AControlRegisterNotSignedByAnOperatorIsLeftOutOfTheMerge) {
       ScanState s = t.Copy();
       s.control = {c, HlcStamp{t.now + 100, 0, in_own_name ? kH : kA}};
       SignControl(h_keys, s.id, s.control);
-      EXPECT_EQ(t.m[kB].OnMessage(t.Push(kH, s), t.m.ca.certs[kH], t.now).kind, WorkKind::kAck);
+      WorkMessage reply = t.m[kB].OnMessage(t.Push(kH, s), t.m.ca.certs[kH], t.now);
+      EXPECT_EQ(reply.kind, WorkKind::kRefused);
+      EXPECT_NE(reply.error.find(in_own_name ? "not an operator" : "bad signature"), std::string::npos) << reply.error;
       EXPECT_EQ(t.Bytes(kB), before) << ScanControlName(c) << (in_own_name ? " by h" : " in a's name");
       // By the gossip: the same.
       ScanDelta d = DeltaOf(s, true, {});
@@ -372,7 +376,7 @@ TEST(WorkCoreSigned, AControlRegisterNotSignedByAnOperatorIsLeftOutOfTheMerge) {
   ScanState s = t.Copy();
   s.control = {ScanControl::kPaused, HlcStamp{t.now + 100, 0, kA}};
   SignControl(*t.m.keys[kA], s.id, s.control);
-  t.m[kB].OnMessage(t.Push(kH, s), t.m.ca.certs[kH], t.now);
+  EXPECT_EQ(t.m[kB].OnMessage(t.Push(kH, s), t.m.ca.certs[kH], t.now).kind, WorkKind::kAck);
   EXPECT_EQ(t.m[kB].Find(t.id)->control.value, ScanControl::kPaused);
 }
 
@@ -382,7 +386,7 @@ TEST(WorkCoreSigned, ADoneRecordIsTakenOnlyFromTheLeaseHolderOfThePoolsVantageWi
   const ShardLease b_lease = t.grant.lease;  // b holds shard 0
   const uint32_t k = t.grant.shard;
   auto refused = [&](const ScanState& s, const char* what) {
-    t.m[kB].OnMessage(t.Push(kH, s), t.m.ca.certs[kH], t.now);
+    EXPECT_EQ(t.m[kB].OnMessage(t.Push(kH, s), t.m.ca.certs[kH], t.now).kind, WorkKind::kRefused) << what;
     EXPECT_EQ(t.Bytes(kB), before) << what << " (push)";
     t.m[kB].OnPayload(*ScanDeltaPayload(DeltaOf(s, false, {{0, k}})), t.now);
     EXPECT_EQ(t.Bytes(kB), before) << what << " (delta)";
@@ -403,7 +407,10 @@ TEST(WorkCoreSigned, ADoneRecordIsTakenOnlyFromTheLeaseHolderOfThePoolsVantageWi
   ShardLease i_lease{kI, 1, 99, t.now + 30'000};
   s.pools[0][free_shard].lease = i_lease;
   s.pools[0][free_shard].done = t.Done(s, free_shard, kI, kI, i_lease);
-  t.m[kB].OnMessage(t.Push(kI, s), t.m.ca.certs[kI], t.now);
+  WorkMessage reply = t.m[kB].OnMessage(t.Push(kI, s), t.m.ca.certs[kI], t.now);
+  EXPECT_NE(reply.error.find("done record for a pool of vantage dmz signed by a node of vantage internet"),
+            std::string::npos)
+      << reply.error;
   EXPECT_FALSE(t.m[kB].Find(t.id)->pools[0][free_shard].done.done) << "other vantage";
   // A revoked scanner's done, with its own lease: refused.
   s = t.Copy();
@@ -424,7 +431,7 @@ TEST(WorkCoreSigned, ADoneRecordIsTakenOnlyFromTheLeaseHolderOfThePoolsVantageWi
   // b's own done, signed by b with its lease, relayed by h: merged.
   s = t.Copy();
   s.pools[0][k].done = t.Done(s, k, kB, kB, b_lease);
-  t.m[kA].OnMessage(t.Push(kH, s), t.m.ca.certs[kH], t.now);
+  EXPECT_EQ(t.m[kA].OnMessage(t.Push(kH, s), t.m.ca.certs[kH], t.now).kind, WorkKind::kAck);
   EXPECT_TRUE(t.m[kA].Find(t.id)->pools[0][k].done.done) << "the honest record";
   // And a copy of it with other holders only adds holders (unsigned hints).
   ScanState more = *t.m[kA].Find(t.id);

@@ -165,11 +165,12 @@ std::optional<Digest> WorkCore::DigestOf(const ScanId& id) {
   return cache_[id].digest;
 }
 
-bool WorkCore::Absorb(ScanState state, int64_t now_ms, const MeshPeer* from, const SignerInfo* peer) {
+bool WorkCore::Absorb(ScanState state, int64_t now_ms, const NodeId& sender, const MeshPeer* from,
+                      const SignerInfo* peer) {
   ScanState* mine = FindMutable(state.id);
   if (keys_) {
     std::set<NodeId> unknown;
-    bool whole = Screen(state, mine, from ? from->id : NodeId{}, peer, &unknown);
+    bool whole = Screen(state, mine, sender, peer, &unknown);
     if (from && !unknown.empty()) FetchCertificates(unknown, *from);
     if (!whole) return false;
   }
@@ -196,6 +197,7 @@ bool WorkCore::Absorb(ScanState state, int64_t now_ms, const MeshPeer* from, con
 
 void WorkCore::LogRefusedRecord(std::string_view what, const ScanId& scan, const Status& why, const NodeId& sender,
                                 const SignerInfo* peer) {
+  if (refusal_.empty()) refusal_ = std::string(what) + ": " + why.message();
   uint64_t suppressed = 0;
   if (!record_log_.Allow(LogTime(now_ms_), suppressed)) return;
   Log(LogLevel::kWarn, what,
@@ -435,15 +437,19 @@ WorkMessage WorkCore::OnMessage(const WorkMessage& m, const SignerInfo& peer, in
       // The sender is the stream's authenticated peer in a secured mesh: the
       // one to ask for certificates this node lacks.
       const MeshPeer* from = PeerOf(m.sender);
+      refusal_.clear();
       for (const auto& bytes : m.states) {
         auto state = DecodeScanState(bytes);
         if (!state.ok()) {
           RunActions();
           return Refusal("bad scan state: " + state.status().message());
         }
-        Absorb(std::move(*state), now_ms, from, &peer);
+        Absorb(std::move(*state), now_ms, m.sender, from, &peer);
       }
       RunActions();
+      // A record left out by its signature (the rest merged): said to the
+      // sender too, with the first reason.
+      if (!refusal_.empty()) return Refusal(std::exchange(refusal_, {}));
       return Base(WorkKind::kAck);
     }
     case WorkKind::kLeaseRequest: return Grant(m, peer_vantage);
@@ -939,7 +945,7 @@ void WorkCore::HandleReply(const Pending& p, Result<WorkMessage> reply) {
       if (!reply.ok() || reply->kind != WorkKind::kSyncReply) return;
       MeshPeer from{p.to, p.address, {}};
       for (const auto& bytes : reply->states)
-        if (auto state = DecodeScanState(bytes); state.ok()) Absorb(std::move(*state), now_ms_, &from);
+        if (auto state = DecodeScanState(bytes); state.ok()) Absorb(std::move(*state), now_ms_, p.to, &from);
       if (!reply->wanted.empty()) {
         WorkMessage push = Base(WorkKind::kPush);
         for (const auto& id : reply->wanted)

@@ -253,9 +253,11 @@ class WorkCore {
   // Every change to a state goes through here: cached encodings dropped,
   // the state marked for the driver to save.
   void Changed(const ScanId& id);
-  // `from`: the member the state came from (asked for the certificates it
-  // lacks), or null; `peer` what its certificate says of it (for the log).
-  bool Absorb(ScanState state, int64_t now_ms, const MeshPeer* from = nullptr, const SignerInfo* peer = nullptr);
+  // `sender`: the member the state came from (empty: unknown); `from` its
+  // address if known (asked for the certificates this node lacks), `peer`
+  // what its certificate says of it (for the log).
+  bool Absorb(ScanState state, int64_t now_ms, const NodeId& sender = {}, const MeshPeer* from = nullptr,
+              const SignerInfo* peer = nullptr);
   // With keys: leaves out of `in` (replaced by ours) every record that fails
   // its check, and notes in *unknown the signers whose certificates are not
   // known here. False when the whole state is refused.
@@ -328,6 +330,7 @@ class WorkCore {
   LogLimiter delta_log_{10, std::chrono::seconds(10)};
   // Records refused by their signatures: a hostile member may send many.
   LogLimiter record_log_{10, std::chrono::seconds(10)};
+  std::string refusal_;             // the first record refused while handling a push
   std::set<NodeId> cert_fetching_;  // certificates asked for, not answered yet
   size_t cert_fetches_ = 0;         // kCertFetch requests in flight
   std::shared_ptr<const MeshView> view_ = std::make_shared<MeshView>();

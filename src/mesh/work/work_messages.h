@@ -4,7 +4,8 @@
 //
 //   kSync        {digests}         -> kSyncReply {states that differ or the
 //                                     sender lacks, ids the replier wants}
-//   kPush        {states}          -> kAck
+//   kPush        {states}          -> kAck, or kRefused {the first record left
+//                                     out by its signature; the rest merged}
 //   kLeaseRequest{vantage, epoch, held}  -> kLeaseGrant {scan, vantage, shard,
 //                                     lease} or kRefused {error}
 //   kRenewRequest{scan, vantage, shard, epoch, held} -> kRenewed {lease} /
