@@ -132,11 +132,27 @@ struct Mesh {
   std::map<NodeId, std::unique_ptr<WorkCore>> cores;
   std::set<NodeId> partitioned;  // its requests fail, nobody reaches it, no gossip either way
 
+  WorkConfig config{};
+  bool hold_scans = false;                      // started shards wait in `scanning` until finished by hand
+  std::map<NodeId, std::vector<ScanCommand>> scanning;
+  std::vector<std::pair<NodeId, std::string>> gossip;  // every payload sent, by sender
+
   void Add(NodeId id, bool is_operator, std::string vantage, bool knows_all = true) {
     ca.certs[id] = SignerInfo{is_operator, vantage};
     shelves[id] = std::make_unique<MemoryShelf>();
     keys[id] = std::make_unique<FakeKeys>(id, ca, knows_all);
-    cores[id] = std::make_unique<WorkCore>(id, vantage, WorkConfig{}, id.lo, *shelves[id], keys[id].get());
+    cores[id] = std::make_unique<WorkCore>(id, vantage, config, id.lo, *shelves[id], keys[id].get());
+  }
+  void Finish(const NodeId& id, const ScanCommand& c, int64_t now) {
+    std::string bundle = BundleOf(c.ref.shard);
+    const ScanState* s = cores.at(id)->Find(c.ref.scan);
+    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(shelves[id]->Keep(*s, c.ref.vantage, c.ref.shard, bundle, BundleDigest(bundle)).ok());
+    ShardOutcome out;
+    out.ref = c.ref;
+    out.results = 1;
+    out.digest = BundleDigest(bundle);
+    cores.at(id)->OnShardOutcome(out, now);
   }
   void Views(int64_t now) {
     for (auto& [id, core] : cores) {
@@ -171,20 +187,15 @@ struct Mesh {
       core->Tick(now);
       for (auto& c : core->TakeScanCommands()) {
         if (c.kind != ScanCommand::Kind::kStart) continue;
-        std::string bundle = BundleOf(c.ref.shard);
-        const ScanState* s = core->Find(c.ref.scan);
-        ASSERT_NE(s, nullptr);
-        ASSERT_TRUE(shelves[id]->Keep(*s, c.ref.vantage, c.ref.shard, bundle, BundleDigest(bundle)).ok());
-        ShardOutcome out;
-        out.ref = c.ref;
-        out.results = 1;
-        out.digest = BundleDigest(bundle);
-        core->OnShardOutcome(out, now);
+        if (hold_scans) scanning[id].push_back(c);
+        else Finish(id, c, now);
       }
       Deliver(id, now);
-      for (auto& b : core->TakeBroadcasts())
+      for (auto& b : core->TakeBroadcasts()) {
+        gossip.push_back({id, b.payload});
         for (auto& [other, oc] : cores)
           if (other != id && !partitioned.count(other) && !partitioned.count(id)) oc->OnPayload(b.payload, now);
+      }
     }
   }
 };
@@ -241,6 +252,49 @@ TEST(WorkCoreSigned, AMeshOfThreeConvergesWithEveryRecordSignedAndChecked) {
   ASSERT_TRUE(m[kA].SetControl(ScanIdToHex(*id), ScanControl::kPaused, now += 10).ok());
   m.Step(now += 10);
   for (auto& [n, core] : m.cores) EXPECT_EQ(core->Find(*id)->control.value, ScanControl::kPaused) << n.Hex();
+}
+
+// Renewals reach only the coordinator's copy: a node whose copy has the
+// lease as granted still takes the scanner's done record, which names the
+// renewed lease, by the gossip alone (the scanner writes the lease it held
+// into its copy with the record, and the delta carries both), and the
+// replica it is handed carries the lease too.
+TEST(WorkCoreSigned, ADoneRecordNamingARenewedLeaseIsTakenByANodeThatNeverSawTheRenewal) {
+  Mesh m;
+  m.config.lease_duration = std::chrono::milliseconds(3000);  // renewed every second
+  m.Add(kA, true, "dmz");
+  m.Add(kB, false, "dmz");
+  m.Add(kC, false, "dmz");
+  m.coordinator = kA;
+  m.hold_scans = true;
+  m.Views(kT0);
+  m[kA].SetPolicy(IntervalSet{});  // only b scans
+  m[kC].SetPolicy(IntervalSet{});
+  auto id = m[kA].Submit(Definition(1), kT0);
+  ASSERT_TRUE(id.ok());
+  int64_t now = kT0;
+  for (int i = 0; i < 8 && m.scanning[kB].empty(); ++i) m.Step(now += 250);
+  ASSERT_EQ(m.scanning[kB].size(), 1u) << "b scans the only shard";
+  ASSERT_EQ(m[kC].Find(*id)->pools[0][0].lease.holder, kB) << "c heard of the grant";
+  // c cut off while b renews with a.
+  m.partitioned = {kC};
+  for (int i = 0; i < 20; ++i) m.Step(now += 250);
+  const ShardLease renewed = m[kA].Find(*id)->pools[0][0].lease;
+  const ShardLease seen_by_c = m[kC].Find(*id)->pools[0][0].lease;
+  ASSERT_GT(renewed.counter, seen_by_c.counter) << "b's lease was renewed since c heard of it";
+  // b finishes; its replica goes to a (c is unreachable), then it marks done.
+  m.Finish(kB, m.scanning[kB][0], now);
+  m.gossip.clear();
+  for (int i = 0; i < 20 && !m[kB].Find(*id)->pools[0][0].done.done; ++i) m.Step(now += 250);
+  const ShardDone& done = m[kB].Find(*id)->pools[0][0].done;
+  ASSERT_TRUE(done.done);
+  EXPECT_EQ(done.lease_counter, renewed.counter);
+  // Only b's gossip reaches c: its done record merges.
+  ASSERT_FALSE(m[kC].Find(*id)->pools[0][0].done.done);
+  for (const auto& [from, payload] : m.gossip)
+    if (from == kB) m[kC].OnPayload(payload, now);
+  EXPECT_TRUE(m[kC].Find(*id)->pools[0][0].done.done) << "c took the done record by gossip";
+  EXPECT_EQ(m[kC].Find(*id)->pools[0][0].done.signer, kB);
 }
 
 // The hostile member h: enrolled and certified, a scanner of vantage dmz
