@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "mesh/work/record_signatures.h"
 #include "store/result_bundle.h"
 
 namespace ndo::mesh {
@@ -11,6 +12,14 @@ namespace {
 std::chrono::steady_clock::time_point LogTime(int64_t now_ms) {
   return std::chrono::steady_clock::time_point(std::chrono::milliseconds(now_ms));
 }
+
+// Two done records say the same of everything a signature covers.
+bool SameSigned(const ShardDone& a, const ShardDone& b) {
+  return a.done == b.done && a.results == b.results && a.digest == b.digest && a.signer == b.signer &&
+         a.lease_epoch == b.lease_epoch && a.lease_counter == b.lease_counter && a.signature == b.signature;
+}
+
+std::string RoleName(const SignerInfo& peer) { return peer.is_operator ? "operator" : "scanner"; }
 
 }  // namespace
 
@@ -55,11 +64,13 @@ MeshView MeshViewOf(const Membership& core, const std::function<bool(const NodeI
   return v;
 }
 
-WorkCore::WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t seed, BundleShelf& shelf)
+WorkCore::WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t seed, BundleShelf& shelf,
+                   RecordKeys* keys)
     : self_(self),
       vantage_(std::move(vantage)),
       cfg_(config),
       shelf_(shelf),
+      keys_(keys),
       rng_(seed),
       hlc_(self),
       worker_(self, vantage_, config, seed) {
@@ -154,11 +165,19 @@ std::optional<Digest> WorkCore::DigestOf(const ScanId& id) {
   return cache_[id].digest;
 }
 
-bool WorkCore::Absorb(const ScanState& state, int64_t now_ms) {
+bool WorkCore::Absorb(ScanState state, int64_t now_ms, const NodeId& sender, const MeshPeer* from,
+                      const SignerInfo* peer) {
   ScanState* mine = FindMutable(state.id);
+  if (keys_) {
+    std::set<NodeId> unknown;
+    bool whole = Screen(state, mine, sender, peer, &unknown);
+    if (from && !unknown.empty()) FetchCertificates(unknown, *from);
+    if (!whole) return false;
+  }
   bool changed = false;
   if (!mine) {
-    mine = &(scans_[state.id] = state);
+    ScanId id = state.id;
+    mine = &(scans_[id] = std::move(state));
     changed = true;
     TrackScan(*mine);
   } else {
@@ -171,9 +190,123 @@ bool WorkCore::Absorb(const ScanState& state, int64_t now_ms) {
   }
   if (changed) {
     hlc_.Observe(mine->control.stamp, now_ms);
-    Changed(state.id);
+    Changed(mine->id);
   }
   return changed;
+}
+
+void WorkCore::LogRefusedRecord(std::string_view what, const ScanId& scan, const Status& why, const NodeId& sender,
+                                const SignerInfo* peer) {
+  if (refusal_.empty()) refusal_ = std::string(what) + ": " + why.message();
+  uint64_t suppressed = 0;
+  if (!record_log_.Allow(LogTime(now_ms_), suppressed)) return;
+  Log(LogLevel::kWarn, what,
+      {{"scan", ScanIdToHex(scan)}, {"reason", why.message()}, {"from", sender.empty() ? "gossip" : sender.Hex()},
+       {"role", peer ? RoleName(*peer) : "unknown"}, {"suppressed", suppressed}});
+}
+
+bool WorkCore::Screen(ScanState& in, const ScanState* mine, const NodeId& sender, const SignerInfo* peer,
+                      std::set<NodeId>* unknown) {
+  auto note = [&](const Status& st, const NodeId& signer) {
+    if (st.code() == Status::Code::kNotFound && unknown && signer != self_) unknown->insert(signer);
+  };
+  if (!mine) {
+    // A new scan: its definition and its control register are both signed
+    // by operators, or none of it is taken.
+    Status st = CheckDefinition(*keys_, in);
+    note(st, in.definition.submitter);
+    if (st.ok()) {
+      st = CheckControl(*keys_, in.id, in.control);
+      note(st, in.control.stamp.node);
+    }
+    if (!st.ok()) {
+      LogRefusedRecord("scan state refused", in.id, st, sender, peer);
+      return false;
+    }
+  } else {
+    // A signed copy of a definition we hold unsigned (a scan from before
+    // signatures, or a copy signed since) is taken only if it verifies.
+    if (in.definition_signature != mine->definition_signature && !CheckDefinition(*keys_, in).ok())
+      in.definition_signature = mine->definition_signature;
+    if (!(JoinControl(mine->control, in.control) == mine->control)) {
+      Status st = CheckControl(*keys_, in.id, in.control);
+      if (!st.ok()) {
+        note(st, in.control.stamp.node);
+        LogRefusedRecord("control register refused", in.id, st, sender, peer);
+        in.control = mine->control;
+      }
+    }
+  }
+  static const ShardState kPending;
+  for (size_t v = 0; v < in.pools.size(); ++v) {
+    for (uint32_t k = 0; k < in.pools[v].size(); ++k) {
+      ShardState& theirs = in.pools[v][k];
+      if (!theirs.done.done) continue;
+      const ShardState& ours = mine ? mine->pools[v][k] : kPending;
+      if (ours.done == theirs.done) continue;
+      // Only a record whose signed fields would win needs checking: one
+      // that adds holders to ours, or loses the join, changes nothing signed.
+      if (ours.done.done && SameSigned(JoinDone(ours.done, theirs.done), ours.done)) continue;
+      Status st = CheckDone(*keys_, in, v, k, JoinLease(ours.lease, theirs.lease), theirs.done);
+      if (st.ok()) continue;
+      note(st, theirs.done.signer);
+      LogRefusedRecord("done record refused", in.id,
+                       st.WithContext("shard " + std::to_string(k) + " of vantage " + in.definition.vantages[v]),
+                       sender, peer);
+      theirs.done = ours.done;
+    }
+  }
+  return true;
+}
+
+void WorkCore::ScreenDelta(ScanDelta& d, const ScanState& mine) {
+  // No sender to ask for a certificate: the record is left out, and
+  // anti-entropy brings it whole, from a member that can be asked.
+  if (d.control && !(JoinControl(mine.control, *d.control) == mine.control)) {
+    if (Status st = CheckControl(*keys_, d.id, *d.control); !st.ok()) {
+      if (st.code() != Status::Code::kNotFound) LogRefusedRecord("control register refused", d.id, st, {}, nullptr);
+      d.control.reset();
+    }
+  }
+  for (ShardDelta& sd : d.shards) {
+    if (!sd.state.done.done || sd.pool >= mine.pools.size() || sd.shard >= mine.pools[sd.pool].size()) continue;
+    const ShardState& ours = mine.pools[sd.pool][sd.shard];
+    if (ours.done == sd.state.done) continue;
+    if (ours.done.done && SameSigned(JoinDone(ours.done, sd.state.done), ours.done)) continue;
+    Status st = CheckDone(*keys_, mine, sd.pool, sd.shard, JoinLease(ours.lease, sd.state.lease), sd.state.done);
+    if (st.ok()) continue;
+    if (st.code() != Status::Code::kNotFound)
+      LogRefusedRecord("done record refused", d.id,
+                       st.WithContext("shard " + std::to_string(sd.shard) + " of vantage " +
+                                      mine.definition.vantages[sd.pool]),
+                       {}, nullptr);
+    sd.state.done = ours.done;
+  }
+}
+
+void WorkCore::FetchCertificates(const std::set<NodeId>& nodes, const MeshPeer& from) {
+  if (from.id == self_ || from.address.empty()) return;
+  WorkMessage fetch = Base(WorkKind::kCertFetch);
+  for (const NodeId& n : nodes) {
+    if (fetch.nodes.size() >= kMaxCertFetchNodes) break;
+    if (cert_fetching_.count(n)) continue;  // asked already: the answer is on its way
+    fetch.nodes.push_back(n);
+  }
+  if (fetch.nodes.empty() || cert_fetches_ >= kMaxCertFetches) return;
+  Pending p(Purpose::kCert);
+  p.nodes = fetch.nodes;
+  cert_fetching_.insert(fetch.nodes.begin(), fetch.nodes.end());
+  ++cert_fetches_;
+  Log(LogLevel::kInfo, "asking for certificates", {{"from", from.id.Hex()}, {"nodes", uint64_t(fetch.nodes.size())}});
+  Send(from, std::move(fetch), p);
+}
+
+WorkMessage WorkCore::CertData(const WorkMessage& request) {
+  if (!keys_) return Refusal("no certificates: an insecure mesh");
+  WorkMessage out = Base(WorkKind::kCertData);
+  for (const NodeId& n : request.nodes)
+    if (auto pem = keys_->Certificate(n); pem && pem->size() <= kMaxCertPemBytes) out.certs.push_back(std::move(*pem));
+  return out;
 }
 
 void WorkCore::GossipControl(const ScanState& state) {
@@ -208,6 +341,8 @@ void WorkCore::OnPayload(std::string_view payload, int64_t now_ms) {
   ScanState* s = FindMutable(delta->id);
   // A scan not known here yet: the next anti-entropy round brings it whole.
   if (!s) return;
+  if (keys_) ScreenDelta(*delta, *s);
+  if (!delta->control && delta->shards.empty()) return;
   bool changed = false;
   if (Status st = MergeScanDelta(*s, *delta, &changed); !st.ok()) {
     if (delta_log_.Allow(LogTime(now_ms), suppressed))
@@ -264,6 +399,10 @@ Result<ScanId> WorkCore::Submit(ScanDefinition definition, int64_t now_ms) {
   auto state = NewScanState(std::move(definition), hlc_.Now(now_ms));
   if (!state.ok()) return state.status();
   ScanId id = state->id;
+  if (keys_) {
+    SignDefinition(*keys_, *state);
+    SignControl(*keys_, id, state->control);
+  }
   scans_[id] = std::move(*state);
   Changed(id);
   TrackScan(scans_[id]);  // nothing is done in a new state: tracked so that the index never relies on it
@@ -281,6 +420,7 @@ Result<ScanId> WorkCore::SetControl(std::string_view scan, ScanControl control, 
   if (s.control.value == ScanControl::kStopped)
     return Status::Unavailable("scan " + ScanIdToHex(s.id) + " is stopped; a stop is final");
   ControlRegister next{control, hlc_.Now(now_ms)};
+  if (keys_) SignControl(*keys_, s.id, next);
   s.control = JoinControl(s.control, next);
   GossipControl(s);
   Log(LogLevel::kInfo, "scan control", {{"scan", ScanIdToHex(s.id)}, {"state", std::string(ScanControlName(control))}});
@@ -288,26 +428,35 @@ Result<ScanId> WorkCore::SetControl(std::string_view scan, ScanControl control, 
   return s.id;
 }
 
-WorkMessage WorkCore::OnMessage(const WorkMessage& m, const std::string& peer_vantage, int64_t now_ms) {
+WorkMessage WorkCore::OnMessage(const WorkMessage& m, const SignerInfo& peer, int64_t now_ms) {
   now_ms_ = now_ms;
+  const std::string& peer_vantage = peer.vantage;
   switch (m.kind) {
     case WorkKind::kSync: return SyncReply(m);
     case WorkKind::kPush: {
+      // The sender is the stream's authenticated peer in a secured mesh: the
+      // one to ask for certificates this node lacks.
+      const MeshPeer* from = PeerOf(m.sender);
+      refusal_.clear();
       for (const auto& bytes : m.states) {
         auto state = DecodeScanState(bytes);
         if (!state.ok()) {
           RunActions();
           return Refusal("bad scan state: " + state.status().message());
         }
-        Absorb(*state, now_ms);
+        Absorb(std::move(*state), now_ms, m.sender, from, &peer);
       }
       RunActions();
+      // A record left out by its signature (the rest merged): said to the
+      // sender too, with the first reason.
+      if (!refusal_.empty()) return Refusal(std::exchange(refusal_, {}));
       return Base(WorkKind::kAck);
     }
     case WorkKind::kLeaseRequest: return Grant(m, peer_vantage);
     case WorkKind::kRenewRequest: return Renew(m, peer_vantage);
-    case WorkKind::kBundlePut: return PutBundle(m);
+    case WorkKind::kBundlePut: return PutBundle(m, peer);
     case WorkKind::kBundleFetch: return FetchBundle(m);
+    case WorkKind::kCertFetch: return CertData(m);
     default: return Refusal("unexpected " + std::string(WorkKindName(m.kind)));
   }
 }
@@ -437,7 +586,7 @@ WorkMessage WorkCore::Renew(const WorkMessage& request, const std::string& peer_
   return out;
 }
 
-WorkMessage WorkCore::PutBundle(const WorkMessage& request) {
+WorkMessage WorkCore::PutBundle(const WorkMessage& request, const SignerInfo& peer) {
   const ScanState* s = Find(request.scan);
   if (!s) return Refusal("unknown scan " + ScanIdToHex(request.scan));
   auto v = VantageIndex(*s, request.vantage);
@@ -454,6 +603,23 @@ WorkMessage WorkCore::PutBundle(const WorkMessage& request) {
   auto key = std::make_pair(PoolId(s->id, request.vantage), request.shard);
   Digest incoming = BundleDigest(request.bundle);
   const ShardState& shard = s->pools[*v][request.shard];
+  if (keys_) {
+    // Keep merges the bundle into the views: its sender must show that it
+    // scanned it, with the lease it held, as its done record will.
+    const ShardDone& claim = request.done;
+    Status st;
+    if (!claim.done) st = Status::PermissionDenied("no signed done claim");
+    else if (claim.signer != request.sender) st = Status::PermissionDenied("done claim in the name of " + claim.signer.Hex());
+    else if (claim.digest != incoming) st = Status::PermissionDenied("bundle does not match its done claim's digest");
+    else st = CheckDone(*keys_, *s, *v, request.shard, JoinLease(shard.lease, request.lease), claim);
+    if (!st.ok()) {
+      if (st.code() == Status::Code::kNotFound)
+        if (const MeshPeer* from = PeerOf(request.sender)) FetchCertificates({request.sender}, *from);
+      LogRefusedRecord("bundle put refused", s->id, st.WithContext("shard " + std::to_string(request.shard)),
+                       request.sender, &peer);
+      return Refusal("bundle refused: " + st.message());
+    }
+  }
   bool record_names_it = shard.done.done && shard.done.digest == incoming;
   bool from_lease_holder = !shard.done.done && shard.lease.holder == request.sender;
   if (auto h = held_.find(key); h != held_.end() && h->second != incoming && !record_names_it && !from_lease_holder)
@@ -601,8 +767,8 @@ void WorkCore::Execute(const WorkAction& a) {
                                               {"shard", uint64_t(a.ref.shard)}, {"reason", a.reason}});
       commands_.push_back({ScanCommand::Kind::kStop, a.ref, {}, a.reason});
       return;
-    case WorkAction::Kind::kReplicate: return Replicate(a.ref, a.to);
-    case WorkAction::Kind::kMarkDone: return MarkDone(a.ref, a.done);
+    case WorkAction::Kind::kReplicate: return Replicate(a.ref, a.to, a.lease, a.done);
+    case WorkAction::Kind::kMarkDone: return MarkDone(a.ref, a.done, a.lease);
   }
 }
 
@@ -644,7 +810,7 @@ void WorkCore::RenewShard(const ShardRef& ref) {
   Send(*coordinator, std::move(req), p);
 }
 
-void WorkCore::Replicate(const ShardRef& ref, const NodeId& to) {
+void WorkCore::Replicate(const ShardRef& ref, const NodeId& to, const ShardLease& lease, const ShardDone& done) {
   Pending p(Purpose::kReplica);
   p.ref = ref;
   p.to = to;
@@ -657,16 +823,33 @@ void WorkCore::Replicate(const ShardRef& ref, const NodeId& to) {
   put.vantage = ref.vantage;
   put.shard = ref.shard;
   put.bundle = std::move(*bundle);
+  if (keys_) {
+    put.done = done;
+    put.done.holders.clear();
+    SignDone(*keys_, self_, ref.scan, ref.vantage, ref.shard, lease, put.done);
+    put.lease = lease;
+  }
   Send(*peer, std::move(put), p);
 }
 
-void WorkCore::MarkDone(const ShardRef& ref, const ShardDone& done) {
+void WorkCore::MarkDone(const ShardRef& ref, const ShardDone& done, const ShardLease& lease) {
   ScanState* s = FindMutable(ref.scan);
   if (!s) return;
   auto v = VantageIndex(*s, ref.vantage);
   if (!v || ref.shard >= s->pools[*v].size()) return;
-  ShardDone& d = s->pools[*v][ref.shard].done;
-  d = JoinDone(d, done);
+  ShardState& shard = s->pools[*v][ref.shard];
+  ShardDone& d = shard.done;
+  if (keys_) {
+    ShardDone signed_done = done;
+    SignDone(*keys_, self_, ref.scan, ref.vantage, ref.shard, lease, signed_done);
+    // Our copy holds the lease the record names (renewals reach only the
+    // coordinator's copy), so that the delta carries both and every node
+    // can check that the signer held it.
+    shard.lease = JoinLease(shard.lease, lease);
+    d = JoinDone(d, signed_done);
+  } else {
+    d = JoinDone(d, done);
+  }
   Track(*s, *v, ref.shard);
   Log(LogLevel::kInfo, "shard done", {{"scan", ScanIdToHex(ref.scan)}, {"vantage", ref.vantage},
                                        {"shard", uint64_t(ref.shard)}, {"results", done.results}});
@@ -760,8 +943,9 @@ void WorkCore::HandleReply(const Pending& p, Result<WorkMessage> reply) {
     case Purpose::kSync: {
       reachability_.Record(now_ms_, p.to, reply.ok());  // any answer shows the member within reach
       if (!reply.ok() || reply->kind != WorkKind::kSyncReply) return;
+      MeshPeer from{p.to, p.address, {}};
       for (const auto& bytes : reply->states)
-        if (auto state = DecodeScanState(bytes); state.ok()) Absorb(*state, now_ms_);
+        if (auto state = DecodeScanState(bytes); state.ok()) Absorb(std::move(*state), now_ms_, p.to, &from);
       if (!reply->wanted.empty()) {
         WorkMessage push = Base(WorkKind::kPush);
         for (const auto& id : reply->wanted)
@@ -820,6 +1004,19 @@ void WorkCore::HandleReply(const Pending& p, Result<WorkMessage> reply) {
       }
       Hold(*st, *v, p.ref.shard, p.want);
       return FetchMissingBundles();  // the next one at once, not at the next round
+    }
+    case Purpose::kCert: {
+      for (const NodeId& n : p.nodes) cert_fetching_.erase(n);
+      if (cert_fetches_ > 0) --cert_fetches_;
+      if (!reply.ok() || reply->kind != WorkKind::kCertData || !keys_) return;
+      size_t learnt = 0;
+      for (const auto& pem : reply->certs) {
+        if (Status st = keys_->Learn(pem); st.ok()) ++learnt;
+        else Log(LogLevel::kWarn, "certificate not learnt", {{"from", p.to.Hex()}, {"reason", st.message()}});
+      }
+      // The records they sign come again with the next anti-entropy round.
+      Log(LogLevel::kInfo, "certificates learnt", {{"from", p.to.Hex()}, {"certs", uint64_t(learnt)}});
+      return;
     }
   }
 }

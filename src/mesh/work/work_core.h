@@ -46,6 +46,22 @@
 //   bundle it lacks, from a holder or, when none is alive, from any member,
 //   kMaxBundleFetches at a time and the next as soon as one arrives, checks
 //   its digest and keeps it (merged into its views by the shelf).
+// * Signed records (a secured mesh: a RecordKeys is given; docs/security.md,
+//   "Signed records"): this node signs the definition and first control
+//   register of the scans it submits, the control registers it sets, and
+//   the done records (and replicas' done claims) of the shards it scanned,
+//   with the lease it held. Before it merges a record from another node,
+//   from a whole state (push, sync reply) or a delta, it checks it
+//   (record_signatures.h): a new scan whose definition or control does not
+//   verify is refused whole; a control register or done record that would
+//   win the join and does not verify is left out of the merge (the rest
+//   merges), logged. A record signed by a node whose certificate is not
+//   known here is left out too, and the certificate asked of the member the
+//   state came from (kCertFetch, a few at a time): the next anti-entropy
+//   round brings the record again. A replica (kBundlePut) must carry its
+//   sender's signed done claim of the bundle. States loaded from this
+//   node's own store are trusted as they are. Without keys (an insecure
+//   mesh) nothing is signed or checked.
 #pragma once
 
 #include <cstdint>
@@ -62,6 +78,7 @@
 #include "base/log.h"
 #include "mesh/membership/membership.h"
 #include "mesh/work/pool_state.h"
+#include "mesh/work/record_keys.h"
 #include "mesh/work/work_messages.h"
 #include "mesh/work/worker.h"
 #include "base/status.h"
@@ -70,6 +87,9 @@ namespace ndo::mesh {
 
 inline constexpr size_t kMaxPushTargets = 32;
 inline constexpr size_t kMaxBundleFetches = 8;
+// Certificate fetches in flight (kCertFetch), each for up to
+// kMaxCertFetchNodes nodes.
+inline constexpr size_t kMaxCertFetches = 4;
 // Anti-entropy: one digest exchange with a random alive member this often.
 inline constexpr int64_t kSyncIntervalMs = 1000;
 
@@ -159,7 +179,10 @@ struct GossipPayload {
 
 class WorkCore {
  public:
-  WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t seed, BundleShelf& shelf);
+  // `keys`: this node's signing key and the certificates it knows (not
+  // owned; must outlive the core); nullptr in an insecure mesh.
+  WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t seed, BundleShelf& shelf,
+           RecordKeys* keys = nullptr);
 
   // This node's scan policy (mesh/membership/scan_policy.h): its worker asks
   // only for shards inside it, and as coordinator it grants itself no
@@ -183,7 +206,14 @@ class WorkCore {
   // binds in a secured mesh; "" if unknown, and then the request's claim is
   // taken); returns the reply. A lease request or renewal for a pool of
   // another vantage is refused, logged, and changes nothing.
-  WorkMessage OnMessage(const WorkMessage& message, const std::string& peer_vantage, int64_t now_ms);
+  // `peer` is what the sender's certificate says of it (role, vantage); the
+  // role only annotates refusals today: what a member may change is
+  // decided by the signatures on the records themselves.
+  WorkMessage OnMessage(const WorkMessage& message, const SignerInfo& peer, int64_t now_ms);
+  // As above, of a peer known only by its vantage (no role: a scanner).
+  WorkMessage OnMessage(const WorkMessage& message, const std::string& peer_vantage, int64_t now_ms) {
+    return OnMessage(message, SignerInfo{false, peer_vantage}, now_ms);
+  }
   void OnReply(uint64_t request, Result<WorkMessage> reply, int64_t now_ms);
   // A payload that rode the gossip (any kind; those not ours are ignored).
   void OnPayload(std::string_view payload, int64_t now_ms);
@@ -207,7 +237,7 @@ class WorkCore {
   const std::map<std::pair<ScanId, uint32_t>, Digest>& held() const { return held_; }
 
  private:
-  enum class Purpose : uint8_t { kPush, kSync, kLease, kRenew, kReplica, kFetch };
+  enum class Purpose : uint8_t { kPush, kSync, kLease, kRenew, kReplica, kFetch, kCert };
   struct Pending {
     explicit Pending(Purpose p = Purpose::kPush) : purpose(p) {}
     Purpose purpose;
@@ -215,6 +245,7 @@ class WorkCore {
     std::string address;
     ShardRef ref;  // kRenew, kReplica, kFetch
     Digest want{};  // kFetch
+    std::vector<NodeId> nodes;  // kCert
   };
 
   ScanState* FindMutable(const ScanId& id);
@@ -222,7 +253,22 @@ class WorkCore {
   // Every change to a state goes through here: cached encodings dropped,
   // the state marked for the driver to save.
   void Changed(const ScanId& id);
-  bool Absorb(const ScanState& state, int64_t now_ms);
+  // `sender`: the member the state came from (empty: unknown); `from` its
+  // address if known (asked for the certificates this node lacks), `peer`
+  // what its certificate says of it (for the log).
+  bool Absorb(ScanState state, int64_t now_ms, const NodeId& sender = {}, const MeshPeer* from = nullptr,
+              const SignerInfo* peer = nullptr);
+  // With keys: leaves out of `in` (replaced by ours) every record that fails
+  // its check, and notes in *unknown the signers whose certificates are not
+  // known here. False when the whole state is refused.
+  bool Screen(ScanState& in, const ScanState* mine, const NodeId& sender, const SignerInfo* peer,
+              std::set<NodeId>* unknown);
+  // The same for a delta, which has no known sender.
+  void ScreenDelta(ScanDelta& d, const ScanState& mine);
+  void LogRefusedRecord(std::string_view what, const ScanId& scan, const Status& why, const NodeId& sender,
+                        const SignerInfo* peer);
+  void FetchCertificates(const std::set<NodeId>& nodes, const MeshPeer& from);
+  WorkMessage CertData(const WorkMessage& request);
   const std::string* Encoded(const ScanId& id);  // cached EncodeScanState; null if it fails
   std::optional<Digest> DigestOf(const ScanId& id);
   void GossipControl(const ScanState& state);
@@ -242,7 +288,7 @@ class WorkCore {
   // since this node took office.
   bool VantageReported(const std::string& vantage) const;
   std::vector<HeldLease> HeldByWorker() const;
-  WorkMessage PutBundle(const WorkMessage& request);
+  WorkMessage PutBundle(const WorkMessage& request, const SignerInfo& peer);
   WorkMessage FetchBundle(const WorkMessage& request);
   WorkMessage Refusal(std::string reason) const;
   WorkMessage Base(WorkKind kind) const;
@@ -250,8 +296,8 @@ class WorkCore {
   void Execute(const WorkAction& action);
   void RequestLease();
   void RenewShard(const ShardRef& ref);
-  void Replicate(const ShardRef& ref, const NodeId& to);
-  void MarkDone(const ShardRef& ref, const ShardDone& done);
+  void Replicate(const ShardRef& ref, const NodeId& to, const ShardLease& lease, const ShardDone& done);
+  void MarkDone(const ShardRef& ref, const ShardDone& done, const ShardLease& lease);
   // Keep missing_ true of one shard, of every shard of a state, or of all
   // states: called wherever a done record or held_ changes.
   void Track(const ScanState& s, size_t pool, uint32_t shard);
@@ -273,6 +319,7 @@ class WorkCore {
   std::optional<IntervalSet> policy_;
   WorkConfig cfg_;
   BundleShelf& shelf_;
+  RecordKeys* keys_;  // null: an insecure mesh
   std::mt19937_64 rng_;
   HybridClock hlc_;
   WorkStates scans_;
@@ -281,6 +328,11 @@ class WorkCore {
   // Refused deltas come from members (sealed datagrams), but a broken one
   // could send many a second: at most 10 lines per 10 s.
   LogLimiter delta_log_{10, std::chrono::seconds(10)};
+  // Records refused by their signatures: a hostile member may send many.
+  LogLimiter record_log_{10, std::chrono::seconds(10)};
+  std::string refusal_;             // the first record refused while handling a push
+  std::set<NodeId> cert_fetching_;  // certificates asked for, not answered yet
+  size_t cert_fetches_ = 0;         // kCertFetch requests in flight
   std::shared_ptr<const MeshView> view_ = std::make_shared<MeshView>();
   std::vector<NodeId> alive_ids_;  // self and view_->alive, sorted
   bool is_coordinator_ = false;

@@ -343,6 +343,11 @@ void Worker::Replicate(int64_t now_ms, const WorkerView& view, const std::vector
     a.kind = WorkAction::Kind::kReplicate;
     a.ref = ref;
     a.to = to;
+    // What the replica's done claim says (signed in a secured mesh).
+    a.lease = h.lease;
+    a.done.done = true;
+    a.done.results = h.results;
+    a.done.digest = h.digest;
     actions_.push_back(std::move(a));
     h.replica_outstanding = true;
     ++h.replica_attempts;

@@ -192,9 +192,9 @@ struct WorkAction {
   ShardRef ref;            // all but kRequestLease
   NodeId to;               // kRequestLease, kRenew: the coordinator; kReplicate: the target
   std::string to_address;  // kRequestLease, kRenew: the coordinator's address
-  ShardLease lease;        // kStartScan, kRenew: the lease held
+  ShardLease lease;        // kStartScan, kRenew, kReplicate, kMarkDone: the lease held
   std::string reason;      // kStopScan
-  ShardDone done;          // kMarkDone: to merge into the state
+  ShardDone done;          // kMarkDone: to merge into the state; kReplicate: the claim (no holders)
 };
 std::string_view WorkActionKindName(WorkAction::Kind k);
 
