@@ -47,6 +47,7 @@
 #include "mesh/security/tls_context.h"
 #include "mesh/work/work_messages.h"
 #include "mesh/agent/work_service.h"
+#include "mesh/agent/record_keys_store.h"
 #include "mesh/membership/scan_policy.h"
 #include "base/log.h"
 #include "store/store.h"
@@ -176,6 +177,9 @@ class Node {
   std::unique_ptr<StreamTransport> streams_;
   std::unique_ptr<StreamAcceptLoop<local_stream>> control_;
   std::unique_ptr<Store> store_;
+  // Signs and checks scan records (a secured cluster only); between the
+  // store it writes learnt certificates to and the work service using it.
+  std::unique_ptr<CertificateKeys> record_keys_;
   std::unique_ptr<WorkService> work_;  // after the store: destroyed (engines joined) before it
   std::optional<Membership> core_;
   NodeState state_;
@@ -922,6 +926,20 @@ Status Node::SetUpWork() {
   work_ = std::make_unique<WorkService>(*store_, state_.self.id, state_.self.vantage, opts_.work, std::move(env),
                                         rng_());
   work_->SetPolicy(state_.self.allow);
+  if (opts_.cluster) {
+    // The revocation set is consulted at every check, as at every handshake.
+    auto revoked = revoked_;
+    StoredKeysReport report;
+    auto keys = OpenRecordKeys(
+        *store_, *opts_.cluster, [revoked](const NodeId& id) { return revoked->IsRevoked(id); },
+        [this] { return UnixNow(); }, &report);
+    if (!keys.ok()) return keys.status();
+    record_keys_ = std::move(*keys);
+    work_->SetRecordKeys(record_keys_.get());
+    Log(LogLevel::kInfo, "record keys",
+        {{"certificates", static_cast<uint64_t>(record_keys_->known())},
+         {"dropped", static_cast<uint64_t>(report.dropped)}});
+  }
   return work_->Load();
 }
 

@@ -57,6 +57,9 @@ class WorkService {
   // This node's scan policy, for its worker, its coordinator's grants to
   // itself, and its engines (ScanHost::SetPolicy). Set before Load.
   void SetPolicy(const IntervalSet& policy);
+  // The mesh's keys for the core (a secured mesh; not owned, must outlive
+  // this). Set before Load.
+  void SetRecordKeys(RecordKeys* keys) { core_.SetRecordKeys(keys); }
 
   // Loads the scan states and bundles kept in the store.
   Status Load();

@@ -62,6 +62,7 @@
 #include "base/log.h"
 #include "mesh/membership/membership.h"
 #include "mesh/work/pool_state.h"
+#include "mesh/work/record_keys.h"
 #include "mesh/work/work_messages.h"
 #include "mesh/work/worker.h"
 #include "base/status.h"
@@ -166,6 +167,10 @@ class WorkCore {
   // others (other members: their policies from the view). nullopt, the
   // default: no restriction (tests and simulations).
   void SetPolicy(std::optional<IntervalSet> policy);
+
+  // The mesh's keys (mesh/work/record_keys.h), not owned; nullptr (the
+  // default): an insecure mesh, nothing signed or checked. Set before Load.
+  void SetRecordKeys(RecordKeys* keys) { keys_ = keys; }
 
   // The states and bundle digests this node kept before a restart; leases
   // it held then and that are still unexpired are taken up again.
@@ -273,6 +278,7 @@ class WorkCore {
   std::optional<IntervalSet> policy_;
   WorkConfig cfg_;
   BundleShelf& shelf_;
+  RecordKeys* keys_ = nullptr;
   std::mt19937_64 rng_;
   HybridClock hlc_;
   WorkStates scans_;
