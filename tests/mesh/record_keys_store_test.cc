@@ -122,6 +122,24 @@ TEST_F(RecordKeysStore, KeptCertificatesThatNoLongerCheckOutAreDroppedAtStart) {
   EXPECT_FALSE(keys->Certificate(kOther).has_value());
 }
 
+// The CA holder's store records each issued serial under "mesh.cert.<id>"
+// (enrolment.cc): the record keys neither read nor drop those.
+TEST_F(RecordKeysStore, TheEnrolmentAuthoritysIssuedSerialsAreLeftAlone) {
+  const std::string issued = "mesh.cert." + kOther.Hex();
+  ASSERT_TRUE(store_->PutMeta(issued, "1f2e3d").ok());
+  StoredKeysReport report;
+  {
+    auto keys = Open(&report);
+    ASSERT_TRUE(keys->Learn(peer_.cert_pem).ok());
+  }
+  EXPECT_EQ(report.dropped, 0u);
+  Restart();
+  auto keys = Open(&report);
+  EXPECT_EQ(report.reloaded, 1u);
+  EXPECT_EQ(report.dropped, 0u);
+  EXPECT_EQ(store_->GetMeta(issued).value(), "1f2e3d");
+}
+
 TEST_F(RecordKeysStore, ABadOwnKeyIsAnErrorAtStart) {
   ClusterMaterial broken = self_;
   broken.key_pem = peer_.key_pem;

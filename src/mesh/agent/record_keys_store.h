@@ -1,6 +1,6 @@
 // The daemon's record keys (mesh/security/certificate_keys.h) with the
 // certificates it learnt kept in the store: each under
-// "mesh.cert.<node id hex>" (PEM), written when learnt, learnt again at the
+// "mesh.member_cert.<node id hex>" (PEM), written when learnt, learnt again at the
 // next start, so a restarted node need not fetch them again to check the
 // records it merges. A kept certificate that no longer checks out (revoked
 // meanwhile, expired, or unreadable) is dropped from the store at start.
@@ -18,7 +18,10 @@
 
 namespace ndo::mesh {
 
-inline constexpr std::string_view kCertKeyPrefix = "mesh.cert.";
+// Not "mesh.cert.": on the CA holder that prefix is the enrolment
+// authority's record of the serial issued to each node id
+// (mesh/security/enrolment.cc), which must never be read or dropped here.
+inline constexpr std::string_view kCertKeyPrefix = "mesh.member_cert.";
 
 struct StoredKeysReport {
   size_t reloaded = 0;  // certificates learnt again from the store
