@@ -141,6 +141,7 @@ class Node {
   // Distributed scans (mesh/agent/work_service.h).
   Status SetUpWork();
   MeshView WorkView() const;
+  void LearnPeerCertificate(const PeerIdentity& peer);
   void WorkTick(Time now);
   void OnWorkStream(const FrameStreamPtr& stream, std::string_view body);
   void SendWork(const std::string& address, const WorkMessage& message, WorkEnv::ReplyHandler on_reply);
@@ -943,6 +944,16 @@ Status Node::SetUpWork() {
   return work_->Load();
 }
 
+// A member's certificate, checked in the TLS handshake, seeds the record
+// keys: the records it signs then verify here without a certificate fetch.
+// Compared first, as it is known after the first stream.
+void Node::LearnPeerCertificate(const PeerIdentity& peer) {
+  if (!record_keys_ || peer.cert_pem.empty()) return;
+  if (auto known = record_keys_->Certificate(peer.node); known && *known == peer.cert_pem) return;
+  if (Status s = record_keys_->Learn(peer.cert_pem); !s.ok())
+    Log(LogLevel::kDebug, "peer certificate not kept", {{"id", peer.node.Hex()}, {"reason", s.message()}});
+}
+
 MeshView Node::WorkView() const {
   return MeshViewOf(*core_, [this](const NodeId& id) { return opts_.cluster && revoked_->IsRevoked(id); });
 }
@@ -982,6 +993,7 @@ void Node::OnWorkStream(const FrameStreamPtr& stream, std::string_view body) {
     // The vantage a member may ask work for is the one its certificate
     // binds, never what it says of itself.
     vantage = stream->peer_identity().vantage;
+    LearnPeerCertificate(stream->peer_identity());
   }
   // Without one (an unsecured mesh, or a certificate made before vantages
   // were bound): the one its membership record names.

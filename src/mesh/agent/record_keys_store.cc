@@ -25,7 +25,8 @@ Result<std::unique_ptr<CertificateKeys>> OpenRecordKeys(Store& store, const Clus
     if (*reloading) return;
     // Not synced: a certificate lost in a power cut is fetched again.
     if (Status s = store.PutMeta(std::string(kCertKeyPrefix) + node.Hex(), pem); !s.ok())
-      Log(LogLevel::kError, "cannot keep a member's certificate", {{"id", node.Hex()}, {"reason", s.message()}});
+      return Log(LogLevel::kError, "cannot keep a member's certificate", {{"id", node.Hex()}, {"reason", s.message()}});
+    Log(LogLevel::kInfo, "member certificate kept", {{"id", node.Hex()}});
   };
   auto keys = CertificateKeys::Create(std::move(o));
   if (!keys.ok()) return keys.status().WithContext("record keys");
