@@ -117,14 +117,14 @@ SimWork::SimWork(SimMesh& mesh, SimWorkConfig cfg)
     n.skew_ms = static_cast<int64_t>(SplitMix64(rng) % kMaxSkewMs);
     n.rate = cfg_.rate * (1 + cfg_.rate_spread * (2 * Unit(rng) - 1));
     n.shelf = std::make_unique<Shelf>(*this);
-    n.core = std::make_unique<WorkCore>(mesh_.node(i).self().id, n.vantage, cfg_.work, SplitMix64(rng), *n.shelf);
+    n.core = std::make_unique<WorkCore>(mesh_.node(i).self().id, n.vantage, cfg_.work, SplitMix64(rng), *n.shelf,
+                                        keys_.empty() ? nullptr : keys_[i].get());
     if (cfg_.policies.empty()) {
       n.policy.Add({IpAddress::FromV4(0x0a000000).value(), IpAddress::FromV4(0x0affffff).value()});
     } else {
       n.policy = cfg_.policies[static_cast<size_t>(i) % cfg_.policies.size()];
     }
     n.core->SetPolicy(n.policy);
-    if (!keys_.empty()) n.core->SetRecordKeys(keys_[i].get());
     index_[mesh_.node(i).self().id] = static_cast<size_t>(i);
     // Nodes started at different times: their first ticks (and so their
     // syncs, one a second from the first) do not line up.

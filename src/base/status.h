@@ -12,7 +12,7 @@ namespace ndo {
 class Status {
  public:
   enum class Code { kOk = 0, kInvalidArgument, kNotFound, kIoError, kOutOfScope, kCorruption, kUnavailable,
-                    kPermissionDenied };
+              kPermissionDenied };
 
   Status() = default;
   static Status Ok() { return Status(); }
@@ -22,7 +22,7 @@ class Status {
   static Status OutOfScope(std::string msg) { return Status(Code::kOutOfScope, std::move(msg)); }
   static Status Corruption(std::string msg) { return Status(Code::kCorruption, std::move(msg)); }
   static Status Unavailable(std::string msg) { return Status(Code::kUnavailable, std::move(msg)); }
-  // Who asks is known but not allowed (a revoked or expired certificate, a role too low).
+  // Not allowed to whoever asked or signed (a role, a revoked certificate).
   static Status PermissionDenied(std::string msg) { return Status(Code::kPermissionDenied, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }

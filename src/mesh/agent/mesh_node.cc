@@ -924,9 +924,6 @@ Status Node::SetUpWork() {
         .count();
   };
   env.broadcast = [this](std::string key, std::string payload) { core_->Broadcast(std::move(key), std::move(payload)); };
-  work_ = std::make_unique<WorkService>(*store_, state_.self.id, state_.self.vantage, opts_.work, std::move(env),
-                                        rng_());
-  work_->SetPolicy(state_.self.allow);
   if (opts_.cluster) {
     // The revocation set is consulted at every check, as at every handshake.
     auto revoked = revoked_;
@@ -936,11 +933,13 @@ Status Node::SetUpWork() {
         [this] { return UnixNow(); }, &report);
     if (!keys.ok()) return keys.status();
     record_keys_ = std::move(*keys);
-    work_->SetRecordKeys(record_keys_.get());
     Log(LogLevel::kInfo, "record keys",
         {{"certificates", static_cast<uint64_t>(record_keys_->known())},
          {"dropped", static_cast<uint64_t>(report.dropped)}});
   }
+  work_ = std::make_unique<WorkService>(*store_, state_.self.id, state_.self.vantage, opts_.work, std::move(env),
+                                        rng_(), record_keys_.get());
+  work_->SetPolicy(state_.self.allow);
   return work_->Load();
 }
 
@@ -986,6 +985,7 @@ void Node::OnWorkStream(const FrameStreamPtr& stream, std::string_view body) {
   auto message = DecodeWorkMessage(body);
   if (!message.ok()) return DropStream(stream, "work message: " + message.status().message());
   std::string vantage;
+  bool is_operator = false;  // an unsecured mesh has no roles: the lesser one
   if (opts_.cluster) {
     if (message->sender != stream->authenticated_peer())
       return DropStream(stream, "work message in the name of " + message->sender.Hex() + " from node " +
@@ -993,6 +993,7 @@ void Node::OnWorkStream(const FrameStreamPtr& stream, std::string_view body) {
     // The vantage a member may ask work for is the one its certificate
     // binds, never what it says of itself.
     vantage = stream->peer_identity().vantage;
+    is_operator = stream->peer_identity().role == NodeRole::kOperator;
     LearnPeerCertificate(stream->peer_identity());
   }
   // Without one (an unsecured mesh, or a certificate made before vantages
@@ -1000,7 +1001,7 @@ void Node::OnWorkStream(const FrameStreamPtr& stream, std::string_view body) {
   if (vantage.empty())
     if (const Member* m = core_->Find(message->sender); m && m->info) vantage = m->info->vantage;
   work_->Tick(Now(), WorkView());
-  work_->OnMessage(*message, vantage, [this, stream](WorkMessage reply) {
+  work_->OnMessage(*message, SignerInfo{is_operator, vantage}, [this, stream](WorkMessage reply) {
     auto bytes = EncodeWorkMessage(reply);
     if (!bytes.ok()) {
       Log(LogLevel::kError, "cannot encode work reply", {{"reason", bytes.status().message()}});

@@ -55,11 +55,13 @@ MeshView MeshViewOf(const Membership& core, const std::function<bool(const NodeI
   return v;
 }
 
-WorkCore::WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t seed, BundleShelf& shelf)
+WorkCore::WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t seed, BundleShelf& shelf,
+                   RecordKeys* keys)
     : self_(self),
       vantage_(std::move(vantage)),
       cfg_(config),
       shelf_(shelf),
+      keys_(keys),
       rng_(seed),
       hlc_(self),
       worker_(self, vantage_, config, seed) {

@@ -160,17 +160,16 @@ struct GossipPayload {
 
 class WorkCore {
  public:
-  WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t seed, BundleShelf& shelf);
+  // `keys`: this node's signing key and the certificates it knows (not
+  // owned; must outlive the core); nullptr in an insecure mesh.
+  WorkCore(NodeId self, std::string vantage, WorkConfig config, uint64_t seed, BundleShelf& shelf,
+           RecordKeys* keys = nullptr);
 
   // This node's scan policy (mesh/membership/scan_policy.h): its worker asks
   // only for shards inside it, and as coordinator it grants itself no
   // others (other members: their policies from the view). nullopt, the
   // default: no restriction (tests and simulations).
   void SetPolicy(std::optional<IntervalSet> policy);
-
-  // The mesh's keys (mesh/work/record_keys.h), not owned; nullptr (the
-  // default): an insecure mesh, nothing signed or checked. Set before Load.
-  void SetRecordKeys(RecordKeys* keys) { keys_ = keys; }
 
   // The states and bundle digests this node kept before a restart; leases
   // it held then and that are still unexpired are taken up again.
@@ -278,7 +277,7 @@ class WorkCore {
   std::optional<IntervalSet> policy_;
   WorkConfig cfg_;
   BundleShelf& shelf_;
-  RecordKeys* keys_ = nullptr;
+  RecordKeys* keys_;  // null: an insecure mesh
   std::mt19937_64 rng_;
   HybridClock hlc_;
   WorkStates scans_;
