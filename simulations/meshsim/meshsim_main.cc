@@ -9,6 +9,7 @@
 //   meshsim coldjoin  --nodes 1000
 //   meshsim detect    --nodes 1000 --loss 0.01 --repeats 40 --seal
 //   meshsim work      --nodes 1000 --vantages 2 --shards-per-pool 1000 --crash-fraction 0.1
+//   meshsim work      --nodes 1000 --vantages 2 --shards-per-pool 1000 --crash-fraction 0.1 --signatures
 //   meshsim rejoin    --nodes 5 --island 1
 //   meshsim keys      --nodes 1000 --cut-fraction 0.01
 #include <chrono>
@@ -110,6 +111,8 @@ int main(int argc, char** argv) {
   app.add_option("--hit-rate", w.hit_rate, "share of probes that yield a result (work)")->check(CLI::Range(0.0, 1.0));
   app.add_option("--time-limit", w.time_limit_s, "simulated seconds after the submission (work)")
       ->check(CLI::Range(1.0, 1e6));
+  app.add_flag("--signatures", w.signatures,
+               "sign and check scan records with a key and certificate per node, and measure it (work)");
   app.add_flag("--progress", w.progress, "print progress every 30 simulated seconds on stderr (work)");
   // The work cores log as in the daemon (every grant, every shard done): a
   // thousand of them would bury the figures, so only errors by default.

@@ -97,6 +97,19 @@ SimWork::SimWork(SimMesh& mesh, SimWorkConfig cfg)
   nodes_.resize(static_cast<size_t>(mesh_.size()));
   sent_.assign(nodes_.size(), 0);
   uint64_t rng = cfg_.seed ^ 0x776f726b73696dULL;  // "worksim"
+  if (cfg_.signatures) {
+    std::vector<SimNodeKey> who;
+    for (int i = 0; i < mesh_.size(); ++i)
+      who.push_back({mesh_.node(i).self().id, VantageName(i % std::max(1, cfg_.vantages)), cfg_.operators.count(i) > 0});
+    // Certificates by the nodes' wall clocks (skewed as their cores' are).
+    auto keys = MakeSimKeys(who, kWallBaseMs / 1000, [this](size_t i) { return WallMs(static_cast<int>(i)) / 1000; },
+                            key_stats_);
+    if (!keys.ok()) {
+      Fail("cannot make the simulation's keys: " + keys.status().message());
+    } else {
+      keys_ = std::move(*keys);
+    }
+  }
   for (int i = 0; i < mesh_.size(); ++i) {
     Node& n = nodes_[i];
     n.up = mesh_.IsUp(i);
@@ -104,7 +117,8 @@ SimWork::SimWork(SimMesh& mesh, SimWorkConfig cfg)
     n.skew_ms = static_cast<int64_t>(SplitMix64(rng) % kMaxSkewMs);
     n.rate = cfg_.rate * (1 + cfg_.rate_spread * (2 * Unit(rng) - 1));
     n.shelf = std::make_unique<Shelf>(*this);
-    n.core = std::make_unique<WorkCore>(mesh_.node(i).self().id, n.vantage, cfg_.work, SplitMix64(rng), *n.shelf);
+    n.core = std::make_unique<WorkCore>(mesh_.node(i).self().id, n.vantage, cfg_.work, SplitMix64(rng), *n.shelf,
+                                        keys_.empty() ? nullptr : keys_[i].get());
     if (cfg_.policies.empty()) {
       n.policy.Add({IpAddress::FromV4(0x0a000000).value(), IpAddress::FromV4(0x0affffff).value()});
     } else {
@@ -727,7 +741,14 @@ Figures DistributedScan(const ScenarioOptions& o, const WorkScenarioOptions& w) 
   mc.membership = o.membership;
   SimMesh mesh(mc);
   mesh.Bootstrap();
+  uint64_t rng = o.seed * 0x9e3779b97f4a7c15ULL + 17;
+  auto pick = [&](uint64_t n) { return SplitMix64(rng) % n; };
+  // Drawn before the work layer is built (the same draw as ever: rng is
+  // this scenario's own), so that its certificate can make it an operator.
+  int submitter = static_cast<int>(pick(static_cast<uint64_t>(mesh.size())));
   SimWorkConfig wc;
+  wc.signatures = w.signatures;
+  if (w.signatures) wc.operators = {submitter};
   wc.vantages = w.vantages;
   wc.shard_probes = w.shard_probes;
   wc.rate = w.rate;
@@ -735,12 +756,9 @@ Figures DistributedScan(const ScenarioOptions& o, const WorkScenarioOptions& w) 
   wc.count_bytes = o.count_bytes;
   wc.seed = o.seed;
   SimWork work(mesh, wc);
-  uint64_t rng = o.seed * 0x9e3779b97f4a7c15ULL + 17;
-  auto pick = [&](uint64_t n) { return SplitMix64(rng) % n; };
 
   work.RunUntil(mesh.now() + 10s);  // one coordinator, known to all
   const Time settled = mesh.now();
-  int submitter = static_cast<int>(pick(static_cast<uint64_t>(mesh.size())));
   auto id = work.Submit(submitter, w.shards_per_pool);
   if (!id.ok()) {
     f.Add("submit_failed", 1);
@@ -908,6 +926,34 @@ Figures DistributedScan(const ScenarioOptions& o, const WorkScenarioOptions& w) 
     uint64_t busiest = 0;
     for (const auto& t : mesh.traffic()) busiest = std::max(busiest, t.datagram_bytes + t.stream_bytes);
     f.Add("membership_bytes_per_s_busiest_node", static_cast<double>(busiest) / Seconds(mesh.now() - settled + 10s));
+  }
+  // Per done shard (a shard done once counts once), in every run, so that
+  // runs with and without --signatures compare: the bytes a done shard
+  // costs the mesh, signatures and certificate fetches included.
+  if (o.count_bytes && shards_total > 0) {
+    double membership = 0;
+    for (const auto& t : mesh.traffic()) membership += static_cast<double>(t.datagram_bytes + t.stream_bytes);
+    f.Add("work_bytes_per_done_shard", static_cast<double>(bytes) / shards_total);
+    f.Add("membership_bytes_per_done_shard", membership / shards_total);
+  }
+  f.Add("signatures", w.signatures);
+  if (w.signatures) {
+    const KeyStats& k = work.key_stats();
+    f.Add("sign_calls", static_cast<double>(k.signs));
+    f.Add("verify_calls", static_cast<double>(k.verifies));
+    f.Add("verify_unknown_signer", static_cast<double>(k.verify_unknown));
+    f.Add("verify_refused", static_cast<double>(k.verify_refused));
+    f.Add("sign_us_per_call", k.signs ? k.sign_s * 1e6 / static_cast<double>(k.signs) : 0);
+    f.Add("verify_us_per_call", k.verifies ? k.verify_s * 1e6 / static_cast<double>(k.verifies) : 0);
+    // Over the whole mesh: every node's signing and checking, per shard done.
+    f.Add("sign_verify_cpu_ms_per_done_shard", shards_total > 0 ? (k.sign_s + k.verify_s) * 1e3 / shards_total : 0);
+    f.Add("sign_verify_cpu_s_total", k.sign_s + k.verify_s);
+    f.Add("signature_bytes_made_per_done_shard", shards_total > 0 ? 64.0 * static_cast<double>(k.signs) / shards_total : 0);
+    f.Add("certs_served", static_cast<double>(k.certs_served));
+    f.Add("cert_fetch_bytes", static_cast<double>(k.cert_bytes_served));  // PEM bytes handed out
+    f.Add("cert_fetch_bytes_per_done_shard", shards_total > 0 ? static_cast<double>(k.cert_bytes_served) / shards_total : 0);
+    f.Add("certs_learnt", static_cast<double>(k.certs_learnt));
+    f.Add("cert_learn_refusals", static_cast<double>(k.learn_refusals));
   }
   f.Add("simulated_s", elapsed);
   f.Add("work_events", static_cast<double>(work.events_processed()));

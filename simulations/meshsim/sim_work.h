@@ -46,6 +46,7 @@
 #include "mesh/work/work_core.h"
 #include "mesh/work/work_messages.h"
 #include "scenarios.h"
+#include "sim_keys.h"
 #include "sim_mesh.h"
 
 namespace ndo::mesh::sim {
@@ -64,6 +65,10 @@ struct SimWorkConfig {
   // targets (10.0.0.0/8), as before policies existed. A scan submitted is
   // cut into regions by them, as `ndo scan` does.
   std::vector<IntervalSet> policies;
+  // Signed records (sim_keys.h): a key and certificate per node, handed to
+  // its core; nodes in `operators` get the operator role (the submitter).
+  bool signatures = false;
+  std::set<int> operators;
   uint64_t seed = 1;
 };
 
@@ -153,6 +158,9 @@ class SimWork {
   uint32_t DoneIn(int i, const ScanId& scan) const;
   // Node i's core (null once crashed).
   const WorkCore* core(int i) const { return nodes_[i].core.get(); }
+  // Node i's keys (null without signatures), and what all of them did.
+  CountingKeys* keys(int i) const { return i < static_cast<int>(keys_.size()) ? keys_[i].get() : nullptr; }
+  const KeyStats& key_stats() const { return key_stats_; }
 
   const WorkStats& stats() const { return stats_; }
   // Work-protocol bytes each node sent so far (requests and replies), when counted.
@@ -267,6 +275,8 @@ class SimWork {
   std::map<std::tuple<ScanId, std::string, uint32_t>, std::vector<std::pair<int, bool>>> starts_;  // (node, first crashed at this start)
   std::vector<uint64_t> sent_;
   WorkStats stats_;
+  KeyStats key_stats_;
+  std::vector<std::unique_ptr<CountingKeys>> keys_;  // by node; empty without signatures
 };
 
 // ---- The scenario -----------------------------------------------------------
@@ -283,6 +293,7 @@ struct WorkScenarioOptions {
   double rate = 20'000;
   double hit_rate = 0.001;
   double time_limit_s = 3600;   // simulated, from the submission
+  bool signatures = false;      // SimWorkConfig::signatures, the submitter an operator
   bool progress = false;        // a line on stderr every 30 simulated seconds
 };
 

@@ -582,6 +582,25 @@ TEST_F(MeshSecurity, ANodeRunsOnlyAsTheVantageItsCertificateBinds) {
   EXPECT_EQ(self.by_name["w"].vantage, "wifi");
 }
 
+// The record keys (signed records, docs/security.md): a node learns the
+// certificate of each member that opens a work stream to it (the TLS
+// handshake checked it), keeps it in its store, and knows it again after a
+// restart, before any member talks to it.
+TEST_F(MeshSecurity, ANodeKeepsTheCertificatesOfMembersItHearsFromAcrossARestart) {
+  StartCluster(3, 60s);
+  if (HasFatalFailure()) return;
+  Node& a = nodes_[0];
+  // Work syncs go to a random member every second: b and c reach a soon.
+  for (const char* peer : {"node-b", "node-c"})
+    EXPECT_NE(AwaitLogLine(a.log, {"msg=\"member certificate kept\"", "id=" + ids_[peer]}, 60s), "")
+        << peer << "'s certificate: " << Slurp(a.log);
+  EXPECT_TRUE(LogLines(a.log, {"msg=\"member certificate kept\"", "id=" + ids_["node-a"]}).empty());
+  ASSERT_NE(AwaitLogLine(a.log, {"msg=\"record keys\"", "certificates=1"}), "") << "its own only, at first";
+  Kill(a, SIGTERM);
+  ASSERT_NO_FATAL_FAILURE(Start(a));
+  EXPECT_NE(AwaitLogLine(a.log, {"msg=\"record keys\"", "certificates=3", "dropped=0"}, 30s), "") << Slurp(a.log);
+}
+
 TEST_F(MeshSecurity, StreamsWithoutCertificateWithAForeignCertificateOrInPlaintextChangeNothing) {
   StartCluster(2, 60s);
   if (HasFatalFailure()) return;

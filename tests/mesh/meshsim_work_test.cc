@@ -259,5 +259,70 @@ TEST(MeshSimWork, MixedPoliciesScanEveryRegionOnlyByNodesAllowedIt) {
   EXPECT_EQ(work.MissingResults(*id), 0u);
 }
 
+// --signatures: every node has the daemon's CertificateKeys with a
+// certificate of the simulation's CA binding its vantage, scanner but for
+// the operators named; what one signs verifies at another once it has the
+// signer's certificate (what the work core's certificate fetch hands over).
+TEST(MeshSimWork, WithSignaturesEveryNodeHoldsKeysCertifiedForItsVantage) {
+  SimConfig c;
+  c.nodes = 6;
+  c.seed = 5;
+  c.count_bytes = false;
+  SimMesh mesh(c);
+  mesh.Bootstrap();
+  SimWorkConfig wc;
+  wc.count_bytes = false;
+  wc.seed = 5;
+  wc.signatures = true;
+  wc.operators = {0};
+  SimWork work(mesh, wc);
+  EXPECT_EQ(work.stats().violations, 0u) << work.stats().first_violation;
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_NE(work.keys(i), nullptr) << i;
+    EXPECT_EQ(work.keys(i)->known(), 1u) << "only its own certificate at first";
+  }
+  for (int signer : {0, 1, 2}) {
+    const NodeId id = mesh.node(signer).self().id;
+    std::string sig = work.keys(signer)->Sign("record");
+    ASSERT_EQ(sig.size(), 64u);
+    CountingKeys* other = work.keys(5);
+    EXPECT_EQ(other->Verify(id, "record", sig).status().code(), Status::Code::kNotFound);
+    ASSERT_TRUE(other->Learn(*work.keys(signer)->Certificate(id)).ok());
+    auto info = other->Verify(id, "record", sig);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->is_operator, signer == 0);
+    EXPECT_EQ(info->vantage, work.VantageOf(signer));
+    // Node 2's signature is not node 1's.
+    if (signer == 2) {
+      EXPECT_FALSE(other->Verify(mesh.node(1).self().id, "record", sig).ok());
+    }
+  }
+  const KeyStats& k = work.key_stats();
+  EXPECT_EQ(k.signs, 3u);
+  EXPECT_EQ(k.certs_learnt, 3u);
+  EXPECT_EQ(k.verify_unknown, 3u);
+  EXPECT_EQ(k.verify_refused, 1u);
+  // Without signatures: no keys, as before.
+  SimMesh plain_mesh(c);
+  plain_mesh.Bootstrap();
+  wc.signatures = false;
+  SimWork plain(plain_mesh, wc);
+  EXPECT_EQ(plain.keys(0), nullptr);
+}
+
+// A scan with signatures on: it completes as without, and in an honest
+// mesh no signature is refused.
+TEST(MeshSimWork, WithSignaturesTheScanCompletesAndNothingIsRefused) {
+  WorkScenarioOptions w = Scan(20, 0);
+  w.signatures = true;
+  Figures f = DistributedScan(Mesh(20, 4), w);
+  ASSERT_FALSE(std::isnan(f.Get("completion_s")));
+  EXPECT_EQ(f.Get("signatures"), 1);
+  EXPECT_EQ(f.Get("results_missing"), 0);
+  EXPECT_EQ(f.Get("invariant_violations"), 0);
+  EXPECT_EQ(f.Get("verify_refused"), 0);
+  EXPECT_EQ(f.Get("cert_learn_refusals"), 0);
+}
+
 }  // namespace
 }  // namespace ndo::mesh::sim

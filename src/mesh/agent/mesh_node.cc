@@ -47,6 +47,7 @@
 #include "mesh/security/tls_context.h"
 #include "mesh/work/work_messages.h"
 #include "mesh/agent/work_service.h"
+#include "mesh/agent/record_keys_store.h"
 #include "mesh/membership/scan_policy.h"
 #include "base/log.h"
 #include "store/store.h"
@@ -140,6 +141,7 @@ class Node {
   // Distributed scans (mesh/agent/work_service.h).
   Status SetUpWork();
   MeshView WorkView() const;
+  void LearnPeerCertificate(const PeerIdentity& peer);
   void WorkTick(Time now);
   void OnWorkStream(const FrameStreamPtr& stream, std::string_view body);
   void SendWork(const std::string& address, const WorkMessage& message, WorkEnv::ReplyHandler on_reply);
@@ -176,6 +178,9 @@ class Node {
   std::unique_ptr<StreamTransport> streams_;
   std::unique_ptr<StreamAcceptLoop<local_stream>> control_;
   std::unique_ptr<Store> store_;
+  // Signs and checks scan records (a secured cluster only); between the
+  // store it writes learnt certificates to and the work service using it.
+  std::unique_ptr<CertificateKeys> record_keys_;
   std::unique_ptr<WorkService> work_;  // after the store: destroyed (engines joined) before it
   std::optional<Membership> core_;
   NodeState state_;
@@ -919,10 +924,33 @@ Status Node::SetUpWork() {
         .count();
   };
   env.broadcast = [this](std::string key, std::string payload) { core_->Broadcast(std::move(key), std::move(payload)); };
+  if (opts_.cluster) {
+    // The revocation set is consulted at every check, as at every handshake.
+    auto revoked = revoked_;
+    StoredKeysReport report;
+    auto keys = OpenRecordKeys(
+        *store_, *opts_.cluster, [revoked](const NodeId& id) { return revoked->IsRevoked(id); },
+        [this] { return UnixNow(); }, &report);
+    if (!keys.ok()) return keys.status();
+    record_keys_ = std::move(*keys);
+    Log(LogLevel::kInfo, "record keys",
+        {{"certificates", static_cast<uint64_t>(record_keys_->known())},
+         {"dropped", static_cast<uint64_t>(report.dropped)}});
+  }
   work_ = std::make_unique<WorkService>(*store_, state_.self.id, state_.self.vantage, opts_.work, std::move(env),
-                                        rng_());
+                                        rng_(), record_keys_.get());
   work_->SetPolicy(state_.self.allow);
   return work_->Load();
+}
+
+// A member's certificate, checked in the TLS handshake, seeds the record
+// keys: the records it signs then verify here without a certificate fetch.
+// Compared first, as it is known after the first stream.
+void Node::LearnPeerCertificate(const PeerIdentity& peer) {
+  if (!record_keys_ || peer.cert_pem.empty()) return;
+  if (auto known = record_keys_->Certificate(peer.node); known && *known == peer.cert_pem) return;
+  if (Status s = record_keys_->Learn(peer.cert_pem); !s.ok())
+    Log(LogLevel::kDebug, "peer certificate not kept", {{"id", peer.node.Hex()}, {"reason", s.message()}});
 }
 
 MeshView Node::WorkView() const {
@@ -957,6 +985,7 @@ void Node::OnWorkStream(const FrameStreamPtr& stream, std::string_view body) {
   auto message = DecodeWorkMessage(body);
   if (!message.ok()) return DropStream(stream, "work message: " + message.status().message());
   std::string vantage;
+  bool is_operator = false;  // an unsecured mesh has no roles: the lesser one
   if (opts_.cluster) {
     if (message->sender != stream->authenticated_peer())
       return DropStream(stream, "work message in the name of " + message->sender.Hex() + " from node " +
@@ -964,13 +993,15 @@ void Node::OnWorkStream(const FrameStreamPtr& stream, std::string_view body) {
     // The vantage a member may ask work for is the one its certificate
     // binds, never what it says of itself.
     vantage = stream->peer_identity().vantage;
+    is_operator = stream->peer_identity().role == NodeRole::kOperator;
+    LearnPeerCertificate(stream->peer_identity());
   }
   // Without one (an unsecured mesh, or a certificate made before vantages
   // were bound): the one its membership record names.
   if (vantage.empty())
     if (const Member* m = core_->Find(message->sender); m && m->info) vantage = m->info->vantage;
   work_->Tick(Now(), WorkView());
-  work_->OnMessage(*message, vantage, [this, stream](WorkMessage reply) {
+  work_->OnMessage(*message, SignerInfo{is_operator, vantage}, [this, stream](WorkMessage reply) {
     auto bytes = EncodeWorkMessage(reply);
     if (!bytes.ok()) {
       Log(LogLevel::kError, "cannot encode work reply", {{"reason", bytes.status().message()}});

@@ -18,8 +18,11 @@ Status WorkService::StoreShelf::Keep(const ScanState& state, std::string_view va
 }
 
 WorkService::WorkService(Store& store, NodeId self, std::string vantage, WorkConfig config, WorkEnv env,
-                         uint64_t seed)
-    : store_(store), env_(std::move(env)), shelf_(store), core_(self, std::move(vantage), config, seed, shelf_) {
+                         uint64_t seed, RecordKeys* keys)
+    : store_(store),
+      env_(std::move(env)),
+      shelf_(store),
+      core_(self, std::move(vantage), config, seed, shelf_, keys) {
   auto post = env_.post;
   host_ = std::make_unique<ScanHost>(store_, [post](std::function<void()> fn) { post(std::move(fn)); });
 }
@@ -70,9 +73,11 @@ Time WorkService::NextWakeup() const {
   return Clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, at - wall));
 }
 
-void WorkService::OnMessage(const WorkMessage& message, const std::string& peer_vantage,
+void WorkService::OnMessage(const WorkMessage& message, const SignerInfo& peer,
                             const std::function<void(WorkMessage)>& reply) {
-  WorkMessage answer = core_.OnMessage(message, peer_vantage, WallMs());
+  // The core takes the peer's vantage; its role too once the core has
+  // signed records (WorkCore::OnMessage(message, SignerInfo, now)).
+  WorkMessage answer = core_.OnMessage(message, peer.vantage, WallMs());
   // A bundle acknowledged is in the store already (the shelf); the state
   // change that a grant or renewal made is saved with the debounce: the
   // coordinator's successor learns leases from their holders anyway.

@@ -51,7 +51,10 @@ struct WorkStatus {
 
 class WorkService {
  public:
-  WorkService(Store& store, NodeId self, std::string vantage, WorkConfig config, WorkEnv env, uint64_t seed);
+  // `keys`: the mesh's keys for the core (mesh/work/record_keys.h; a
+  // secured mesh; not owned, must outlive this); nullptr in an insecure one.
+  WorkService(Store& store, NodeId self, std::string vantage, WorkConfig config, WorkEnv env, uint64_t seed,
+              RecordKeys* keys = nullptr);
   ~WorkService();  // saves what is unsaved, stops and joins the engines
 
   // This node's scan policy, for its worker, its coordinator's grants to
@@ -68,7 +71,12 @@ class WorkService {
   // cluster), whose vantage is `peer_vantage` ("" if unknown); `reply`
   // carries the answer.
   void OnMessage(const WorkMessage& message, const std::string& peer_vantage,
-                 const std::function<void(WorkMessage)>& reply);
+                 const std::function<void(WorkMessage)>& reply) {
+    OnMessage(message, SignerInfo{false, peer_vantage}, reply);
+  }
+  // The same, with what the peer's certificate says of it (role and
+  // vantage; an unsecured mesh: scanner, and the vantage of its record).
+  void OnMessage(const WorkMessage& message, const SignerInfo& peer, const std::function<void(WorkMessage)>& reply);
   // A payload that rode the gossip (any kind; those not ours are ignored).
   void OnPayload(std::string_view payload);
 

@@ -46,6 +46,10 @@ struct PeerIdentity {
   NodeId node;
   NodeRole role = NodeRole::kScanner;
   std::string vantage;
+  // The certificate itself (PEM), as checked: the daemon hands it to its
+  // record keys, so that the signatures of members it talks to verify
+  // without a certificate fetch.
+  std::string cert_pem;
 };
 
 }  // namespace ndo::mesh

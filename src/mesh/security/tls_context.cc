@@ -112,7 +112,7 @@ Result<PeerIdentity> AuthenticatePeer(SSL* ssl, const ClusterMaterial& m, const 
   if (revoked.IsRevoked(info->serial_hex, info->node))
     return Status::InvalidArgument("node " + info->node.Hex() + " is revoked (certificate serial " + info->serial_hex +
                                    ")");
-  return PeerIdentity{info->node, info->role, std::move(info->vantage)};
+  return PeerIdentity{info->node, info->role, std::move(info->vantage), std::move(*pem)};
 }
 
 Result<std::string> AuthenticateEnrolServer(SSL* ssl, std::string_view ca_hash, int64_t now_unix) {
