@@ -286,6 +286,21 @@ TEST_F(MeshHostile, AForgedBundleForAShardNotLeasedIsRefused) {
   ExpectNoNodeChanged();
 }
 
+TEST_F(MeshHostile, AForgedBundleWithALeaseForgedInItsOwnNameIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(StartMeshAndScan());
+  // The same, by a member that forges the lease too: in the put, and in the
+  // pushed state (held by itself, of the latest epoch, a counter above
+  // the coordinator's), so that "the signer held the lease" would hold of
+  // the lease it brought. Leases are the coordinator's to grant: one that
+  // a member brings for itself proves nothing.
+  auto r = Helper("forge-bundle", B(), {"--scan", scan_, "--vantage", "internet", "--forge-lease"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(r.replies["put"].first, "refused") << r.Describe();
+  EXPECT_TRUE(WaitFor([&] { return Logged(B(), {"did not hold the lease"}); }, 10s))
+      << "b did not log the refusal of the done record:\n" << LogSince(B());
+  ExpectNoNodeChanged();
+}
+
 TEST_F(MeshHostile, ADoneRecordInAnotherNodesNameIsRefused) {
   ASSERT_NO_FATAL_FAILURE(StartMeshAndScan());
   // The dmz shard that is done, in the name of the node that held its

@@ -13,7 +13,8 @@
 //   pause | stop   a known scan's control register set to paused/stopped,
 //                  stamped and signed by itself
 //   forge-bundle   a kBundlePut and a done record for a shard it did not
-//                  lease, signed by itself
+//                  lease, signed by itself (--forge-lease: with a lease of
+//                  the shard forged in its name, in the put and the state)
 //   impersonate    a done record (and its bundle) naming another node as
 //                  signer, the signature by its own key
 //   other-vantage  a done record (and its bundle), correctly signed by
@@ -79,13 +80,14 @@ struct Args {
   // -1: the attack picks one (a shard done for impersonate, one not done
   // for forge-bundle and other-vantage) and prints which.
   int64_t shard = -1;
+  bool forge_lease = false;  // --forge-lease
 };
 
 [[noreturn]] void Usage(const std::string& why) {
   std::fprintf(stderr,
                "hostile_member: %s\n"
                "usage: hostile_member ATTACK --data-dir DIR --target IP:PORT [--scan ID] [--vantage V]\n"
-               "                      [--shard K] [--as NODE_ID] [--targets LIST] [--ports LIST]\n"
+               "                      [--shard K] [--as NODE_ID] [--forge-lease] [--targets LIST] [--ports LIST]\n"
                "ATTACK: submit pause stop forge-bundle impersonate other-vantage claim-vantage digests\n",
                why.c_str());
   std::exit(2);
@@ -97,6 +99,11 @@ Args ParseArgs(int argc, char** argv) {
   a.attack = argv[1];
   for (int i = 2; i < argc; i += 2) {
     std::string flag = argv[i];
+    if (flag == "--forge-lease") {
+      a.forge_lease = true;
+      --i;
+      continue;
+    }
     if (i + 1 >= argc) Usage(flag + " needs a value");
     std::string value = argv[i + 1];
     if (flag == "--data-dir") a.data_dir = value;
@@ -243,25 +250,23 @@ void SignControl(const Member& me, ScanState& s) {
 #endif
 }
 
-// A done record of (vantage, shard) naming `signer`, with the lease the
-// shard has in `s` (so that only the check under test can refuse it), the
-// signature by the member's own key.
+// A done record of (vantage, shard) naming `signer` and `lease` (the lease
+// the shard has, so that only the check under test refuses it, or one
+// forged), the signature by the member's own key.
 ShardDone ForgedDone(const Member& me, const ScanState& s, const std::string& vantage, uint32_t shard,
-                     const NodeId& signer, const std::string& bundle, uint64_t results) {
+                     const NodeId& signer, const ShardLease& lease, const std::string& bundle, uint64_t results) {
   ShardDone d;
   d.done = true;
   d.results = results;
   d.digest = BundleDigest(bundle);
   d.holders = {signer};
 #if NDO_HOSTILE_SIGNS
-  size_t v = *VantageIndex(s, vantage);
-  const ShardLease& lease = s.pools[v][shard].lease;
   d.signer = signer;
   d.lease_epoch = lease.epoch;
   d.lease_counter = lease.counter;
   d.signature = Sign(me.key_pem(), DoneSigningBytes(s.id, vantage, shard, d));
 #else
-  (void)me, (void)s, (void)vantage, (void)shard;
+  (void)me, (void)s, (void)vantage, (void)shard, (void)lease;
 #endif
   return d;
 }
@@ -285,15 +290,32 @@ std::string ForgedBundle(const Digest& above) {
   }
 }
 
+// A replica put as the scanner of the shard sends it: with its signed done
+// claim (no holders) and the lease it says it held.
 WorkMessage BundlePut(const Member& me, const ScanState& s, const std::string& vantage, uint32_t shard,
-                      const std::string& bundle, const ShardDone& claim) {
+                      const std::string& bundle, const ShardDone& claim, const ShardLease& lease) {
   WorkMessage put = me.Base(WorkKind::kBundlePut);
   put.scan = s.id;
   put.vantage = vantage;
   put.shard = shard;
   put.bundle = bundle;
-  (void)claim;  // TODO(part S): the signed done claim the put carries
+#if NDO_HOSTILE_SIGNS
+  put.done = claim;
+  put.done.holders.clear();
+  put.lease = lease;
+#else
+  (void)claim, (void)lease;
+#endif
   return put;
+}
+
+// The highest coordinator epoch the state shows: a forged lease of it
+// looks like one the current coordinator granted.
+uint64_t LatestEpoch(const ScanState& s) {
+  uint64_t epoch = 0;
+  for (const auto& pool : s.pools)
+    for (const auto& sh : pool) epoch = std::max(epoch, sh.lease.epoch);
+  return epoch;
 }
 
 int Run(const Args& a) {
@@ -401,9 +423,16 @@ int Run(const Args& a) {
       signer = a.as.empty() ? shard.lease.holder : NodeId::FromHex(a.as);
       if (signer.empty()) Usage("impersonate: no --as and the shard was never leased");
     }
+    // --forge-lease: the lease is forged too, in the put and in the pushed
+    // state: held by the member, of the latest epoch, a counter above any.
+    ShardLease lease = shard.lease;
+    if (a.forge_lease) {
+      lease = ShardLease{me.id(), LatestEpoch(s), shard.lease.counter + (1u << 20), WallMs() + 30000};
+      shard.lease = lease;
+    }
     std::string bundle = ForgedBundle(shard.done.digest);
-    ShardDone done = ForgedDone(me, s, a.vantage, k, signer, bundle, 1);
-    bool ok = me.Send("put", BundlePut(me, s, a.vantage, k, bundle, done));
+    ShardDone done = ForgedDone(me, s, a.vantage, k, signer, lease, bundle, 1);
+    bool ok = me.Send("put", BundlePut(me, s, a.vantage, k, bundle, done, lease));
     shard.done = done;
     ok = me.Push("push", s) && ok;
     return ok ? 0 : 1;
@@ -420,9 +449,7 @@ int Run(const Args& a) {
     if (!a.scan.empty()) {
       ScanState s = need_state();
       if (auto v = VantageIndex(s, a.vantage)) {
-        uint64_t epoch = 0;
-        for (const auto& pool : s.pools)
-          for (const auto& sh : pool) epoch = std::max(epoch, sh.lease.epoch);
+        uint64_t epoch = LatestEpoch(s);
         req.epoch = epoch;
         for (uint32_t k = 0; k < s.pools[*v].size() && req.held.size() < kMaxHeldLeases; ++k) {
           if (s.pools[*v][k].done.done) continue;
