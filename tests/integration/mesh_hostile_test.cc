@@ -248,7 +248,7 @@ TEST_F(MeshHostile, AScannerSubmittingAScanIsRefused) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.out, m, std::regex("scan ([0-9a-f]{16})"))) << r.out;
   std::string forged = m[1];
-  EXPECT_TRUE(WaitFor([&] { return Logged(B(), {"scan state refused", forged}); }, 10s))
+  EXPECT_TRUE(WaitFor([&] { return Logged(B(), {"scan state refused"}); }, 10s))
       << "b did not log the refusal:\n" << LogSince(B());
   ExpectNoNodeChanged();
   for (Node& n : nodes_) EXPECT_EQ(Digests(n).find(forged), std::string::npos) << n.name << " holds the scan";
@@ -305,12 +305,17 @@ TEST_F(MeshHostile, ADoneRecordInAnotherNodesNameIsRefused) {
   ASSERT_NO_FATAL_FAILURE(StartMeshAndScan());
   // The dmz shard that is done, in the name of the node that held its
   // lease, with that lease: only the signature (h's key, not that node's)
-  // is wrong.
-  auto r = Helper("impersonate", B(), {"--scan", scan_, "--vantage", "dmz"});
-  ASSERT_EQ(r.exit_code, 0) << r.Describe();
-  EXPECT_EQ(r.replies["put"].first, "refused") << r.Describe();
-  EXPECT_TRUE(WaitFor([&] { return Logged(B(), {"signature"}); }, 10s))
-      << "b did not log the refusal of the done record:\n" << LogSince(B());
+  // is wrong. Sent to a and to b: one of them is the node named, which
+  // knows its own certificate whatever the other has learnt, so at least
+  // one checks the signature itself (the other may still lack the named
+  // node's certificate and set the record aside for that).
+  for (Node* target : {&A(), &B()}) {
+    auto r = Helper("impersonate", *target, {"--scan", scan_, "--vantage", "dmz"});
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    EXPECT_EQ(r.replies["put"].first, "refused") << target->name << ": " << r.Describe();
+  }
+  EXPECT_TRUE(WaitFor([&] { return Logged(A(), {"bad signature"}) || Logged(B(), {"bad signature"}); }, 10s))
+      << "neither a nor b logged the bad signature:\n" << LogSince(A()) << "\n" << LogSince(B());
   ExpectNoNodeChanged();
 }
 
