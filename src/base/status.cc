@@ -12,6 +12,7 @@ std::string Status::ToString() const {
     case Code::kOutOfScope: kind = "out of scope"; break;
     case Code::kCorruption: kind = "corruption"; break;
     case Code::kUnavailable: kind = "unavailable"; break;
+    case Code::kPermissionDenied: kind = "permission denied"; break;
   }
   return std::string(kind) + ": " + message_;
 }

@@ -11,7 +11,8 @@ namespace ndo {
 
 class Status {
  public:
-  enum class Code { kOk = 0, kInvalidArgument, kNotFound, kIoError, kOutOfScope, kCorruption, kUnavailable };
+  enum class Code { kOk = 0, kInvalidArgument, kNotFound, kIoError, kOutOfScope, kCorruption, kUnavailable,
+              kPermissionDenied };
 
   Status() = default;
   static Status Ok() { return Status(); }
@@ -21,6 +22,8 @@ class Status {
   static Status OutOfScope(std::string msg) { return Status(Code::kOutOfScope, std::move(msg)); }
   static Status Corruption(std::string msg) { return Status(Code::kCorruption, std::move(msg)); }
   static Status Unavailable(std::string msg) { return Status(Code::kUnavailable, std::move(msg)); }
+  // Not allowed to whoever asked or signed (a role, a revoked certificate).
+  static Status PermissionDenied(std::string msg) { return Status(Code::kPermissionDenied, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -663,11 +663,10 @@ TEST(PoolStateCodec, RefusesBadVantagesInTheDefinition) {
   EXPECT_EQ(refused([](schema::ScanDefinition::Builder d) { d.initSpec(5); }), Status::Code::kCorruption);
 }
 
-// The state's size bound (kMaxScanShards): the per-shard worst case that
-// NewScanState assumes is what the encoder writes.
 // The state's size bound (kMaxScanShards): NewScanState assumes a shard
-// takes at most 400 bytes encoded (368 and far pointers' landing pads where
-// the message spans segments) and keeps 4 KiB and some for the rest.
+// takes at most 520 bytes encoded (472 done and signed, and far pointers'
+// landing pads where the message spans segments) and keeps 4 KiB and some
+// for the rest.
 TEST(PoolStateCodec, AFullyDoneStateFitsTheAssumedSize) {
   std::vector<NodeId> holders;
   for (uint64_t i = 0; i < kMaxShardHolders; ++i) holders.push_back(Node(i + 1));
@@ -677,8 +676,13 @@ TEST(PoolStateCodec, AFullyDoneStateFitsTheAssumedSize) {
       for (ShardState& shard : pool) {
         shard.lease = ShardLease{Node(1), ~0ull, ~0ull, std::numeric_limits<int64_t>::max()};
         shard.done = Done(9, holders);
+        shard.done.signer = Node(1);
+        shard.done.lease_epoch = shard.done.lease_counter = ~0ull;
+        shard.done.signature.assign(kRecordSignatureBytes, 's');
       }
-    EXPECT_LE(Bytes(s).size(), s.definition_bytes.size() + 2 * shards * 400 + 4096) << shards << " shards";
+    s.definition_signature.assign(kRecordSignatureBytes, 'd');
+    s.control.signature.assign(kRecordSignatureBytes, 'c');
+    EXPECT_LE(Bytes(s).size(), s.definition_bytes.size() + 2 * shards * 520 + 4096) << shards << " shards";
   }
 }
 
@@ -732,9 +736,16 @@ TEST(PoolStateDelta, EncodingIsCanonicalAndRoundTrips) {
   s.control = {ScanControl::kPaused, HlcStamp{kT0 + 5, 2, Node(3)}};
   s.pools[1][3].lease = ShardLease{Node(2), 4, 9, kT0 + 20'000};
   s.pools[0][1].done = Done(7, {Node(2), Node(5)});
-  ScanDelta d = DeltaOf(s, true, {{1, 3}, {0, 1}, {1, 3}, {5, 0}});  // unsorted, repeated, one outside
-  ASSERT_EQ(d.shards.size(), 2u);
-  EXPECT_EQ(d.shards[0].pool, 0u);
+  s.control.signature.assign(kRecordSignatureBytes, 'c');
+  s.pools[0][1].done.signature.assign(kRecordSignatureBytes, 's');
+  s.pools[0][1].done.signer = Node(2);
+  // DeltaOf sorts, dedupes and drops what lies outside the state.
+  ScanDelta two = DeltaOf(s, true, {{1, 3}, {0, 1}, {1, 3}, {5, 0}});
+  ASSERT_EQ(two.shards.size(), 2u);
+  EXPECT_EQ(two.shards[0].pool, 0u);
+  EXPECT_FALSE(EncodeScanDelta(two).ok()) << "at most kMaxDeltaShards";
+  ScanDelta d = DeltaOf(s, true, {{0, 1}, {5, 0}});
+  ASSERT_EQ(d.shards.size(), 1u);
   auto bytes = EncodeScanDelta(d);
   ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
   auto back = DecodeScanDelta(*bytes);
@@ -760,9 +771,15 @@ TEST(PoolStateDelta, TheLargestDeltaFitsAGossipPayload) {
       shard.lease = ShardLease{Node(1), ~0ull, ~0ull, std::numeric_limits<int64_t>::max()};
       shard.done = Done(9, holders);
     }
-  auto bytes = EncodeScanDelta(DeltaOf(s, true, {{0, 0}, {1, 3}}));
+  s.control.signature.assign(kRecordSignatureBytes, 'c');
+  s.pools[1][3].done.signer = Node(1);
+  s.pools[1][3].done.lease_epoch = s.pools[1][3].done.lease_counter = ~0ull;
+  s.pools[1][3].done.signature.assign(kRecordSignatureBytes, 's');
+  static_assert(kMaxDeltaShards == 1, "the delta below is the largest");
+  auto bytes = EncodeScanDelta(DeltaOf(s, true, {{1, 3}}));
   ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
   EXPECT_LE(bytes->size(), kMaxScanDeltaBytes);
+  EXPECT_LE(bytes->size() + 1, kMaxPayloadBytes) << "with the payload's tag byte";
 }
 
 TEST(PoolStateDelta, BadDeltasAreRefusedAndChangeNothing) {
@@ -770,16 +787,17 @@ TEST(PoolStateDelta, BadDeltasAreRefusedAndChangeNothing) {
   std::string before = Bytes(s);
   // Encoder: empty, too many shards, a pending shard with done fields.
   EXPECT_FALSE(EncodeScanDelta(DeltaOf(s, false, {})).ok());
-  EXPECT_FALSE(EncodeScanDelta(DeltaOf(s, false, {{0, 0}, {0, 1}, {0, 2}})).ok());
+  EXPECT_FALSE(EncodeScanDelta(DeltaOf(s, false, {{0, 0}, {0, 1}})).ok());
   ScanDelta bad = DeltaOf(s, false, {{0, 0}});
   bad.shards[0].state.done.results = 3;
   EXPECT_FALSE(EncodeScanDelta(bad).ok());
   // Decoder: garbage, unsorted shards, a control value without the flag.
   EXPECT_EQ(DecodeScanDelta("not a delta").status().code(), Status::Code::kCorruption);
-  std::string good = *EncodeScanDelta(DeltaOf(s, false, {{0, 0}, {1, 2}}));
+  std::string good = *EncodeScanDelta(DeltaOf(s, false, {{1, 2}}));
   EXPECT_EQ(DecodeScanDelta(Edited<schema::ScanDelta>(good, [](schema::ScanDelta::Builder b) {
-              b.getShards()[0].setPool(1);
-              b.getShards()[0].setShard(3);
+              auto two = b.initShards(2);  // more than kMaxDeltaShards
+              two[0].setShard(3);
+              two[1].setShard(4);
             })).status().code(),
             Status::Code::kCorruption);
   EXPECT_EQ(DecodeScanDelta(Edited<schema::ScanDelta>(good, [](schema::ScanDelta::Builder b) {
@@ -787,7 +805,7 @@ TEST(PoolStateDelta, BadDeltasAreRefusedAndChangeNothing) {
             })).status().code(),
             Status::Code::kCorruption);
   EXPECT_EQ(DecodeScanDelta(Edited<schema::ScanDelta>(good, [](schema::ScanDelta::Builder b) {
-              b.getShards()[1].setPool(kMaxScanVantages);
+              b.getShards()[0].setPool(kMaxScanVantages);
             })).status().code(),
             Status::Code::kCorruption);
   // Merge: another scan's delta, a shard outside this scan's shape.
@@ -799,6 +817,116 @@ TEST(PoolStateDelta, BadDeltasAreRefusedAndChangeNothing) {
   outside.shards.push_back({1, 4, ShardState{}});  // 4 shards a pool: 4 is outside
   EXPECT_EQ(MergeScanDelta(s, outside).code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(Bytes(s), before);
+}
+
+
+// ---------------------------------------------------------------------------
+// Signatures (record_signatures.h): carried by the codec, bounded, and
+// ordered by the joins so that every copy keeps the same signed record.
+
+ShardDone SignedDone(uint8_t digest, NodeId signer, uint64_t counter, char sig, std::vector<NodeId> holders) {
+  ShardDone d = Done(digest, std::move(holders));
+  d.signer = signer;
+  d.lease_epoch = 3;
+  d.lease_counter = counter;
+  d.signature.assign(kRecordSignatureBytes, sig);
+  return d;
+}
+
+TEST(PoolStateSignatures, SignaturesRoundTripAndUnsignedStatesKeepTheirBytes) {
+  ScanState s = NewState();
+  std::string unsigned_bytes = Bytes(s);
+  s.definition_signature.assign(kRecordSignatureBytes, 'd');
+  s.control.signature.assign(kRecordSignatureBytes, 'c');
+  s.pools[1][2].done = SignedDone(4, Node(7), 9, 's', {Node(7), Node(8)});
+  auto back = DecodeScanState(Bytes(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->definition_signature, s.definition_signature);
+  EXPECT_EQ(back->control, s.control);
+  EXPECT_EQ(back->pools[1][2], s.pools[1][2]);
+  EXPECT_EQ(Bytes(*back), Bytes(s));
+  // A state without signatures encodes as before they existed (its digest,
+  // and so anti-entropy between old and new copies, is unchanged): no
+  // pointer is set for an empty signature.
+  ScanState plain = NewState();
+  EXPECT_EQ(Bytes(plain), unsigned_bytes);
+  auto delta = DecodeScanDelta(*EncodeScanDelta(DeltaOf(s, true, {{1, 2}})));
+  ASSERT_TRUE(delta.ok()) << delta.status().ToString();
+  EXPECT_EQ(delta->control->signature, s.control.signature);
+  EXPECT_EQ(delta->shards[0].state.done, s.pools[1][2].done);
+}
+
+TEST(PoolStateSignatures, BadSignaturesAndSignedPendingShardsAreRefused) {
+  ScanState s = NewState();
+  std::string good = Bytes(s);
+  for (size_t n : {size_t{1}, size_t{63}, size_t{65}}) {
+    std::string sig(n, 'x');
+    auto data = capnp::Data::Reader(reinterpret_cast<const kj::byte*>(sig.data()), sig.size());
+    EXPECT_EQ(DecodeScanState(Edited<schema::ScanState>(good, [&](schema::ScanState::Builder b) {
+                b.setDefinitionSig(data);
+              })).status().code(),
+              Status::Code::kCorruption) << n;
+    EXPECT_EQ(DecodeScanState(Edited<schema::ScanState>(good, [&](schema::ScanState::Builder b) {
+                b.setControlSig(data);
+              })).status().code(),
+              Status::Code::kCorruption) << n;
+    ScanState done = s;
+    done.pools[0][0].done = SignedDone(1, Node(1), 1, 's', {Node(1)});
+    EXPECT_EQ(DecodeScanState(Edited<schema::ScanState>(Bytes(done), [&](schema::ScanState::Builder b) {
+                b.getPools()[0].getShards()[0].setDoneSig(data);
+              })).status().code(),
+              Status::Code::kCorruption) << n;
+  }
+  // A pending shard carries no signer, lease or signature.
+  EXPECT_EQ(DecodeScanState(Edited<schema::ScanState>(good, [](schema::ScanState::Builder b) {
+              b.getPools()[0].getShards()[0].setSignerLo(5);
+            })).status().code(),
+            Status::Code::kCorruption);
+  EXPECT_EQ(DecodeScanState(Edited<schema::ScanState>(good, [](schema::ScanState::Builder b) {
+              b.getPools()[0].getShards()[0].setDoneLeaseCounter(5);
+            })).status().code(),
+            Status::Code::kCorruption);
+  ScanState bad = s;
+  bad.control.signature = "short";
+  EXPECT_EQ(EncodeScanState(bad).status().code(), Status::Code::kInvalidArgument);
+  // A delta without control carries no control signature.
+  std::string delta = *EncodeScanDelta(DeltaOf(s, false, {{0, 0}}));
+  EXPECT_EQ(DecodeScanDelta(Edited<schema::ScanDelta>(delta, [](schema::ScanDelta::Builder b) {
+              std::string sig(kRecordSignatureBytes, 'c');
+              b.setControlSig(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(sig.data()), sig.size()));
+            })).status().code(),
+            Status::Code::kCorruption);
+}
+
+TEST(PoolStateSignatures, JoinsOfTiedRecordsAreCommutativeAndKeepOneSignedRecordWhole) {
+  // One bundle (same digest and count) signed by two scanners: the join is
+  // the same either way round, its signed fields are one record's, and the
+  // holders are united.
+  ShardDone a = SignedDone(5, Node(1), 4, 'a', {Node(1), Node(3)});
+  ShardDone b = SignedDone(5, Node(2), 2, 'b', {Node(2)});
+  ShardDone ab = JoinDone(a, b), ba = JoinDone(b, a);
+  EXPECT_EQ(ab, ba);
+  EXPECT_EQ(ab.signer, Node(2));
+  EXPECT_EQ(ab.lease_counter, 2u);
+  EXPECT_EQ(ab.signature, b.signature);
+  EXPECT_EQ(ab.holders, (std::vector<NodeId>{Node(1), Node(2), Node(3)}));
+  // Equal but for the signature (a forged copy): still one answer.
+  ShardDone forged = a;
+  forged.signature.assign(kRecordSignatureBytes, 'z');
+  EXPECT_EQ(JoinDone(a, forged), JoinDone(forged, a));
+  // Control registers equal but for the signature, running or stopped.
+  for (ScanControl v : {ScanControl::kPaused, ScanControl::kStopped}) {
+    ControlRegister x{v, HlcStamp{kT0, 1, Node(1)}, std::string(kRecordSignatureBytes, 'x')};
+    ControlRegister y = x;
+    y.signature.assign(kRecordSignatureBytes, 'y');
+    EXPECT_EQ(JoinControl(x, y), JoinControl(y, x)) << ScanControlName(v);
+    EXPECT_EQ(JoinControl(x, y), y);
+  }
+  // A signed definition wins over the unsigned copy, either way round.
+  ScanState plain = NewState(), signed_state = NewState();
+  signed_state.definition_signature.assign(kRecordSignatureBytes, 'd');
+  EXPECT_EQ(Join(plain, signed_state).definition_signature, signed_state.definition_signature);
+  EXPECT_EQ(Join(signed_state, plain).definition_signature, signed_state.definition_signature);
 }
 
 }  // namespace

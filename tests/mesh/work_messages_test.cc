@@ -25,11 +25,20 @@ WorkMessage Full(WorkKind kind) {
   m.bundle = std::string(1000, 'b');
   m.epoch = 7;
   m.held = {{ScanId{5, 5, 5, 5, 5, 5, 5, 5}, "dmz", 3, ShardLease{NodeId{1, 2}, 6, 2, 1'800'000'000'000}}};
+  m.nodes = {NodeId{5, 6}, NodeId{7, 8}};
+  m.certs = {"-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n"};
+  m.done.done = true;
+  m.done.results = 17;
+  m.done.digest.fill(0xcd);
+  m.done.signer = NodeId{1, 2};
+  m.done.lease_epoch = 7;
+  m.done.lease_counter = 12;
+  m.done.signature = std::string(kRecordSignatureBytes, 's');
   return m;
 }
 
 TEST(WorkMessagesTest, EveryKindRoundTrips) {
-  for (uint8_t k = 1; k <= static_cast<uint8_t>(WorkKind::kBundleData); ++k) {
+  for (uint8_t k = 1; k <= static_cast<uint8_t>(WorkKind::kCertData); ++k) {
     WorkMessage m = Full(static_cast<WorkKind>(k));
     auto bytes = EncodeWorkMessage(m);
     ASSERT_TRUE(bytes.ok()) << bytes.status().message();
@@ -50,8 +59,12 @@ TEST(WorkMessagesTest, EveryKindRoundTrips) {
     EXPECT_EQ(back->bundle, m.bundle);
     EXPECT_EQ(back->epoch, m.epoch);
     EXPECT_EQ(back->held, m.held);
+    EXPECT_EQ(back->nodes, m.nodes);
+    EXPECT_EQ(back->certs, m.certs);
+    EXPECT_EQ(back->done, m.done);
   }
 }
+
 
 std::string DecodeError(WorkMessage m) {
   auto bytes = EncodeWorkMessage(m);
@@ -110,6 +123,30 @@ TEST(WorkMessagesTest, HostileBytesAreRefusedNeverACrash) {
   WorkMessage unknown = m;
   unknown.kind = static_cast<WorkKind>(99);
   EXPECT_NE(DecodeError(unknown), "");
+}
+
+TEST(WorkMessagesTest, CertificatesAndDoneClaimsAreBounded) {
+  WorkMessage m = Full(WorkKind::kCertFetch);
+  m.nodes.assign(kMaxCertFetchNodes + 1, NodeId{1, 1});
+  EXPECT_NE(DecodeError(m), "");
+  m = Full(WorkKind::kCertFetch);
+  m.nodes.clear();
+  EXPECT_EQ(DecodeError(m), "cert-fetch of no node");
+  m = Full(WorkKind::kCertFetch);
+  m.nodes = {NodeId{}};
+  EXPECT_EQ(DecodeError(m), "certificate asked of an empty node id");
+  m = Full(WorkKind::kCertData);
+  m.certs = {std::string(kMaxCertPemBytes + 1, 'c')};
+  EXPECT_NE(DecodeError(m), "");
+  m = Full(WorkKind::kBundlePut);
+  m.done.signature = "short";
+  EXPECT_NE(DecodeError(m), "");
+  // No claim: none comes back (an insecure mesh's put).
+  m = Full(WorkKind::kBundlePut);
+  m.done = {};
+  auto back = DecodeWorkMessage(*EncodeWorkMessage(m));
+  ASSERT_TRUE(back.ok());
+  EXPECT_FALSE(back->done.done);
 }
 
 }  // namespace

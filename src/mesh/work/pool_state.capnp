@@ -53,7 +53,16 @@ struct ShardState {
   done @5 :Bool;
   results @6 :UInt64;
   digest @7 :Data;               # 32 bytes when done, empty otherwise
-  holders @8 :List(ShardNode);   # sorted, unique
+  holders @8 :List(ShardNode);   # sorted, unique; not signed
+  # Who declared it done, with the lease it held then, and its Ed25519
+  # signature (mesh/work/record_signatures.h DoneSigningBytes): all zero or
+  # empty when not done, and in an insecure mesh. The signature is exactly
+  # 64 bytes or absent.
+  signerHi @9 :UInt64;
+  signerLo @10 :UInt64;
+  doneLeaseEpoch @11 :UInt64;
+  doneLeaseCounter @12 :UInt64;
+  doneSig @13 :Data;
 }
 
 struct Pool {
@@ -71,6 +80,11 @@ struct ScanState {
   control @2 :Control;
   controlStamp @3 :HlcStamp;
   pools @4 :List(Pool);          # one per vantage, in the definition's order
+  # Ed25519 signatures (mesh/work/record_signatures.h), 64 bytes or absent
+  # (an insecure mesh): of the definition by its submitter, of the control
+  # register by its stamp's node.
+  definitionSig @5 :Data;
+  controlSig @6 :Data;
 }
 
 # A small part of one scan's state, piggybacked on gossip (mesh/work/pool_state.h
@@ -82,6 +96,7 @@ struct ScanDelta {
   control @2 :ScanState.Control;
   controlStamp @3 :HlcStamp;
   shards @4 :List(ShardDelta);   # sorted by (pool, shard), unique
+  controlSig @5 :Data;           # as ScanState.controlSig; absent without control
 }
 
 struct ShardDelta {

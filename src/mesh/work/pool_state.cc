@@ -17,15 +17,16 @@ namespace {
 // member's own vantage is shorter still (kMaxVantageBytes).
 constexpr size_t kMaxDefinitionVantageBytes = 64;
 
-// The most one shard can take in an encoded state: its struct (7 data words,
-// 2 pointers), a 32-byte digest, a list of kMaxShardHolders holders (a tag
-// word, 2 words each), and, where the digest or the list landed in another
-// segment of the message, a far pointer's landing pad (up to 2 words) for
-// each. A unit test checks this against the encoder.
-constexpr size_t kWorstShardBytes = 8 * (9 + 4 + 1 + 2 * kMaxShardHolders + 2 * 2);
+// The most one shard can take in an encoded state: its struct (11 data words,
+// 3 pointers), a 32-byte digest, a 64-byte signature, a list of
+// kMaxShardHolders holders (a tag word, 2 words each), and, where the
+// digest, the signature or the list landed in another segment of the
+// message, a far pointer's landing pad (up to 2 words) for each. A unit
+// test checks this against the encoder.
+constexpr size_t kWorstShardBytes = 8 * (14 + 4 + 8 + 1 + 2 * kMaxShardHolders + 3 * 2);
 // The rest: the root, the id, the control stamp, and per pool a pointer and
 // a list tag.
-constexpr size_t kStateOverheadBytes = 4096 + 16 * kMaxScanVantages;
+constexpr size_t kStateOverheadBytes = 4096 + 16 * kMaxScanVantages + 2 * (kRecordSignatureBytes + 16);
 static_assert(kMaxScanShards * kWorstShardBytes + kStateOverheadBytes < kMaxScanStateBytes);
 
 Digest Sha256(std::string_view data) {
@@ -93,6 +94,17 @@ std::string DefinitionProblem(const ScanDefinition& def) {
   return "";
 }
 
+bool SignatureSizeOk(std::string_view sig) { return sig.empty() || sig.size() == kRecordSignatureBytes; }
+
+std::string SignatureProblem(std::string_view sig, const char* what) {
+  if (SignatureSizeOk(sig)) return "";
+  return std::string(what) + " signature of " + std::to_string(sig.size()) + " bytes (" +
+         std::to_string(kRecordSignatureBytes) + " or none)";
+}
+
+capnp::Data::Reader AsData(std::string_view b) { return {reinterpret_cast<const kj::byte*>(b.data()), b.size()}; }
+std::string FromData(capnp::Data::Reader d) { return std::string(reinterpret_cast<const char*>(d.begin()), d.size()); }
+
 // What is wrong with one shard's record, or "". A record that is not done
 // carries nothing of done (so two copies of a pending shard are equal).
 std::string ShardProblem(const ShardState& s) {
@@ -104,6 +116,10 @@ std::string ShardProblem(const ShardState& s) {
   }
   if (!s.done.done && (s.done.results != 0 || s.done.digest != Digest{} || !h.empty()))
     return "a shard not done carries a result count, digest or holders";
+  if (!s.done.done && (!s.done.signer.empty() || s.done.lease_epoch != 0 || s.done.lease_counter != 0 ||
+                       !s.done.signature.empty()))
+    return "a shard not done carries a signer, lease or signature";
+  if (!SignatureSizeOk(s.done.signature)) return "done record signature of " + std::to_string(s.done.signature.size()) + " bytes";
   return "";
 }
 
@@ -115,8 +131,8 @@ std::string ShardProblem(const ShardState& s) {
 bool ControlBelow(const ControlRegister& a, const ControlRegister& b) {
   bool sa = a.value == ScanControl::kStopped, sb = b.value == ScanControl::kStopped;
   if (sa != sb) return sb;
-  if (sa) return b.stamp < a.stamp;
-  return std::tie(a.stamp, a.value) < std::tie(b.stamp, b.value);
+  if (sa) return a.stamp != b.stamp ? b.stamp < a.stamp : a.signature < b.signature;
+  return std::tie(a.stamp, a.value, a.signature) < std::tie(b.stamp, b.value, b.signature);
 }
 
 template <typename T>
@@ -154,6 +170,13 @@ void SetShard(schema::ShardState::Builder out, const ShardState& in) {
     holders[i].setIdHi(in.done.holders[i].hi);
     holders[i].setIdLo(in.done.holders[i].lo);
   }
+  out.setSignerHi(in.done.signer.hi);
+  out.setSignerLo(in.done.signer.lo);
+  out.setDoneLeaseEpoch(in.done.lease_epoch);
+  out.setDoneLeaseCounter(in.done.lease_counter);
+  // Unset when empty: a record of an insecure mesh (or from before
+  // signatures) keeps its bytes, and its state its digest.
+  if (!in.done.signature.empty()) out.setDoneSig(AsData(in.done.signature));
 }
 
 Status GetShard(schema::ShardState::Reader in, ShardState& out) {
@@ -168,6 +191,14 @@ Status GetShard(schema::ShardState::Reader in, ShardState& out) {
   if (holders.size() > kMaxShardHolders)
     return Status::Corruption("more than " + std::to_string(kMaxShardHolders) + " holders of a shard");
   for (auto h : holders) out.done.holders.push_back(NodeId{h.getIdHi(), h.getIdLo()});
+  out.done.signer = NodeId{in.getSignerHi(), in.getSignerLo()};
+  out.done.lease_epoch = in.getDoneLeaseEpoch();
+  out.done.lease_counter = in.getDoneLeaseCounter();
+  auto sig = in.getDoneSig();
+  // Checked before it is copied: the size bounds what is read.
+  if (!SignatureSizeOk({reinterpret_cast<const char*>(sig.begin()), sig.size()}))
+    return Status::Corruption(SignatureProblem({reinterpret_cast<const char*>(sig.begin()), sig.size()}, "done record"));
+  out.done.signature = FromData(sig);
   if (std::string problem = ShardProblem(out); !problem.empty()) return Status::Corruption(problem);
   return Status::Ok();
 }
@@ -349,14 +380,22 @@ ShardLease JoinLease(const ShardLease& a, const ShardLease& b) {
 
 ShardDone JoinDone(const ShardDone& a, const ShardDone& b) {
   if (a.done != b.done) return a.done ? a : b;
-  auto key = [](const ShardDone& d) { return std::tie(d.digest, d.results, d.holders); };
+  auto key = [](const ShardDone& d) {
+    return std::tie(d.digest, d.results, d.holders, d.signer, d.lease_epoch, d.lease_counter, d.signature);
+  };
   // Not done: both are empty in any valid state; the order is total anyway.
   if (!a.done || a.digest != b.digest) return key(a) < key(b) ? b : a;
   // One bundle declared done by different holders: they all hold it. The
-  // kMaxShardHolders smallest ids of the union is itself a join.
-  ShardDone out = a;
-  out.results = std::max(a.results, b.results);  // equal for equal digests, unless a copy is broken
-  out.holders.insert(out.holders.end(), b.holders.begin(), b.holders.end());
+  // kMaxShardHolders smallest ids of the union is itself a join. The signed
+  // fields come whole from one record (the larger result count, equal for
+  // equal digests unless a copy is broken, then the signer, lease and
+  // signature), never mixed, so the join verifies as that record did.
+  auto signed_key = [](const ShardDone& d) {
+    return std::tie(d.results, d.signer, d.lease_epoch, d.lease_counter, d.signature);
+  };
+  ShardDone out = signed_key(a) < signed_key(b) ? b : a;
+  const ShardDone& other = signed_key(a) < signed_key(b) ? a : b;
+  out.holders.insert(out.holders.end(), other.holders.begin(), other.holders.end());
   std::sort(out.holders.begin(), out.holders.end());
   out.holders.erase(std::unique(out.holders.begin(), out.holders.end()), out.holders.end());
   if (out.holders.size() > kMaxShardHolders) out.holders.resize(kMaxShardHolders);
@@ -376,6 +415,10 @@ Status MergeScanState(ScanState& into, const ScanState& other, bool* changed,
   for (size_t v = 0; same_shape && v < into.pools.size(); ++v) same_shape = into.pools[v].size() == other.pools[v].size();
   if (!same_shape) return Status::InvalidArgument("scan " + ScanIdToHex(into.id) + ": pools of different shapes");
   bool any = Assign(into.control, JoinControl(into.control, other.control));
+  // One definition has one valid signature (Ed25519 is deterministic): the
+  // larger bytes win, so a signed copy wins over an unsigned one. A bad one
+  // is the work core's to screen out before it merges.
+  any |= Assign(into.definition_signature, std::max(into.definition_signature, other.definition_signature));
   for (size_t v = 0; v < into.pools.size(); ++v) {
     for (size_t k = 0; k < into.pools[v].size(); ++k) {
       ShardState& mine = into.pools[v][k];
@@ -402,6 +445,8 @@ Result<std::string> EncodeScanState(const ScanState& s) {
     for (const ShardState& shard : pool)
       if (std::string problem = ShardProblem(shard); !problem.empty()) return Status::InvalidArgument(problem);
   }
+  for (auto [sig, what] : {std::pair{&s.definition_signature, "definition"}, {&s.control.signature, "control"}})
+    if (std::string problem = SignatureProblem(*sig, what); !problem.empty()) return Status::InvalidArgument(problem);
   // Every field in one fixed order, lists in the state's own order, and
   // nothing optional left to chance (a pending shard's digest stays unset):
   // equal states, equal bytes.
@@ -416,6 +461,8 @@ Result<std::string> EncodeScanState(const ScanState& s) {
       auto shards = pools[v].initShards(static_cast<unsigned>(s.pools[v].size()));
       for (unsigned k = 0; k < s.pools[v].size(); ++k) SetShard(shards[k], s.pools[v][k]);
     }
+    if (!s.definition_signature.empty()) b.setDefinitionSig(AsData(s.definition_signature));
+    if (!s.control.signature.empty()) b.setControlSig(AsData(s.control.signature));
     return Status::Ok();
   });
 }
@@ -438,6 +485,12 @@ Result<ScanState> DecodeScanState(std::string_view bytes) {
     if (control > static_cast<uint16_t>(ScanControl::kStopped)) return Status::Corruption("unknown scan control value");
     s.control.value = static_cast<ScanControl>(control);
     s.control.stamp = GetStamp(r.getControlStamp());
+    for (auto [data, out, what] : {std::tuple{r.getDefinitionSig(), &s.definition_signature, "definition"},
+                                   {r.getControlSig(), &s.control.signature, "control"}}) {
+      std::string_view view(reinterpret_cast<const char*>(data.begin()), data.size());
+      if (std::string problem = SignatureProblem(view, what); !problem.empty()) return Status::Corruption(problem);
+      *out = std::string(view);
+    }
 
     // Counts before contents: the definition bounds what is read (at most
     // kMaxScanShards shards), whatever the lists claim.
@@ -508,6 +561,8 @@ namespace {
 // What is wrong with a delta's shape, or "".
 std::string DeltaProblem(const ScanDelta& d) {
   if (!d.control && d.shards.empty()) return "empty scan delta";
+  if (d.control)
+    if (std::string problem = SignatureProblem(d.control->signature, "control"); !problem.empty()) return problem;
   if (d.shards.size() > kMaxDeltaShards)
     return "scan delta of " + std::to_string(d.shards.size()) + " shards (at most " + std::to_string(kMaxDeltaShards) + ")";
   for (size_t i = 0; i < d.shards.size(); ++i) {
@@ -530,6 +585,7 @@ Result<std::string> EncodeScanDelta(const ScanDelta& d) {
       b.setHasControl(true);
       b.setControl(static_cast<schema::ScanState::Control>(d.control->value));
       SetStamp(b.initControlStamp(), d.control->stamp);
+      if (!d.control->signature.empty()) b.setControlSig(AsData(d.control->signature));
     }
     auto shards = b.initShards(static_cast<unsigned>(d.shards.size()));
     for (unsigned i = 0; i < d.shards.size(); ++i) {
@@ -548,8 +604,11 @@ Result<ScanDelta> DecodeScanDelta(std::string_view bytes) {
     if (r.getHasControl()) {
       auto control = static_cast<uint16_t>(r.getControl());
       if (control > static_cast<uint16_t>(ScanControl::kStopped)) return Status::Corruption("unknown scan control value");
-      d.control = ControlRegister{static_cast<ScanControl>(control), GetStamp(r.getControlStamp())};
-    } else if (r.hasControlStamp() || r.getControl() != schema::ScanState::Control::RUNNING) {
+      auto sig = r.getControlSig();
+      std::string_view view(reinterpret_cast<const char*>(sig.begin()), sig.size());
+      if (std::string problem = SignatureProblem(view, "control"); !problem.empty()) return Status::Corruption(problem);
+      d.control = ControlRegister{static_cast<ScanControl>(control), GetStamp(r.getControlStamp()), std::string(view)};
+    } else if (r.hasControlStamp() || r.hasControlSig() || r.getControl() != schema::ScanState::Control::RUNNING) {
       return Status::Corruption("scan delta without control carries a control value");
     }
     auto shards = r.getShards();

@@ -10,7 +10,8 @@
 //   (DecodeScanState refuses one whose id does not match);
 // * control (running, paused, stopped) is a last-writer-wins register on a
 //   hybrid logical clock stamp; stopped is final (a stopped register wins
-//   over any other, and of two stopped ones the earlier stamp);
+//   over any other, and of two stopped ones the earlier stamp) ties broken by
+//   the value, then the signature);
 // * per pool (one per vantage) and shard:
 //   - the lease (holder, coordinator epoch, counter, expiry): the higher
 //     (epoch, counter) wins, ties broken by the rest of the record, so a
@@ -19,7 +20,12 @@
 //     of the shard's result bundle and the nodes that held it when it was
 //     declared done (at least two); of two done records the larger digest
 //     wins (both bundles' results are kept by the views: they merge by
-//     result), and holders of the winning digest are united.
+//     result), and holders of the winning digest are united. Records that
+//     tie on all that (one bundle signed by two scanners) are ordered by
+//     their signed fields (results, signer, lease, signature): the winner's
+//     signed fields are kept whole, so a joined record still verifies.
+// * Signatures (a secured mesh; record_signatures.h) are data to the joins:
+//   the work core checks them before it merges (work_core.h).
 //
 // Pure: no I/O, no clock; times are handed in (wall-clock milliseconds).
 #pragma once
@@ -43,11 +49,14 @@ namespace ndo::mesh {
 inline constexpr size_t kMaxScanVantages = 64;
 inline constexpr uint32_t kMaxPoolShards = 1u << 16;
 inline constexpr size_t kMaxShardHolders = 16;
-inline constexpr size_t kMaxScanStateBytes = 32u << 20;
+// 40 MiB since done records are signed (was 32 MiB): a shard at its largest
+// takes 520 bytes now (pool_state.cc kWorstShardBytes), and a state still
+// fits one stream frame (kMaxStreamBytes) with room to spare.
+inline constexpr size_t kMaxScanStateBytes = 40u << 20;
 // Shards of all pools together (vantages x shard count): a state at its
-// largest (every shard done, kMaxShardHolders holders each, at most 400
-// bytes encoded) must still fit kMaxScanStateBytes, with room for the
-// definition.
+// largest (every shard done and signed, kMaxShardHolders holders each, at
+// most 520 bytes encoded) must still fit kMaxScanStateBytes, with room for
+// the definition.
 inline constexpr size_t kMaxScanShards = 1u << 16;
 
 // A hybrid logical clock stamp (Kulkarni et al. 2014): wall time in ms,
@@ -77,9 +86,17 @@ class HybridClock {
 enum class ScanControl : uint8_t { kRunning = 0, kPaused = 1, kStopped = 2 };
 std::string_view ScanControlName(ScanControl c);
 
+// Signatures are Ed25519 (record_signatures.h): exactly this long, or empty
+// (an insecure mesh signs nothing; states from before signatures).
+inline constexpr size_t kRecordSignatureBytes = 64;
+
 struct ControlRegister {
   ScanControl value = ScanControl::kRunning;
   HlcStamp stamp;
+  // By stamp.node, an operator, over ControlSigningBytes (record_signatures.h).
+  // Default-initialized so that registers built without one (tests,
+  // meshsim) compile without -Wmissing-field-initializers.
+  std::string signature{};
   friend bool operator==(const ControlRegister&, const ControlRegister&) = default;
 };
 
@@ -97,7 +114,15 @@ struct ShardDone {
   bool done = false;
   uint64_t results = 0;          // results in the shard's bundle
   Digest digest{};               // SHA-256 of the encoded bundle
+  // Not signed: a hint of whom to fetch the bundle from (a fetched bundle is
+  // checked against the signed digest anyway).
   std::vector<NodeId> holders;   // sorted, unique, at most kMaxShardHolders
+  // The node that scanned the shard, the lease it held when it finished,
+  // and its signature over DoneSigningBytes (record_signatures.h). All zero
+  // or empty in an insecure mesh; all zero when not done.
+  NodeId signer{};
+  uint64_t lease_epoch = 0, lease_counter = 0;
+  std::string signature{};
   friend bool operator==(const ShardDone&, const ShardDone&) = default;
 };
 
@@ -136,6 +161,9 @@ struct ScanState {
   ScanId id{};               // ScanDefinitionId(definition)
   ScanDefinition definition;
   std::string definition_bytes;  // EncodeScanDefinition(definition), kept to hash and forward unchanged
+  // By definition.submitter, an operator, over DefinitionSigningBytes
+  // (record_signatures.h); empty in an insecure mesh.
+  std::string definition_signature;
   ControlRegister control;
   // Per vantage, in the order of definition.vantages: shard_count shards.
   std::vector<std::vector<ShardState>> pools;
@@ -208,10 +236,13 @@ struct ScanDelta {
   std::vector<ShardDelta> shards;  // sorted by (pool, shard), unique
 };
 
-// Bounds: a delta fits one gossip payload (mesh/membership/messages.h kMaxPayloadBytes)
-// with a shard at its largest (kMaxShardHolders holders).
-inline constexpr size_t kMaxDeltaShards = 2;
-inline constexpr size_t kMaxScanDeltaBytes = 1024;
+// Bounds: a delta fits one gossip payload (mesh/membership/messages.h
+// kMaxPayloadBytes, after the payload's tag byte) with its control register
+// and a shard at its largest (kMaxShardHolders holders), both signed: about
+// 660 bytes. Two such shards (1,150 bytes) no longer fit since done records
+// are signed, so a delta carries one shard (the core never sent more).
+inline constexpr size_t kMaxDeltaShards = 1;
+inline constexpr size_t kMaxScanDeltaBytes = kMaxPayloadBytes - 1;
 
 // The delta of `s` that carries its control register (when `with_control`)
 // and the named shards ((pool, shard) pairs inside the state's shape; the

@@ -28,6 +28,24 @@ struct WorkHeldLease {
   lease @3 :WorkLease;
 }
 
+struct WorkNode {
+  idHi @0 :UInt64;
+  idLo @1 :UInt64;
+}
+
+# A shard's done record as its scanner signed it (mesh/work/record_signatures.h
+# DoneSigningBytes), without holders: what a bundlePut carries, so that the
+# replica is checked before it is kept.
+struct WorkDoneClaim {
+  results @0 :UInt64;
+  digest @1 :Data;                # 32 bytes
+  signerHi @2 :UInt64;
+  signerLo @3 :UInt64;
+  leaseEpoch @4 :UInt64;
+  leaseCounter @5 :UInt64;
+  signature @6 :Data;             # 64 bytes, or absent in an insecure mesh
+}
+
 struct WorkMessage {
   kind @0 :UInt8;
   senderHi @1 :UInt64;
@@ -43,4 +61,10 @@ struct WorkMessage {
   bundle @11 :Data;               # bundlePut, bundleData
   epoch @12 :UInt64;              # leaseRequest, renewRequest: the epoch the worker follows
   held @13 :List(WorkHeldLease);  # leaseRequest, renewRequest: every lease the worker holds
+  nodes @14 :List(WorkNode);      # certFetch: whose certificates are wanted
+  certs @15 :List(Data);          # certData: PEM certificates, those known of the nodes asked
+  # bundlePut: the sender's signed done claim of the shard (absent in an
+  # insecure mesh); `lease` then carries the lease it held, as the sender
+  # knows it (renewals do not ride the gossip: the receiver's copy may lag).
+  done @16 :WorkDoneClaim;
 }

@@ -31,7 +31,7 @@ ShardLease GetLease(schema::WorkLease::Reader r) {
 
 bool ValidVantage(const std::string& v) { return v.size() <= 64 && v.find('\0') == std::string::npos; }
 
-bool KnownKind(uint8_t k) { return k >= 1 && k <= static_cast<uint8_t>(WorkKind::kBundleData); }
+bool KnownKind(uint8_t k) { return k >= 1 && k <= static_cast<uint8_t>(WorkKind::kCertData); }
 
 bool NeedsShard(WorkKind k) {
   return k == WorkKind::kLeaseGrant || k == WorkKind::kRenewRequest || k == WorkKind::kRenewed ||
@@ -54,14 +54,20 @@ std::string_view WorkKindName(WorkKind k) {
     case WorkKind::kBundlePut: return "bundle-put";
     case WorkKind::kBundleFetch: return "bundle-fetch";
     case WorkKind::kBundleData: return "bundle-data";
+    case WorkKind::kCertFetch: return "cert-fetch";
+    case WorkKind::kCertData: return "cert-data";
   }
   return "unknown";
 }
 
 Result<std::string> EncodeWorkMessage(const WorkMessage& m) {
   if (m.digests.size() > kMaxSyncDigests || m.wanted.size() > kMaxSyncDigests || m.states.size() > kMaxSyncDigests ||
-      m.held.size() > kMaxHeldLeases)
+      m.held.size() > kMaxHeldLeases || m.nodes.size() > kMaxCertFetchNodes || m.certs.size() > kMaxCertFetchNodes)
     return Status::InvalidArgument("work message with too many entries");
+  for (const auto& c : m.certs)
+    if (c.size() > kMaxCertPemBytes) return Status::InvalidArgument("certificate of " + std::to_string(c.size()) + " bytes");
+  if (m.done.done && !m.done.signature.empty() && m.done.signature.size() != kRecordSignatureBytes)
+    return Status::InvalidArgument("done claim signature of " + std::to_string(m.done.signature.size()) + " bytes");
   return CapnpEncode<schema::WorkMessage>("work message", kMaxWorkMessageBytes, [&](schema::WorkMessage::Builder b) {
     b.setKind(static_cast<uint8_t>(m.kind));
     b.setSenderHi(m.sender.hi);
@@ -88,6 +94,28 @@ Result<std::string> EncodeWorkMessage(const WorkMessage& m) {
       held[i].setVantage(m.held[i].vantage);
       held[i].setShard(m.held[i].shard);
       SetLease(held[i].initLease(), m.held[i].lease);
+    }
+    // Absent when empty: the messages of an insecure mesh keep their bytes.
+    if (!m.nodes.empty()) {
+      auto nodes = b.initNodes(static_cast<unsigned>(m.nodes.size()));
+      for (size_t i = 0; i < m.nodes.size(); ++i) {
+        nodes[i].setIdHi(m.nodes[i].hi);
+        nodes[i].setIdLo(m.nodes[i].lo);
+      }
+    }
+    if (!m.certs.empty()) {
+      auto certs = b.initCerts(static_cast<unsigned>(m.certs.size()));
+      for (size_t i = 0; i < m.certs.size(); ++i) certs.set(i, AsData(m.certs[i].data(), m.certs[i].size()));
+    }
+    if (m.done.done) {
+      auto d = b.initDone();
+      d.setResults(m.done.results);
+      d.setDigest(AsData(m.done.digest.data(), m.done.digest.size()));
+      d.setSignerHi(m.done.signer.hi);
+      d.setSignerLo(m.done.signer.lo);
+      d.setLeaseEpoch(m.done.lease_epoch);
+      d.setLeaseCounter(m.done.lease_counter);
+      if (!m.done.signature.empty()) d.setSignature(AsData(m.done.signature.data(), m.done.signature.size()));
     }
     return Status::Ok();
   });
@@ -149,6 +177,33 @@ Result<WorkMessage> DecodeWorkMessage(std::string_view bytes) {
       e.lease = GetLease(h.getLease());
       if (e.lease.holder.empty()) return Status::Corruption("held lease without a holder");
       m.held.push_back(std::move(e));
+    }
+    auto nodes = r.getNodes();
+    auto certs = r.getCerts();
+    if (nodes.size() > kMaxCertFetchNodes || certs.size() > kMaxCertFetchNodes)
+      return Status::Corruption("work message with too many certificates");
+    for (auto n : nodes) {
+      NodeId id{n.getIdHi(), n.getIdLo()};
+      if (id.empty()) return Status::Corruption("certificate asked of an empty node id");
+      m.nodes.push_back(id);
+    }
+    for (auto c : certs) {
+      if (c.size() > kMaxCertPemBytes) return Status::Corruption("certificate of " + std::to_string(c.size()) + " bytes");
+      m.certs.emplace_back(reinterpret_cast<const char*>(c.begin()), c.size());
+    }
+    if (m.kind == WorkKind::kCertFetch && m.nodes.empty()) return Status::Corruption("cert-fetch of no node");
+    if (r.hasDone()) {
+      auto d = r.getDone();
+      m.done.done = true;
+      m.done.results = d.getResults();
+      if (!CopyExact(d.getDigest(), m.done.digest)) return Status::Corruption("malformed done claim digest");
+      m.done.signer = NodeId{d.getSignerHi(), d.getSignerLo()};
+      m.done.lease_epoch = d.getLeaseEpoch();
+      m.done.lease_counter = d.getLeaseCounter();
+      auto sig = d.getSignature();
+      if (sig.size() != 0 && sig.size() != kRecordSignatureBytes)
+        return Status::Corruption("done claim signature of " + std::to_string(sig.size()) + " bytes");
+      m.done.signature.assign(reinterpret_cast<const char*>(sig.begin()), sig.size());
     }
     return Status::Ok();
   });

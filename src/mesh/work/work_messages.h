@@ -13,8 +13,18 @@
 // `held` is every lease the worker holds: a coordinator that has just taken
 // office learns from it the leases its predecessor granted that it never
 // heard of (work_core.h).
-//   kBundlePut   {scan, vantage, shard, bundle} -> kAck / kRefused
+//   kBundlePut   {scan, vantage, shard, bundle, done, lease} -> kAck / kRefused
 //   kBundleFetch {scan, vantage, shard} -> kBundleData {bundle} / kRefused
+//   kCertFetch   {nodes}          -> kCertData {certs: PEM, of those known}
+//                                     / kRefused (an insecure mesh)
+//
+// In a secured mesh a bundlePut carries the sender's signed done claim of
+// the shard (`done`: done, results, digest, signer = sender, lease epoch and
+// counter, signature; no holders) and the lease it holds (`lease`): the
+// receiver checks both as it checks a done record (record_signatures.h)
+// before it keeps the bundle, whose digest must be the claim's. A node
+// that meets a record signed by a node whose certificate it lacks asks the
+// member it had the record from with a certFetch.
 //
 // The decoder is bounded and validating: a message that does not hold what
 // its kind needs is Corruption, never a crash.
@@ -35,6 +45,8 @@ namespace ndo::mesh {
 inline constexpr size_t kMaxWorkMessageBytes = kMaxStreamBytes;
 inline constexpr size_t kMaxSyncDigests = 100000;
 inline constexpr size_t kMaxHeldLeases = 256;
+inline constexpr size_t kMaxCertFetchNodes = 16;   // certFetch nodes, certData certs
+inline constexpr size_t kMaxCertPemBytes = 16384;  // one PEM certificate
 
 enum class WorkKind : uint8_t {
   kSync = 1,
@@ -49,6 +61,8 @@ enum class WorkKind : uint8_t {
   kBundlePut = 10,
   kBundleFetch = 11,
   kBundleData = 12,
+  kCertFetch = 13,
+  kCertData = 14,
 };
 std::string_view WorkKindName(WorkKind k);
 
@@ -80,6 +94,9 @@ struct WorkMessage {
   std::string bundle;                     // kBundlePut, kBundleData
   uint64_t epoch = 0;                     // kLeaseRequest, kRenewRequest
   std::vector<HeldLease> held;            // kLeaseRequest, kRenewRequest
+  std::vector<NodeId> nodes;              // kCertFetch
+  std::vector<std::string> certs;         // kCertData
+  ShardDone done;                         // kBundlePut: the signed claim (done false: none)
 };
 
 // Without the kind byte.
