@@ -237,9 +237,15 @@ class MeshHostile : public MeshProcess {
   HelperReply Attack(const std::string& attack, Node& target, const std::vector<std::string>& extra,
                      const std::vector<Node*>& targets_logging, const std::vector<std::string>& words) {
     HelperReply r;
+    std::vector<std::string> args = extra;
     for (int attempt = 0; attempt < 3; ++attempt) {
-      r = Helper(attack, target, extra);
+      r = Helper(attack, target, args);
       if (r.exit_code != 0) return r;
+      // Again at the same shard (the helper picks the first one not done,
+      // which would be the next one if the first attack got through).
+      std::smatch shard;
+      if (attempt == 0 && std::regex_search(r.out, shard, std::regex(R"re(shard \S+ (\d+))re")))
+        args.insert(args.end(), {"--shard", shard[1]});
       bool logged = WaitFor(
           [&] {
             for (Node* n : targets_logging)
