@@ -22,7 +22,8 @@
 //   claim-vantage  a kLeaseRequest (and held leases) for a vantage other
 //                  than its certificate's
 // and one that is no attack, to watch the nodes:
-//   digests        every scan state the target holds: id and SHA-256
+//   digests        every scan state the target holds: id and SHA-256, and
+//                  every done record (shard, results, digest, signer)
 //
 // It is an honest client of a hostile member: everything it sends decodes,
 // and it signs with the member's real key, so what refuses it is the
@@ -369,6 +370,15 @@ int Run(const Args& a) {
       }
       std::printf("scan %s %s control=%s\n", ScanIdToHex(s.id).c_str(), hex.c_str(),
                   std::string(ScanControlName(s.control.value)).c_str());
+      // The done records alone (a lease may change without any of them).
+      for (size_t v = 0; v < s.pools.size(); ++v)
+        for (uint32_t k = 0; k < s.pools[v].size(); ++k) {
+          const ShardDone& d = s.pools[v][k].done;
+          if (!d.done) continue;
+          std::printf("done %s %s %u results=%llu digest=%02x%02x%02x%02x signer=%s\n", ScanIdToHex(s.id).c_str(),
+                      s.definition.vantages[v].c_str(), k, static_cast<unsigned long long>(d.results), d.digest[0],
+                      d.digest[1], d.digest[2], d.digest[3], d.signer.Hex().c_str());
+        }
     }
     return 0;
   }
@@ -427,7 +437,9 @@ int Run(const Args& a) {
     // state: held by the member, of the latest epoch, a counter above any.
     ShardLease lease = shard.lease;
     if (a.forge_lease) {
-      lease = ShardLease{me.id(), LatestEpoch(s), shard.lease.counter + (1u << 20), WallMs() + 30000};
+      // Expired already: the done check does not look at expiry, and an
+      // expired lease shows nowhere (status, views) if it is merged.
+      lease = ShardLease{me.id(), LatestEpoch(s), shard.lease.counter + (1u << 20), WallMs() - 1000};
       shard.lease = lease;
     }
     std::string bundle = ForgedBundle(shard.done.digest);
