@@ -54,19 +54,11 @@
 #include "mesh/security/tls_context.h"
 #include "mesh/transport/transport.h"
 #include "mesh/work/pool_state.h"
+#include "mesh/work/record_signatures.h"
 #include "mesh/work/work_messages.h"
 #include "scan/port_list.h"
 #include "scan/target_parser.h"
 #include "store/result_bundle.h"
-
-// The signed-record formats (part S of the signed-records design): until
-// they are in the tree, records go out unsigned, as every member's did.
-#if __has_include("mesh/work/record_signatures.h")
-#include "mesh/work/record_signatures.h"
-#define NDO_HOSTILE_SIGNS 1
-#else
-#define NDO_HOSTILE_SIGNS 0
-#endif
 
 namespace ndo::mesh {
 namespace {
@@ -122,7 +114,7 @@ Args ParseArgs(int argc, char** argv) {
 }
 
 // The member's Ed25519 signature over `message`, as a member signs.
-[[maybe_unused]] std::string Sign(const std::string& key_pem, std::string_view message) {
+std::string Sign(const std::string& key_pem, std::string_view message) {
   std::string sig;
   BIO* bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
   EVP_PKEY* key = bio ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr) : nullptr;
@@ -244,11 +236,7 @@ class Member {
 // The control register of `s`, re-signed by whoever's stamp it carries
 // (the hostile member signs as itself, whatever the stamp says).
 void SignControl(const Member& me, ScanState& s) {
-#if NDO_HOSTILE_SIGNS
   s.control.signature = Sign(me.key_pem(), ControlSigningBytes(s.id, s.control));
-#else
-  (void)me, (void)s;
-#endif
 }
 
 // A done record of (vantage, shard) naming `signer` and `lease` (the lease
@@ -261,14 +249,10 @@ ShardDone ForgedDone(const Member& me, const ScanState& s, const std::string& va
   d.results = results;
   d.digest = BundleDigest(bundle);
   d.holders = {signer};
-#if NDO_HOSTILE_SIGNS
   d.signer = signer;
   d.lease_epoch = lease.epoch;
   d.lease_counter = lease.counter;
   d.signature = Sign(me.key_pem(), DoneSigningBytes(s.id, vantage, shard, d));
-#else
-  (void)me, (void)s, (void)vantage, (void)shard, (void)lease;
-#endif
   return d;
 }
 
@@ -300,13 +284,9 @@ WorkMessage BundlePut(const Member& me, const ScanState& s, const std::string& v
   put.vantage = vantage;
   put.shard = shard;
   put.bundle = bundle;
-#if NDO_HOSTILE_SIGNS
   put.done = claim;
   put.done.holders.clear();
   put.lease = lease;
-#else
-  (void)claim, (void)lease;
-#endif
   return put;
 }
 
@@ -407,9 +387,7 @@ int Run(const Args& a) {
       std::fprintf(stderr, "hostile_member: %s\n", state.status().message().c_str());
       return 1;
     }
-#if NDO_HOSTILE_SIGNS
     state->definition_signature = Sign(me.key_pem(), DefinitionSigningBytes(state->definition_bytes));
-#endif
     SignControl(me, *state);
     std::printf("scan %s\n", ScanIdToHex(state->id).c_str());
     return me.Push("push", *state) ? 0 : 1;
