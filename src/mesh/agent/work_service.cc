@@ -77,7 +77,7 @@ void WorkService::OnMessage(const WorkMessage& message, const SignerInfo& peer,
                             const std::function<void(WorkMessage)>& reply) {
   // The core takes the peer's vantage; its role too once the core has
   // signed records (WorkCore::OnMessage(message, SignerInfo, now)).
-  WorkMessage answer = core_.OnMessage(message, peer.vantage, WallMs());
+  WorkMessage answer = core_.OnMessage(message, peer, WallMs());
   // A bundle acknowledged is in the store already (the shelf); the state
   // change that a grant or renewal made is saved with the debounce: the
   // coordinator's successor learns leases from their holders anyway.
