@@ -9,6 +9,7 @@
 #include <iterator>
 #include <utility>
 
+#include "mesh/security/openssl_ptr.h"
 #include "mesh/security/pki.h"
 
 namespace ndo::mesh {
@@ -16,20 +17,10 @@ namespace {
 
 constexpr size_t kSignatureBytes = 64;  // Ed25519
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free_all(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+using openssl::BioPtr;
+using openssl::MdCtxPtr;
+using openssl::PkeyPtr;
+using openssl::X509Ptr;
 
 // Leaves this thread's OpenSSL error queue empty on every return, so no
 // stale error is blamed on a later call elsewhere (as pki.cc does).
@@ -40,9 +31,9 @@ struct ClearErrors {
 
 int NoPassphrase(char*, int, int, void*) { return 0; }
 
-std::unique_ptr<BIO, BioFree> InputBio(std::string_view pem) {
+BioPtr InputBio(std::string_view pem) {
   if (pem.size() > kMaxPemBytes) return nullptr;
-  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
 }
 
 bool IsEd25519(const EVP_PKEY* key) { return key != nullptr && EVP_PKEY_get_id(key) == EVP_PKEY_ED25519; }
@@ -61,7 +52,7 @@ Result<PkeyPtr> ReadPrivateKey(std::string_view pem) {
 Result<PkeyPtr> ReadPublicKey(std::string_view cert_pem) {
   auto bio = InputBio(cert_pem);
   if (!bio) return Status::InvalidArgument("certificate: too long");
-  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr));
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr));
   if (!cert) return Status::InvalidArgument("certificate: not a PEM certificate");
   PkeyPtr key(X509_get_pubkey(cert.get()));  // a new reference
   if (!IsEd25519(key.get())) return Status::InvalidArgument("certificate: its key is not Ed25519");

@@ -25,29 +25,24 @@
 #include <vector>
 
 #include "base/hex.h"
+#include "mesh/security/openssl_ptr.h"
 
 namespace ndo::mesh {
 namespace {
 
 // ---------------------------------------------------------------------------
-// RAII for OpenSSL objects.
+// RAII for OpenSSL objects (openssl_ptr.h, and the types only pki uses).
 
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-template <typename T, void (*Free)(T*)>
-using Ptr = std::unique_ptr<T, Deleter<T, Free>>;
+using openssl::BioPtr;
+using openssl::PkeyPtr;
+using openssl::Ptr;
+using openssl::X509Ptr;
 
-void FreeBio(BIO* b) { BIO_free_all(b); }
 void FreeGeneralNames(GENERAL_NAMES* g) { GENERAL_NAMES_free(g); }
 void FreeExtensions(STACK_OF(X509_EXTENSION) * s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
 void FreeOpenSslBytes(unsigned char* p) { OPENSSL_free(p); }
 void FreeOpenSslChars(char* p) { OPENSSL_free(p); }
 
-using BioPtr = Ptr<BIO, FreeBio>;
-using PkeyPtr = Ptr<EVP_PKEY, EVP_PKEY_free>;
-using X509Ptr = Ptr<X509, X509_free>;
 using ReqPtr = Ptr<X509_REQ, X509_REQ_free>;
 using ExtPtr = Ptr<X509_EXTENSION, X509_EXTENSION_free>;
 using ExtsPtr = Ptr<STACK_OF(X509_EXTENSION), FreeExtensions>;

@@ -8,18 +8,14 @@
 
 #include <memory>
 
+#include "mesh/security/openssl_ptr.h"
+
 namespace ndo::mesh {
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
+using openssl::BioPtr;
+using openssl::PkeyPtr;
+using openssl::X509Ptr;
 
 std::string OpenSslError(const std::string& what) {
   std::string out = what;
@@ -33,14 +29,14 @@ std::string OpenSslError(const std::string& what) {
   return out;
 }
 
-std::unique_ptr<X509, X509Free> ReadCert(std::string_view pem) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+X509Ptr ReadCert(std::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return nullptr;
-  return std::unique_ptr<X509, X509Free>(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  return X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
 }
 
 Result<std::string> ToPem(X509* cert) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return Status::IoError(OpenSslError("encoding a certificate"));
   char* data = nullptr;
   long n = BIO_get_mem_data(bio.get(), &data);
@@ -67,11 +63,11 @@ Status ConfigurePeerContext(SSL_CTX* ctx, const ClusterMaterial& m, bool server)
   auto cert = ReadCert(m.cert_pem);
   auto ca = ReadCert(m.ca_pem);
   if (!cert || !ca) return Status::InvalidArgument(OpenSslError("cannot read the node or CA certificate"));
-  std::unique_ptr<BIO, BioFree> kbio(BIO_new_mem_buf(m.key_pem.data(), static_cast<int>(m.key_pem.size())));
+  BioPtr kbio(BIO_new_mem_buf(m.key_pem.data(), static_cast<int>(m.key_pem.size())));
   // No passphrase callback: an encrypted key fails here instead of OpenSSL
   // asking for a passphrase on the agent's terminal.
   auto no_passphrase = [](char*, int, int, void*) { return -1; };
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(kbio ? PEM_read_bio_PrivateKey(kbio.get(), nullptr, no_passphrase, nullptr)
+  PkeyPtr key(kbio ? PEM_read_bio_PrivateKey(kbio.get(), nullptr, no_passphrase, nullptr)
                                                  : nullptr);
   if (!key) return Status::InvalidArgument(OpenSslError("cannot read the node key"));
   if (SSL_CTX_use_certificate(ctx, cert.get()) != 1 || SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 ||
